@@ -1,0 +1,6 @@
+// The list of `fedtune` subcommands; each lives in its own file beside this one.
+import type { CommandModule } from 'yargs';
+import type { GlobalArgs } from '../options.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs command modules differ in their own arguments
+export const commands: CommandModule<GlobalArgs, any>[] = [];
