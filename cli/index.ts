@@ -39,12 +39,19 @@ export async function main(argv: string[]): Promise<void> {
   await cli.parseAsync();
 }
 
+/** Any error with a stable string `code` (each folder defines its own error type) is a user-facing error. */
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E_[A-Z0-9_]+$/.test(code) ? code : undefined;
+}
+
 try {
   await main(hideBin(process.argv));
 } catch (error) {
-  if (error instanceof FedtuneError) {
-    process.stderr.write(`error [${error.code}]: ${error.message}\n`);
-    process.exitCode = error.exitCode;
+  const code = codeOf(error);
+  if (code !== undefined) {
+    process.stderr.write(`error [${code}]: ${(error as Error).message}\n`);
+    process.exitCode = error instanceof FedtuneError ? error.exitCode : 1;
   } else {
     process.stderr.write(
       `error [E_INTERNAL]: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
