@@ -1,10 +1,12 @@
 // Verified, resumable, parallel download of a checkpoint from one or more sources, checked chunk by chunk against its id.
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { Logger } from 'pino';
 import { CheckpointError } from './errors.ts';
 import { chunkRange, encodeManifest, parseManifest, sha256Hex, type CheckpointManifest } from './manifest.ts';
-import { writeFileAtomic } from './store.ts';
+import { syncPath, writeFileAtomic } from './store.ts';
 
 /** Where chunks can be fetched from. Sources are tried in order for each chunk; a bad answer moves on to the next. */
 export interface CheckpointSource {
@@ -88,27 +90,47 @@ export interface DownloadCheckpointResult {
 export const CHECKPOINT_FILE = 'model.safetensors';
 export const MANIFEST_FILE = 'manifest.json';
 
-async function fetchBytes(
+/**
+ * GET into memory with a timeout, an abort signal and a size limit. node:http rather than fetch: on Node 20 it reads
+ * loopback about five times faster (bench/checkpoints).
+ */
+function fetchBytes(
   url: string,
   timeoutMs: number,
   signal: AbortSignal | undefined,
   limit: number,
 ): Promise<Uint8Array> {
-  const signals = [AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])];
-  const response = await fetch(url, { signal: AbortSignal.any(signals) });
-  if (!response.ok) {
-    await response.body?.cancel();
-    throw new Error(`HTTP ${response.status}`);
-  }
-  const declared = Number(response.headers.get('content-length') ?? NaN);
-  if (declared > limit) {
-    await response.body?.cancel();
-    throw new Error(`answer of ${declared} bytes where at most ${limit} were expected`);
-  }
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  if (bytes.length > limit)
-    throw new Error(`answer of ${bytes.length} bytes where at most ${limit} were expected`);
-  return bytes;
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith('https:') ? httpsGet : httpGet;
+    const req = get(url, { signal, timeout: timeoutMs }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`HTTP ${res.statusCode}`));
+        return;
+      }
+      const declared = Number(res.headers['content-length'] ?? NaN);
+      if (declared > limit) {
+        req.destroy();
+        reject(new Error(`answer of ${declared} bytes where at most ${limit} were expected`));
+        return;
+      }
+      const parts: Buffer[] = [];
+      let received = 0;
+      res.on('data', (part: Buffer) => {
+        received += part.length;
+        if (received > limit) {
+          req.destroy();
+          reject(new Error(`answer of more than ${limit} bytes`));
+          return;
+        }
+        parts.push(part);
+      });
+      res.on('end', () => resolve(new Uint8Array(Buffer.concat(parts, received))));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
 
 async function readIfExists(path: string): Promise<Uint8Array | null> {
@@ -206,7 +228,8 @@ export async function downloadCheckpoint(
           `chunk ${n} of checkpoint ${id} (expected SHA-256 ${expected}) ${corrupt ? 'failed verification' : 'could not be fetched'} from every source: ${failures.join('; ')}`,
         );
       }
-      await writeFileAtomic(partial, path, good);
+      // Not fsync'd: a resumed download re-hashes every chunk it finds, so a torn chunk is simply fetched again.
+      await writeFileAtomic(partial, path, good, { durable: false });
       chunksFetched++;
     }
     progress.chunksDone++;
@@ -249,6 +272,7 @@ export async function downloadCheckpoint(
   const finalPath = join(outDir, CHECKPOINT_FILE);
   await writeFileAtomic(partial, join(outDir, MANIFEST_FILE), encodeManifest(manifest));
   await rename(tmpPath, finalPath);
+  await syncPath(outDir);
   await rm(partial, { recursive: true, force: true });
   logger?.info(
     { id, bytes: manifest.size, chunksFetched, chunksReused: progress.chunksReused },

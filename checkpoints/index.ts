@@ -14,7 +14,7 @@ export {
   type CheckpointManifest,
   type JsonValue,
 } from './manifest.ts';
-export { openStore, writeFileAtomic, type CheckpointStore } from './store.ts';
+export { openStore, syncPath, writeFileAtomic, type CheckpointStore } from './store.ts';
 export { handleCheckpointRequest, parseRange, serveCheckpoints, type CheckpointServer } from './server.ts';
 export {
   CHECKPOINT_FILE,

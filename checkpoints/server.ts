@@ -1,6 +1,7 @@
 // Read-only HTTP serving of a checkpoint store: manifests, chunks, and the whole file with Range support.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AddressInfo } from 'node:net';
@@ -132,8 +133,8 @@ export async function handleCheckpointRequest(
       etag: `"${hash}"`,
       'x-chunk-sha256': hash,
     });
-    if (body) await pipeline(createReadStream(store.chunkPath(hash)), res);
-    else res.end();
+    // A chunk is at most chunkSize bytes: one read and one write serve it several times faster than a stream.
+    res.end(body ? await readFile(store.chunkPath(hash)) : undefined);
     return true;
   }
 

@@ -1,7 +1,7 @@
 // The content-addressed checkpoint store on disk: chunks named by their SHA-256, manifests named by the checkpoint id.
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CheckpointError } from './errors.ts';
 import {
   HASH_PATTERN,
@@ -59,13 +59,21 @@ function hexName(hash: string): string {
   return hash.slice(2);
 }
 
-/** Writes a file so that it appears under its final name complete or not at all, and survives a crash once returned. */
-export async function writeFileAtomic(tmpDir: string, finalPath: string, bytes: Uint8Array): Promise<void> {
+/**
+ * Writes a file so that it appears under its final name complete or not at all. With `durable` (the default) it also
+ * survives a crash once this returns: the data and the directory entry are fsync'd.
+ */
+export async function writeFileAtomic(
+  tmpDir: string,
+  finalPath: string,
+  bytes: Uint8Array,
+  { durable = true }: { durable?: boolean } = {},
+): Promise<void> {
   const tmp = join(tmpDir, `${randomBytes(8).toString('hex')}.tmp`);
   const handle = await open(tmp, 'w');
   try {
     await handle.writeFile(bytes);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -75,11 +83,16 @@ export async function writeFileAtomic(tmpDir: string, finalPath: string, bytes: 
     await rm(tmp, { force: true });
     throw error;
   }
-  const dir = await open(join(finalPath, '..'), 'r');
+  if (durable) await syncPath(dirname(finalPath));
+}
+
+/** fsync of a file or directory by path. */
+export async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
-    await dir.sync();
+    await handle.sync();
   } finally {
-    await dir.close();
+    await handle.close();
   }
 }
 
@@ -98,14 +111,22 @@ class DiskStore implements CheckpointStore {
   async put(bytes: Uint8Array, fields: Parameters<CheckpointStore['put']>[1]) {
     const manifest = buildManifest(bytes, fields);
     const tmpDir = join(this.dir, 'tmp');
+    // Chunks are written without waiting on the disk one by one, then made durable together (the file system
+    // coalesces the syncs), and only then does the manifest appear: a manifest never names a chunk a crash lost.
+    const written: string[] = [];
     for (let n = 0; n < manifest.chunks.length; n++) {
       const path = this.chunkPath(manifest.chunks[n]!);
       const exists = await stat(path).then(
         () => true,
         () => false,
       );
-      if (!exists) await writeFileAtomic(tmpDir, path, bytes.subarray(...chunkRange(manifest, n)));
+      if (!exists) {
+        await writeFileAtomic(tmpDir, path, bytes.subarray(...chunkRange(manifest, n)), { durable: false });
+        written.push(path);
+      }
     }
+    await Promise.all(written.map(syncPath));
+    if (written.length > 0) await syncPath(join(this.dir, 'chunks'));
     const manifestBytes = encodeManifest(manifest);
     const id = sha256Hex(manifestBytes);
     await writeFileAtomic(tmpDir, join(this.dir, 'manifests', hexName(id)), manifestBytes);
