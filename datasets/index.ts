@@ -1,0 +1,76 @@
+// datasets/: corpora and a trainer's own data, the byte-level tokenizer, sharding, manifests with Merkle roots and proofs.
+export { DatasetError } from './errors.ts';
+export type { Dataset, DatasetRecord } from './types.ts';
+export {
+  BOS,
+  CLS,
+  EOS,
+  PAD,
+  TOKENIZER_ID,
+  VOCAB_SIZE,
+  decode,
+  encode,
+  type EncodeOptions,
+} from './tokenizer.ts';
+export {
+  BUILTIN_NAMES,
+  builtinInfo,
+  decodeUtf8,
+  isBuiltin,
+  loadBuiltin,
+  loadDataset,
+  loadOwn,
+  type BuiltinInfo,
+  type BuiltinName,
+  type LoadDatasetParameters,
+  type LoadOwnOptions,
+} from './sources.ts';
+export { Prng } from './prng.ts';
+export {
+  DEFAULT_ALPHA,
+  DEFAULT_EVAL_FRACTION,
+  DEFAULT_SEED,
+  SHARD_SCHEMES,
+  labelSkew,
+  shardDataset,
+  type ShardParameters,
+  type ShardPlan,
+  type ShardScheme,
+} from './sharding.ts';
+export {
+  LEAF_PREFIX,
+  NODE_PREFIX,
+  isHex32,
+  merkleRoot,
+  verifyProof,
+  type Hex32,
+  type MerkleProof,
+} from './merkle.ts';
+export {
+  LEAF_TAG,
+  MANIFEST_FORMAT,
+  buildManifest,
+  evalProof,
+  evalRecords,
+  manifestRoot,
+  recordHash,
+  recordProof,
+  registerDatasetFields,
+  shardProof,
+  shardRecords,
+  verifyManifest,
+  verifyRecord,
+  verifyShard,
+  type DatasetManifest,
+  type ManifestRecord,
+  type ManifestShard,
+  type RecordProof,
+  type RegisterDatasetFields,
+  type ShardProof,
+} from './manifest.ts';
+export {
+  classificationExamples,
+  lmWindows,
+  type ClassificationExample,
+  type LmWindowsOptions,
+} from './examples.ts';
