@@ -4,3 +4,4 @@ import type { GlobalArgs } from '../options.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs command modules differ in their own arguments
 export const commands: CommandModule<GlobalArgs, any>[] = [];
+commands.push((await import('./dataset.ts')).datasetCommand);
