@@ -37,13 +37,13 @@ export function decode(ids: ArrayLike<number>): string {
   let n = 0;
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]!;
-    if (id >= 0 && id < 256) bytes[n++] = id;
-    else if (!(id >= 256 && id < VOCAB_SIZE) || !Number.isInteger(id)) {
+    if (!Number.isInteger(id) || id < 0 || id >= VOCAB_SIZE) {
       throw new DatasetError(
         'E_TOKENIZER_BAD_ID',
         `token ${i} is ${id}; expected an integer in 0..${VOCAB_SIZE - 1}`,
       );
     }
+    if (id < 256) bytes[n++] = id;
   }
   return decoder.decode(bytes.subarray(0, n));
 }
