@@ -21,7 +21,9 @@ export function expectCode(
     fn();
   } catch (error) {
     const e = error as Error & { code: string };
-    if (e.code !== code) throw new Error(`expected error code ${code}, got ${e.code}: ${e.message}`);
+    if (e.code !== code) {
+      throw new Error(`expected error code ${code}, got ${e.code}: ${e.message}`, { cause: error });
+    }
     return e;
   }
   throw new Error(`expected error code ${code}, but nothing was thrown`);
