@@ -140,15 +140,26 @@ function headerLeafData(h: HeaderFields): Uint8Array {
 }
 
 function recordLeafData(index: number, hash: Hex32): Uint8Array {
-  return concat([Uint8Array.of(LEAF_TAG.record), u32(index), fromHex(hash)]);
+  const out = new Uint8Array(1 + 4 + 32);
+  out[0] = LEAF_TAG.record;
+  new DataView(out.buffer).setUint32(1, index);
+  out.set(fromHex(hash), 5);
+  return out;
 }
 
 function listLeafData(tag: number, shard: number | undefined, entries: { index: number; hash: Hex32 }[]) {
-  const parts: Uint8Array[] = [Uint8Array.of(tag)];
-  if (shard !== undefined) parts.push(u32(shard));
-  parts.push(u32(entries.length));
-  for (const e of entries) parts.push(u32(e.index), fromHex(e.hash));
-  return concat(parts);
+  // One buffer written in place: a big shard's leaf is built per verification, so no per-entry arrays.
+  const head = 1 + (shard === undefined ? 0 : 4) + 4;
+  const out = new Uint8Array(head + 36 * entries.length);
+  const view = new DataView(out.buffer);
+  out[0] = tag;
+  if (shard !== undefined) view.setUint32(1, shard);
+  view.setUint32(head - 4, entries.length);
+  entries.forEach((e, k) => {
+    view.setUint32(head + 36 * k, e.index);
+    out.set(fromHex(e.hash), head + 36 * k + 4);
+  });
+  return out;
 }
 
 // ---- building ----
