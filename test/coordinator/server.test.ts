@@ -1,0 +1,350 @@
+// The coordinator's WebSocket protocol against real workers and hand-made bad frames: authentication, uploads,
+// resume after a dropped connection, and a coded error for each kind of bad input while other workers carry on.
+import { createHash } from 'node:crypto';
+import { expect } from 'chai';
+import WebSocket from 'ws';
+import { pino } from 'pino';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import {
+  startCoordinatorServer,
+  type CoordinatorServer,
+  type UploadedUpdate,
+} from '../../coordinator/server.ts';
+import { connectWorker, type WorkerConnection } from '../../worker/connection.ts';
+import {
+  PROTOCOL_VERSION,
+  authMessage,
+  decodeFrame,
+  encodeFrame,
+  updateMessage,
+  type Frame,
+  type UpdateBegin,
+} from '../../proto/index.ts';
+
+const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
+const BASE = `0x${'11'.repeat(32)}`;
+
+/** A hand-driven client for sending what an honest worker never would. */
+class RawClient {
+  private frames: Frame[] = [];
+  private waiters: (() => void)[] = [];
+  closed = false;
+  private seq = 0;
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      this.frames.push(decodeFrame(data).frame);
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    ws.on('close', () => {
+      this.closed = true;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+  static async open(url: string): Promise<RawClient> {
+    const ws = new WebSocket(url);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    return new RawClient(ws);
+  }
+  send(frame: Omit<Frame, 'seq'> & { kind: Frame['kind'] }, body?: Uint8Array) {
+    this.ws.send(encodeFrame({ ...frame, seq: ++this.seq } as Frame, body));
+  }
+  async next(kind?: Frame['kind']): Promise<Frame> {
+    for (;;) {
+      const index = this.frames.findIndex((f) =>
+        kind === undefined ? f.kind !== 'heartbeat' : f.kind === kind || f.kind === 'error',
+      );
+      if (index >= 0) return this.frames.splice(index, 1)[0]!;
+      if (this.closed) throw new Error('connection closed');
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+  async untilClosed() {
+    while (!this.closed) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+  async authenticate(pair: KeyringPair) {
+    this.send({
+      kind: 'hello',
+      hello: { protocolVersion: PROTOCOL_VERSION, account: pair.address, client: 'raw' },
+    } as Frame);
+    const challenge = await this.next('challenge');
+    if (challenge.kind !== 'challenge') throw new Error(`expected a challenge, got ${challenge.kind}`);
+    this.send({
+      kind: 'authenticate',
+      authenticate: { signature: pair.sign(authMessage(challenge.challenge, pair.address)) },
+    } as Frame);
+    return this.next('welcome');
+  }
+}
+
+function expectError(frame: Frame, code: string) {
+  expect(frame.kind).to.equal('error');
+  if (frame.kind === 'error') expect(frame.error.code, frame.error.message).to.equal(code);
+}
+
+function signedBegin(
+  pair: KeyringPair,
+  taskId: string,
+  payload: Uint8Array,
+  overrides: Partial<UpdateBegin> = {},
+): UpdateBegin {
+  const fields = {
+    proposal: 0,
+    round: 1,
+    base: BASE,
+    codec: 'dense',
+    payloadBytes: payload.length,
+    payloadSha256: new Uint8Array(createHash('sha256').update(payload).digest()),
+    samples: 100,
+    shards: [0],
+    ...overrides,
+  };
+  return { taskId, ...fields, trainLoss: 1.5, signature: pair.sign(updateMessage(fields)), ...overrides };
+}
+
+describe('coordinator: websocket server and worker connection', () => {
+  let keyring: Keyring;
+  let alice: KeyringPair, bob: KeyringPair, charlie: KeyringPair, eve: KeyringPair;
+  let server: CoordinatorServer;
+  let accepted: UploadedUpdate[];
+  let workers: WorkerConnection[];
+
+  before(async () => {
+    await cryptoWaitReady();
+    keyring = new Keyring({ type: 'sr25519' });
+    [alice, bob, charlie, eve] = ['//Alice', '//Bob', '//Charlie', '//Eve'].map((uri) =>
+      keyring.addFromUri(uri),
+    );
+  });
+
+  beforeEach(async () => {
+    accepted = [];
+    workers = [];
+    const registered = new Set([bob.address, charlie.address]);
+    server = await startCoordinatorServer({
+      coordinator: alice.address,
+      network: '0x01',
+      logger,
+      limits: { maxFrameBytes: 256 * 1024, maxUpdateBytes: 4 * 1024 * 1024 },
+      hooks: {
+        admit: async (account) =>
+          registered.has(account)
+            ? { ok: true }
+            : { ok: false, code: 'E_NOT_REGISTERED', message: `${account} is not a registered worker` },
+        expectedUpload: (_account, taskId) =>
+          taskId.startsWith('task-') ? { proposal: 0, round: 1, base: BASE, codec: 'dense' } : null,
+        acceptUpdate: async (update) => {
+          if (update.payload.length % 4 !== 0)
+            return { ok: false, code: 'E_UPDATE_SHAPE', message: 'not whole float32 values' };
+          accepted.push(update);
+          return {
+            ok: true,
+            updateHash: new Uint8Array(createHash('sha256').update(update.payload).digest()),
+          };
+        },
+      },
+    });
+  });
+
+  afterEach(async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    await server.close();
+  });
+
+  const worker = (pair: KeyringPair, onTask: (t: unknown) => void = () => undefined) => {
+    const w = connectWorker({
+      url: server.url,
+      signer: pair,
+      logger,
+      onTask,
+      reconnect: { minMs: 50, maxMs: 200 },
+      chunkBytes: 64 * 1024,
+    });
+    workers.push(w);
+    return w;
+  };
+
+  it('authenticates a registered worker, delivers a task and acknowledges its chunked upload', async () => {
+    const tasks: unknown[] = [];
+    const w = worker(bob, (t) => tasks.push(t));
+    await w.ready;
+    expect(server.connectedAccounts()).to.deep.equal([bob.address]);
+    expect(
+      server.send(bob.address, {
+        kind: 'task',
+        task: {
+          taskId: 'task-1',
+          proposal: 0,
+          round: 1,
+          base: { id: BASE, bytes: 10, url: server.httpUrl },
+          shards: [0],
+          datasetRoot: BASE,
+          modelJson: '{}',
+          hyperparamsJson: '{}',
+          codecJson: '{"codec":"dense"}',
+          deadlineMs: Date.now() + 60_000,
+        },
+      }),
+    ).to.equal(true);
+    const payload = new Uint8Array(new Float32Array(300_000).map((_, i) => Math.sin(i)).buffer);
+    const ack = await w.upload({
+      taskId: 'task-1',
+      proposal: 0,
+      round: 1,
+      base: BASE,
+      codec: 'dense',
+      payload,
+      samples: 100,
+      shards: [0],
+      trainLoss: 1,
+    });
+    expect(tasks).to.have.length(1);
+    expect(accepted).to.have.length(1);
+    expect(Buffer.from(accepted[0]!.payload).equals(Buffer.from(payload))).to.equal(true);
+    expect(Buffer.from(ack.updateHash).toString('hex')).to.equal(
+      createHash('sha256').update(payload).digest('hex'),
+    );
+    expect(server.metrics.value('fedtune_update_bytes_received_total')).to.equal(payload.length);
+  });
+
+  it('resumes an upload after the connection drops instead of starting over', async () => {
+    const w = worker(bob);
+    await w.ready;
+    const payload = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+    let cut = false;
+    const ack = await w.upload({
+      taskId: 'task-2',
+      proposal: 0,
+      round: 1,
+      base: BASE,
+      codec: 'dense',
+      payload,
+      samples: 10,
+      shards: [0],
+      trainLoss: 1,
+      onProgress: (sent) => {
+        if (!cut && sent >= payload.length / 2) {
+          cut = true;
+          expect(server.disconnect(bob.address)).to.equal(true);
+        }
+      },
+    });
+    expect(cut).to.equal(true);
+    expect(ack.taskId).to.equal('task-2');
+    expect(accepted).to.have.length(1);
+    expect(Buffer.from(accepted[0]!.payload).equals(Buffer.from(payload))).to.equal(true);
+    // Resumed, not restarted: fewer than twice the payload crossed the wire.
+    const received = server.metrics.value('fedtune_update_bytes_received_total');
+    expect(received).to.be.at.least(payload.length);
+    expect(received).to.be.lessThan(2 * payload.length);
+  });
+
+  it('refuses an unregistered account and a forged authentication, and says why', async () => {
+    const w = worker(eve);
+    const error = await w.ready.then(
+      () => expect.fail('an unregistered account must not be admitted'),
+      (e: { code: string }) => e,
+    );
+    expect(error.code).to.equal('E_NOT_REGISTERED');
+
+    const raw = await RawClient.open(server.url);
+    raw.send({
+      kind: 'hello',
+      hello: { protocolVersion: PROTOCOL_VERSION, account: bob.address, client: 'forger' },
+    } as Frame);
+    const challenge = await raw.next('challenge');
+    if (challenge.kind !== 'challenge') throw new Error('no challenge');
+    // Charlie signs while claiming to be Bob.
+    raw.send({
+      kind: 'authenticate',
+      authenticate: { signature: charlie.sign(authMessage(challenge.challenge, bob.address)) },
+    } as Frame);
+    expectError(await raw.next(), 'E_AUTH_REJECTED');
+    await raw.untilClosed();
+
+    const old = await RawClient.open(server.url);
+    old.send({ kind: 'hello', hello: { protocolVersion: 99, account: bob.address, client: 'old' } } as Frame);
+    expectError(await old.next(), 'E_VERSION');
+  });
+
+  it('rejects forged, replayed, oversized and garbage input with codes while an honest worker completes', async () => {
+    const honest = worker(charlie);
+    await honest.ready;
+    const raw = await RawClient.open(server.url);
+    await raw.authenticate(bob);
+    const payload = new Uint8Array(4096).fill(7);
+
+    // A forged update signature: signed by someone else.
+    raw.send({ kind: 'updateBegin', updateBegin: signedBegin(eve, 'task-3', payload) } as Frame);
+    expectError(await raw.next(), 'E_BAD_SIGNATURE');
+    // A replay from another round (validly signed for round 0).
+    raw.send({
+      kind: 'updateBegin',
+      updateBegin: signedBegin(bob, 'task-3', payload, { round: 0 }),
+    } as Frame);
+    expectError(await raw.next(), 'E_WRONG_ROUND');
+    // A declared size past the limit.
+    raw.send({
+      kind: 'updateBegin',
+      updateBegin: signedBegin(bob, 'task-3', payload, { payloadBytes: 8 * 1024 * 1024 }),
+    } as Frame);
+    expectError(await raw.next(), 'E_UPDATE_TOO_LARGE');
+    // Bytes that do not hash to the signed payload hash.
+    raw.send({ kind: 'updateBegin', updateBegin: signedBegin(bob, 'task-3', payload) } as Frame);
+    expect((await raw.next()).kind).to.equal('uploadStatus');
+    raw.send(
+      { kind: 'updateChunk', updateChunk: { taskId: 'task-3', offset: 0 } } as Frame,
+      new Uint8Array(4096).fill(8),
+    );
+    raw.send({ kind: 'updateEnd', updateEnd: { taskId: 'task-3' } } as Frame);
+    expectError(await raw.next(), 'E_PAYLOAD_HASH');
+    // A payload the round engine refuses on content.
+    const odd = new Uint8Array(4095);
+    raw.send({ kind: 'updateBegin', updateBegin: signedBegin(bob, 'task-4', odd) } as Frame);
+    await raw.next('uploadStatus');
+    raw.send({ kind: 'updateChunk', updateChunk: { taskId: 'task-4', offset: 0 } } as Frame, odd);
+    raw.send({ kind: 'updateEnd', updateEnd: { taskId: 'task-4' } } as Frame);
+    expectError(await raw.next(), 'E_UPDATE_SHAPE');
+    // The connection is still usable after non-fatal rejections.
+    raw.send({ kind: 'updateBegin', updateBegin: signedBegin(bob, 'nope', payload) } as Frame);
+    expectError(await raw.next(), 'E_UNKNOWN_TASK');
+
+    // An oversized frame is refused and the connection closed.
+    raw.send(
+      { kind: 'updateChunk', updateChunk: { taskId: 'task-3', offset: 0 } } as Frame,
+      new Uint8Array(300 * 1024),
+    );
+    expectError(await raw.next(), 'E_FRAME_TOO_LARGE');
+    await raw.untilClosed();
+
+    // Garbage bytes, and a text message.
+    const garbage = await RawClient.open(server.url);
+    garbage.ws.send(Buffer.from([0xde, 0xad, 0xbe, 0xef, 1, 2, 3]));
+    expectError(await garbage.next(), 'E_FRAME_MALFORMED');
+    const text = await RawClient.open(server.url);
+    text.ws.send('hello');
+    expectError(await text.next(), 'E_FRAME_MALFORMED');
+
+    // Meanwhile the honest worker's update goes through.
+    const ack = await honest.upload({
+      taskId: 'task-9',
+      proposal: 0,
+      round: 1,
+      base: BASE,
+      codec: 'dense',
+      payload,
+      samples: 5,
+      shards: [1],
+      trainLoss: 2,
+    });
+    expect(ack.taskId).to.equal('task-9');
+    expect(accepted.map((u) => u.account)).to.deep.equal([charlie.address]);
+
+    const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    expect(metrics).to.match(/fedtune_frames_rejected_total\{code="E_BAD_SIGNATURE"\} 1/);
+    expect(metrics).to.match(/fedtune_connected_workers 1/);
+    const health = (await (await fetch(`${server.httpUrl}/health`)).json()) as { status: string };
+    expect(health.status).to.equal('ok');
+  });
+});
