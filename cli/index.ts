@@ -2,7 +2,6 @@
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.ts';
-import { FedtuneError } from './errors.ts';
 import { LOG_LEVELS } from './log.ts';
 import type { LevelWithSilent } from 'pino';
 import type { GlobalArgs } from './options.ts';
@@ -51,7 +50,10 @@ try {
   const code = codeOf(error);
   if (code !== undefined) {
     process.stderr.write(`error [${code}]: ${(error as Error).message}\n`);
-    process.exitCode = error instanceof FedtuneError ? error.exitCode : 1;
+    // A coded error may say its own exit status (2 for bad input); otherwise 1.
+    const exitCode = (error as { exitCode?: unknown }).exitCode;
+    process.exitCode =
+      typeof exitCode === 'number' && Number.isInteger(exitCode) && exitCode > 0 ? exitCode : 1;
   } else {
     process.stderr.write(
       `error [E_INTERNAL]: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
