@@ -1,0 +1,110 @@
+// Backend selection: tfjs-node-gpu, then tfjs-node (optional, absent offline), then wasm (XNNPACK), then the pure JS cpu backend.
+import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { ModelError } from './errors.ts';
+import { installWasmKernels } from './wasm-kernels.ts';
+
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface InitBackendParameters {
+  backend?: BackendChoice;
+  logger?: Logger;
+  /** wasm only: threads to ask for where the threaded build loads (it does not under Node today). */
+  threads?: number;
+}
+
+export interface InitBackendResult {
+  /** tfjs's name for the backend: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  threads: number;
+  /** For 'tensorflow': which package provided it. */
+  provider?: string;
+}
+
+let wasmPathsSet = false;
+
+async function tryTensorflow(logger: Logger | undefined): Promise<string | undefined> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      // A variable specifier: these packages are optional and usually absent, so nothing may resolve them statically.
+      const spec: string = pkg;
+      await import(spec);
+      if (await tf.setBackend('tensorflow')) return pkg;
+      logger?.debug({ pkg }, 'backend package loaded but the tensorflow backend did not initialise');
+    } catch (err) {
+      logger?.debug({ pkg, err: (err as Error).message }, 'backend package not available');
+    }
+  }
+  return undefined;
+}
+
+async function tryWasm(threads: number | undefined, logger: Logger | undefined): Promise<boolean> {
+  try {
+    if (!wasmPathsSet) {
+      // Node loads the .wasm binaries from the package's own dist folder, given as a file path prefix.
+      const require = createRequire(import.meta.url);
+      setWasmPaths(
+        join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/',
+      );
+      wasmPathsSet = true;
+    }
+    if (threads !== undefined) setThreadsCount(threads);
+    const ok = await tf.setBackend('wasm');
+    if (ok) installWasmKernels();
+    return ok;
+  } catch (err) {
+    logger?.debug({ err: (err as Error).message }, 'wasm backend not available');
+    return false;
+  }
+}
+
+/** Picks and initialises the TensorFlow.js backend, logs the choice and returns it. */
+export async function initBackend({
+  backend = 'auto',
+  logger,
+  threads,
+}: InitBackendParameters = {}): Promise<InitBackendResult> {
+  if (!BACKEND_CHOICES.includes(backend)) {
+    throw new ModelError(
+      'E_BACKEND_UNKNOWN',
+      `unknown backend "${backend}"; expected one of ${BACKEND_CHOICES.join(', ')}`,
+    );
+  }
+  let result: InitBackendResult | undefined;
+  if (backend === 'auto' || backend === 'tensorflow') {
+    const provider = await tryTensorflow(logger);
+    if (provider !== undefined) result = { name: 'tensorflow', threads: os.cpus().length, provider };
+    else if (backend === 'tensorflow') {
+      throw new ModelError(
+        'E_BACKEND_UNAVAILABLE',
+        'the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node installed (their install downloads libtensorflow)',
+      );
+    }
+  }
+  if (result === undefined && (backend === 'auto' || backend === 'wasm')) {
+    if (await tryWasm(threads, logger)) result = { name: 'wasm', threads: getThreadsCount() };
+    else if (backend === 'wasm')
+      throw new ModelError('E_BACKEND_UNAVAILABLE', 'the wasm backend failed to initialise');
+  }
+  if (result === undefined) {
+    if (!(await tf.setBackend('cpu')))
+      throw new ModelError('E_BACKEND_UNAVAILABLE', 'the cpu backend failed to initialise');
+    result = { name: 'cpu', threads: 1 };
+  }
+  await tf.ready();
+  logger?.info(
+    { backend: result.name, threads: result.threads, provider: result.provider, requested: backend },
+    'tensorflow.js backend',
+  );
+  return result;
+}
+
+/** The active backend's name. */
+export function currentBackend(): string {
+  return tf.getBackend();
+}

@@ -1,0 +1,218 @@
+// The GPT-style decoder-only transformer: parameters in a fixed, named order, and the forward pass.
+import * as tf from '@tensorflow/tfjs';
+import { LORA_TARGETS, validateConfig, type ModelConfig } from './config.ts';
+import { ModelError } from './errors.ts';
+import {
+  causalAttention,
+  defaultAttention,
+  embedding,
+  gelu,
+  layerNorm,
+  matMul2d,
+  type AttentionOptions,
+} from './ops.ts';
+import { createRng, type Rng } from './rng.ts';
+
+export interface Model {
+  config: ModelConfig;
+  /** Every parameter, in the canonical order (see paramSpecs). */
+  params: Map<string, tf.Variable>;
+}
+
+type Init = 'normal' | 'proj' | 'lora_a' | 'zeros' | 'ones';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  init: Init;
+}
+
+/**
+ * The canonical parameter list (GPT-2 names; a linear layer's weight is [in, out]):
+ * wte, wpe, then per block h.i.{ln_1.g, ln_1.b, attn.c_attn.w, attn.c_attn.b, attn.c_proj.w, attn.c_proj.b,
+ * ln_2.g, ln_2.b, mlp.c_fc.w, mlp.c_fc.b, mlp.c_proj.w, mlp.c_proj.b}, ln_f.g, ln_f.b, the classifier's cls.w, cls.b,
+ * then the LoRA adapters h.i.<target>.lora_a [in, rank], .lora_b [rank, out], block by block, targets in LORA_TARGETS order.
+ */
+export function paramSpecs(config: ModelConfig): ParamSpec[] {
+  const { vocabSize: v, context, dModel: d, dMlp: m, nLayer } = config;
+  const specs: ParamSpec[] = [
+    { name: 'wte', shape: [v, d], init: 'normal' },
+    { name: 'wpe', shape: [context, d], init: 'normal' },
+  ];
+  for (let i = 0; i < nLayer; i++) {
+    const p = `h.${i}.`;
+    specs.push(
+      { name: `${p}ln_1.g`, shape: [d], init: 'ones' },
+      { name: `${p}ln_1.b`, shape: [d], init: 'zeros' },
+      { name: `${p}attn.c_attn.w`, shape: [d, 3 * d], init: 'normal' },
+      { name: `${p}attn.c_attn.b`, shape: [3 * d], init: 'zeros' },
+      { name: `${p}attn.c_proj.w`, shape: [d, d], init: 'proj' },
+      { name: `${p}attn.c_proj.b`, shape: [d], init: 'zeros' },
+      { name: `${p}ln_2.g`, shape: [d], init: 'ones' },
+      { name: `${p}ln_2.b`, shape: [d], init: 'zeros' },
+      { name: `${p}mlp.c_fc.w`, shape: [d, m], init: 'normal' },
+      { name: `${p}mlp.c_fc.b`, shape: [m], init: 'zeros' },
+      { name: `${p}mlp.c_proj.w`, shape: [m, d], init: 'proj' },
+      { name: `${p}mlp.c_proj.b`, shape: [d], init: 'zeros' },
+    );
+  }
+  specs.push({ name: 'ln_f.g', shape: [d], init: 'ones' }, { name: 'ln_f.b', shape: [d], init: 'zeros' });
+  if (config.kind === 'classifier') {
+    specs.push(
+      { name: 'cls.w', shape: [d, config.numLabels ?? 2], init: 'normal' },
+      { name: 'cls.b', shape: [config.numLabels ?? 2], init: 'zeros' },
+    );
+  }
+  if (config.lora !== undefined) {
+    const dims: Record<string, [number, number]> = {
+      'attn.c_attn': [d, 3 * d],
+      'attn.c_proj': [d, d],
+      'mlp.c_fc': [d, m],
+      'mlp.c_proj': [m, d],
+    };
+    for (let i = 0; i < nLayer; i++) {
+      for (const target of LORA_TARGETS) {
+        if (!config.lora.targets.includes(target)) continue;
+        const [din, dout] = dims[target]!;
+        specs.push(
+          { name: `h.${i}.${target}.lora_a`, shape: [din, config.lora.rank], init: 'lora_a' },
+          { name: `h.${i}.${target}.lora_b`, shape: [config.lora.rank, dout], init: 'zeros' },
+        );
+      }
+    }
+  }
+  return specs;
+}
+
+export function isLoraParam(name: string): boolean {
+  return name.endsWith('.lora_a') || name.endsWith('.lora_b');
+}
+
+/** The parameters that train: all of them, or with LoRA only the adapters (and a classifier's new head). */
+export function trainableNames(model: Model): string[] {
+  const names = [...model.params.keys()];
+  if (model.config.lora === undefined) return names;
+  return names.filter((n) => isLoraParam(n) || n.startsWith('cls.'));
+}
+
+function initValues(spec: ParamSpec, config: ModelConfig, rng: Rng): Float32Array {
+  const size = spec.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(size);
+  if (spec.init === 'ones') out.fill(1);
+  if (spec.init === 'normal' || spec.init === 'proj' || spec.init === 'lora_a') {
+    // GPT-2: std 0.02, residual projections scaled by 1/sqrt(2 layers); LoRA A like a fan-in init, B zero.
+    const std =
+      spec.init === 'normal'
+        ? 0.02
+        : spec.init === 'proj'
+          ? 0.02 / Math.sqrt(2 * config.nLayer)
+          : 1 / Math.sqrt(spec.shape[0]!);
+    for (let i = 0; i < size; i++) out[i] = rng.normal() * std;
+  }
+  return out;
+}
+
+/** A freshly initialised model; the same config and seed give the same weights on every backend. */
+export function createModel(config: ModelConfig, { seed = 0 }: { seed?: number } = {}): Model {
+  validateConfig(config);
+  const rng = createRng(seed);
+  const params = new Map<string, tf.Variable>();
+  for (const spec of paramSpecs(config)) {
+    const initial = tf.tensor(initValues(spec, config, rng), spec.shape);
+    params.set(spec.name, tf.variable(initial, true));
+    initial.dispose();
+  }
+  return { config, params };
+}
+
+export function disposeModel(model: Model): void {
+  for (const v of model.params.values()) v.dispose();
+  model.params.clear();
+}
+
+export function param(model: Model, name: string): tf.Variable {
+  const v = model.params.get(name);
+  if (v === undefined) throw new ModelError('E_MODEL_PARAM', `the model has no parameter "${name}"`);
+  return v;
+}
+
+export function countParams(config: ModelConfig, { trainableOnly = false } = {}): number {
+  return paramSpecs(config)
+    .filter(
+      (s) => !trainableOnly || config.lora === undefined || isLoraParam(s.name) || s.name.startsWith('cls.'),
+    )
+    .reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+export interface ForwardOptions {
+  /** Dropout on; needs rng for its seeds. */
+  training?: boolean;
+  rng?: Rng;
+  attention?: AttentionOptions;
+}
+
+function dropout(x: tf.Tensor2D, config: ModelConfig, options: ForwardOptions): tf.Tensor2D {
+  if (!options.training || config.dropout === 0) return x;
+  const seed = options.rng ? options.rng.int(2 ** 31) : undefined;
+  return tf.dropout(x, config.dropout, undefined, seed) as tf.Tensor2D;
+}
+
+/** x[n, in] @ w + b, plus the LoRA adapter's (alpha/rank) · x @ A @ B where one sits on this projection. */
+function linear(model: Model, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
+  let y = tf.add(
+    matMul2d(x, param(model, `${prefix}.w`) as tf.Tensor2D),
+    param(model, `${prefix}.b`),
+  ) as tf.Tensor2D;
+  const a = model.params.get(`${prefix}.lora_a`);
+  const lora = model.config.lora;
+  if (a !== undefined && lora !== undefined) {
+    const low = matMul2d(x, a as tf.Tensor2D); // [n, rank]
+    y = tf.add(
+      y,
+      tf.mul(matMul2d(low, param(model, `${prefix}.lora_b`) as tf.Tensor2D), lora.alpha / lora.rank),
+    );
+  }
+  return y;
+}
+
+/**
+ * The transformer trunk. ids: b sequences of t tokens, row-major (t ≤ context). Returns the final-norm hidden states
+ * [b*t, dModel]. Call inside tf.tidy.
+ */
+export function trunk(
+  model: Model,
+  ids: Int32Array,
+  b: number,
+  t: number,
+  options: ForwardOptions = {},
+): tf.Tensor2D {
+  const { config } = model;
+  const d = config.dModel;
+  if (ids.length !== b * t || t > config.context || t < 1) {
+    throw new ModelError(
+      'E_MODEL_INPUT',
+      `expected ${b} sequences of 1..${config.context} tokens, got ${ids.length} ids for t=${t}`,
+    );
+  }
+  const attention = options.attention ?? defaultAttention();
+  const wpe = param(model, 'wpe');
+  const pos = t === config.context ? wpe : tf.slice(wpe, [0, 0], [t, d]);
+  const tok = tf.reshape(embedding(param(model, 'wte') as tf.Tensor2D, ids), [b, t, d]);
+  let x = dropout(tf.reshape(tf.add(tok, pos), [b * t, d]), config, options); // [b*t, d]
+  for (let i = 0; i < config.nLayer; i++) {
+    const p = `h.${i}.`;
+    const h1 = layerNorm(x, param(model, `${p}ln_1.g`), param(model, `${p}ln_1.b`));
+    const qkv = linear(model, `${p}attn.c_attn`, h1); // [b*t, 3d]
+    const att = linear(model, `${p}attn.c_proj`, causalAttention(qkv, b, t, config.nHead, attention));
+    x = tf.add(x, dropout(att, config, options));
+    const h2 = layerNorm(x, param(model, `${p}ln_2.g`), param(model, `${p}ln_2.b`));
+    const mlp = linear(model, `${p}mlp.c_proj`, gelu(linear(model, `${p}mlp.c_fc`, h2)) as tf.Tensor2D); // via [b*t, dMlp]
+    x = tf.add(x, dropout(mlp, config, options));
+  }
+  return layerNorm(x, param(model, 'ln_f.g'), param(model, 'ln_f.b'));
+}
+
+/** Next-token logits through the tied output embedding: hidden[n, d] → [n, vocab]. */
+export function lmHead(model: Model, hidden: tf.Tensor2D): tf.Tensor2D {
+  return matMul2d(hidden, tf.transpose(param(model, 'wte') as tf.Tensor2D));
+}

@@ -1,0 +1,152 @@
+// The few ops the model is built from, shaped for the wasm backend: explicit-transpose 2-D matmuls, a gather whose
+// gradient is a matmul, layer norm, GELU, and attention as 2-D blocks.
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * a[m,k] @ b[k,n] whose gradient uses explicit transposes: the wasm backend hands a matmul to XNNPACK only when it is
+ * 2-D without transpose flags, and tf.matMul's own gradient uses the flags (about 10x slower there).
+ */
+export const matMul2d = tf.customGrad((a, b, save) => {
+  const x = a as tf.Tensor2D;
+  const w = b as tf.Tensor2D;
+  (save as tf.GradSaveFunc)([x, w]);
+  return {
+    value: tf.matMul(x, w),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw)), tf.matMul(tf.transpose(sx), dy as tf.Tensor2D)];
+    },
+  };
+}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * table[ids]: [n, d]. The forward is a gather; the gradient is onehot(ids)^T @ dy, a 2-D matmul, because gather's
+ * gradient (UnsortedSegmentSum) has no wasm kernel.
+ */
+export function embedding(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
+  const [vocab] = table.shape;
+  const idsT = tf.tensor1d(ids, 'int32');
+  const f = tf.customGrad((t) => ({
+    value: tf.gather(t as tf.Tensor2D, idsT),
+    gradFunc: (dy: tf.Tensor) => {
+      const n = ids.length;
+      const oneHotT = new Float32Array(vocab * n);
+      for (let i = 0; i < n; i++) oneHotT[ids[i]! * n + i] = 1;
+      return tf.matMul(tf.tensor2d(oneHotT, [vocab, n]), dy as tf.Tensor2D);
+    },
+  }));
+  return f(table) as tf.Tensor2D;
+}
+
+/** Layer norm over the last axis of x[n, d]. */
+export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps = 1e-5): tf.Tensor2D {
+  const mean = tf.mean(x, -1, true);
+  const xc = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(xc), -1, true);
+  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), g), b);
+}
+
+const GELU_K = Math.sqrt(2 / Math.PI);
+const GELU_C = 0.044715;
+
+/**
+ * GELU (GPT-2's tanh form) written as x·sigmoid(2u), u = k(x + c·x³), since 0.5(1 + tanh u) = sigmoid(2u): wasm's
+ * Sigmoid is an XNNPACK kernel while its Tanh and Pow are ~30x slower. The gradient is hand-written too.
+ */
+export const gelu = tf.customGrad((x, save) => {
+  const xt = x as tf.Tensor;
+  const x2 = tf.square(xt);
+  const s = tf.sigmoid(tf.mul(tf.mul(xt, tf.add(tf.mul(x2, GELU_C), 1)), 2 * GELU_K));
+  (save as tf.GradSaveFunc)([xt, s]);
+  return {
+    value: tf.mul(xt, s),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, ss] = saved as [tf.Tensor, tf.Tensor];
+      // d/dx = s + x·s(1-s)·2k(1 + 3c·x²)
+      const du = tf.mul(tf.add(tf.mul(tf.square(sx), 3 * GELU_C), 1), 2 * GELU_K);
+      const d = tf.add(ss, tf.mul(tf.mul(sx, tf.mul(ss, tf.sub(1, ss))), du));
+      return tf.mul(dy, d);
+    },
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+export type AttentionMode = 'batched' | 'blocks';
+
+export interface AttentionOptions {
+  /** 'batched': one batched matmul (tensorflow, cpu). 'blocks': 2-D matmuls that reach XNNPACK (wasm). */
+  mode: AttentionMode;
+  /** 'blocks' only: about how many rows one 2-D block holds; several (sequence, head) pairs share a block. */
+  blockRows: number;
+}
+
+const maskCache = new Map<string, Float32Array>();
+
+/** An additive causal mask for `groups` sequences of length t laid out block-diagonally: [g*t, g*t]. */
+function causalMask(groups: number, t: number): Float32Array {
+  const key = `${groups}x${t}`;
+  let m = maskCache.get(key);
+  if (m === undefined) {
+    const n = groups * t;
+    m = new Float32Array(n * n).fill(-1e9);
+    for (let g = 0; g < groups; g++) {
+      for (let i = 0; i < t; i++) {
+        const row = (g * t + i) * n + g * t;
+        for (let j = 0; j <= i; j++) m[row + j] = 0;
+      }
+    }
+    maskCache.set(key, m);
+  }
+  return m;
+}
+
+/**
+ * Causal multi-head self-attention core. qkv: [b*t, 3d] (q | k | v, heads contiguous inside each) → [b*t, d].
+ * Only 4-D transposes: wasm's 5-D transpose is ~100x slower than its 4-D one.
+ */
+export function causalAttention(
+  qkv: tf.Tensor2D,
+  b: number,
+  t: number,
+  nHead: number,
+  options: AttentionOptions,
+): tf.Tensor2D {
+  const d = qkv.shape[1] / 3;
+  const hd = d / nHead;
+  const scale = 1 / Math.sqrt(hd);
+  // [b, t, 3h, hd] → [b, 3h, t, hd]: q heads, then k heads, then v heads, each a contiguous [t, hd]
+  const heads = tf.transpose(tf.reshape(qkv, [b, t, 3 * nHead, hd]), [0, 2, 1, 3]);
+  let out: tf.Tensor; // [b, h, t, hd]
+  if (options.mode === 'batched') {
+    const [q, k, v] = tf.split(heads, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), tf.tensor2d(causalMask(1, t), [t, t]));
+    out = tf.matMul(tf.softmax(scores), v);
+  } else {
+    // s heads of one sequence share a 2-D block: the block-diagonal mask wastes (s-1)/s of the block's FLOPs, but
+    // XNNPACK runs a 2-D matmul ~20x faster than the batched kernel, and each op has a fixed cost.
+    let s = Math.max(1, Math.min(nHead, Math.floor(options.blockRows / t)));
+    while (nHead % s !== 0) s--;
+    const g = nHead / s;
+    const rows = s * t;
+    const blocks = tf.unstack(tf.reshape(heads, [b * 3 * g, rows, hd])) as tf.Tensor2D[]; // (seq, q|k|v, group)
+    const at = (seq: number, part: number, grp: number) => blocks[(seq * 3 + part) * g + grp]!;
+    const pairs: [number, number][] = [];
+    for (let seq = 0; seq < b; seq++) for (let grp = 0; grp < g; grp++) pairs.push([seq, grp]);
+    const scores = tf.stack(
+      pairs.map(([seq, grp]) => matMul2d(at(seq, 0, grp), tf.transpose(at(seq, 1, grp)))),
+    ); // [b*g, rows, rows]
+    const masked = tf.add(tf.mul(scores, scale), tf.tensor2d(causalMask(s, t), [rows, rows]));
+    const probs = tf.unstack(tf.softmax(masked)) as tf.Tensor2D[];
+    out = tf.reshape(tf.stack(pairs.map(([seq, grp], i) => matMul2d(probs[i]!, at(seq, 2, grp)))), [
+      b,
+      nHead,
+      t,
+      hd,
+    ]);
+  }
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]);
+}
+
+/** The attention layout that suits the active backend. */
+export function defaultAttention(): AttentionOptions {
+  return tf.getBackend() === 'wasm' ? { mode: 'blocks', blockRows: 256 } : { mode: 'batched', blockRows: 0 };
+}

@@ -1,0 +1,269 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs';
+import {
+  batchLoss,
+  createModel,
+  disposeModel,
+  evaluate,
+  generate,
+  getWeights,
+  initBackend,
+  makeBatch,
+  ModelError,
+  paramSpecs,
+  setWeights,
+  trainLocal,
+  learningRate,
+  modelConfig,
+} from '../../model/index.ts';
+import { lmWindows, tinyLm } from './helpers.ts';
+
+describe('model: transformer LM (cpu backend)', () => {
+  before(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+
+  it('names parameters in the documented order', () => {
+    const names = paramSpecs(modelConfig('tiny', { nLayer: 2 })).map((s) => s.name);
+    expect(names.slice(0, 4)).to.deep.equal(['wte', 'wpe', 'h.0.ln_1.g', 'h.0.ln_1.b']);
+    expect(names).to.include.members(['h.1.attn.c_attn.w', 'h.1.mlp.c_proj.b']);
+    expect(names.slice(-2)).to.deep.equal(['ln_f.g', 'ln_f.b']);
+    expect(names.length).to.equal(2 + 2 * 12 + 2);
+  });
+
+  it('rejects bad configs with a code', () => {
+    expect(() => modelConfig('tiny', { dModel: 30, nHead: 4 }))
+      .to.throw(ModelError)
+      .with.property('code', 'E_MODEL_CONFIG');
+    expect(() => modelConfig('tiny', { kind: 'classifier' }))
+      .to.throw(ModelError)
+      .with.property('code', 'E_MODEL_CONFIG');
+  });
+
+  it('lowers the loss on a repeated batch', async () => {
+    const model = createModel(tinyLm(), { seed: 3 });
+    const examples = lmWindows(8, 16);
+    const losses: number[] = [];
+    await trainLocal({
+      model,
+      examples,
+      steps: 40,
+      batchSize: 8,
+      lr: 3e-3,
+      schedule: { decay: 'constant' },
+      onStep: (s) => losses.push(s.loss),
+    });
+    expect(losses[0]).to.be.greaterThan(5); // ~ln(260) at init
+    expect(losses[39]).to.be.lessThan(losses[0]! - 2);
+    disposeModel(model);
+  });
+
+  it('gives bit-identical runs for the same seed, different ones for another', async () => {
+    const run = async (seed: number) => {
+      const model = createModel(tinyLm({ dropout: 0.1 }), { seed: 5 });
+      const r = await trainLocal({
+        model,
+        examples: lmWindows(20, 16),
+        steps: 6,
+        batchSize: 4,
+        lr: 1e-3,
+        seed,
+        clipNorm: 1,
+      });
+      disposeModel(model);
+      return r;
+    };
+    const [a, b, c] = [await run(7), await run(7), await run(8)];
+    expect(a.trainLoss).to.equal(b.trainLoss);
+    a.update.forEach((t, i) =>
+      expect(Buffer.from(t.data.buffer).equals(Buffer.from(b.update[i]!.data.buffer))).to.equal(true),
+    );
+    expect(c.trainLoss).to.not.equal(a.trainLoss);
+  });
+
+  it('returns the update as trained minus base weights, with sample counts', async () => {
+    const model = createModel(tinyLm(), { seed: 1 });
+    const base = getWeights(model);
+    const r = await trainLocal({
+      model,
+      examples: lmWindows(10, 16),
+      epochs: 2,
+      batchSize: 4,
+      lr: 1e-3,
+      optimizer: 'sgd',
+    });
+    expect(r.steps).to.equal(5);
+    expect(r.samples).to.equal(20);
+    expect(r.tokens).to.equal(20 * 16);
+    expect(r.updateKind).to.equal('delta');
+    const after = getWeights(model);
+    r.update.forEach((u, i) => {
+      expect(u.name).to.equal(base[i]!.name);
+      for (let j = 0; j < u.data.length; j += 97)
+        expect(u.data[j]).to.be.closeTo(after[i]!.data[j]! - base[i]!.data[j]!, 1e-6);
+    });
+    expect(r.update.some((u) => u.data.some((x) => x !== 0))).to.equal(true);
+    disposeModel(model);
+  });
+
+  it('pulls weights toward the base with FedProx', async () => {
+    const norm = async (proxMu: number) => {
+      const model = createModel(tinyLm(), { seed: 1 });
+      const r = await trainLocal({
+        model,
+        examples: lmWindows(16, 16),
+        steps: 15,
+        batchSize: 4,
+        lr: 0.05,
+        optimizer: 'sgd',
+        proxMu,
+      });
+      disposeModel(model);
+      return Math.sqrt(r.update.reduce((s, u) => s + u.data.reduce((a, x) => a + x * x, 0), 0));
+    };
+    expect(await norm(5)).to.be.lessThan(await norm(0));
+  });
+
+  it('follows warmup then cosine decay', () => {
+    expect(learningRate(1, 0, 100, { warmupSteps: 10 })).to.be.closeTo(0.1, 1e-12);
+    expect(learningRate(1, 9, 100, { warmupSteps: 10 })).to.equal(1);
+    expect(learningRate(1, 10, 100, { warmupSteps: 10 })).to.equal(1);
+    expect(learningRate(1, 99, 100, { warmupSteps: 10, minLrRatio: 0.1 })).to.be.closeTo(0.1, 1e-12);
+  });
+
+  it('leaks no tensors over hundreds of steps', async () => {
+    const model = createModel(tinyLm({ dropout: 0.1 }), { seed: 2 });
+    const examples = lmWindows(16, 16);
+    await trainLocal({ model, examples, steps: 2, batchSize: 4, lr: 1e-3, proxMu: 0.01, clipNorm: 1 });
+    const before = tf.memory();
+    for (let i = 0; i < 4; i++) {
+      await trainLocal({
+        model,
+        examples,
+        steps: 50,
+        batchSize: 4,
+        lr: 1e-3,
+        proxMu: 0.01,
+        clipNorm: 1,
+        optimizer: i % 2 ? 'sgd' : 'adamw',
+      });
+      await evaluate(model, examples.slice(0, 4));
+      generate(model, [256], { maxTokens: 3 });
+    }
+    const after = tf.memory();
+    expect(after.numTensors).to.equal(before.numTensors);
+    expect(after.numBytes).to.equal(before.numBytes);
+    disposeModel(model);
+  });
+
+  it('evaluates loss and bits per byte', async () => {
+    const model = createModel(tinyLm(), { seed: 1 });
+    const r = await evaluate(model, lmWindows(6, 16), { batchSize: 4 });
+    expect(r.count).to.equal(96);
+    expect(r.loss).to.be.closeTo(Math.log(260), 0.3);
+    expect(r.bitsPerByte).to.be.closeTo(r.loss / Math.LN2, 1e-9);
+    disposeModel(model);
+  });
+
+  it('generates reproducibly; temperature 0 is greedy and top-k 1 matches it', () => {
+    const model = createModel(tinyLm(), { seed: 1 });
+    const a = generate(model, [256, 97], { maxTokens: 8, temperature: 0.8, topK: 20, seed: 4 });
+    const b = generate(model, [256, 97], { maxTokens: 8, temperature: 0.8, topK: 20, seed: 4 });
+    expect([...a]).to.deep.equal([...b]);
+    expect(a.length).to.equal(8);
+    const greedy = generate(model, [256, 97], { maxTokens: 20, temperature: 0 });
+    expect([...generate(model, [256, 97], { maxTokens: 20, topK: 1, seed: 9 })]).to.deep.equal([...greedy]);
+    expect(() => generate(model, [], { maxTokens: 1 })).to.throw(ModelError);
+    disposeModel(model);
+  });
+
+  it('validates names and shapes in setWeights and changes nothing on error', () => {
+    const model = createModel(tinyLm(), { seed: 1 });
+    const w = getWeights(model);
+    const bad = w.map((t) =>
+      t.name === 'ln_f.b' ? { ...t, shape: [t.shape[0]! + 1], data: new Float32Array(t.data.length + 1) } : t,
+    );
+    expect(() => setWeights(model, bad))
+      .to.throw(ModelError)
+      .with.property('code', 'E_WEIGHTS_SHAPE');
+    expect(() =>
+      setWeights(model, [{ name: 'nope', shape: [1], data: new Float32Array(1) }], { partial: true }),
+    )
+      .to.throw(ModelError)
+      .with.property('code', 'E_WEIGHTS_UNKNOWN');
+    expect(() => setWeights(model, w.slice(1)))
+      .to.throw(ModelError)
+      .with.property('code', 'E_WEIGHTS_MISSING');
+    const other = createModel(tinyLm(), { seed: 2 });
+    setWeights(other, w);
+    expect(getWeights(other).map((t) => Array.from(t.data.slice(0, 5)))).to.deep.equal(
+      w.map((t) => Array.from(t.data.slice(0, 5))),
+    );
+    disposeModel(model);
+    disposeModel(other);
+  });
+
+  it('refuses malformed LM input with a code', () => {
+    const model = createModel(tinyLm(), { seed: 1 });
+    expect(() => makeBatch(model, [new Int32Array(18)]))
+      .to.throw(ModelError)
+      .with.property('code', 'E_MODEL_INPUT');
+    expect(() => makeBatch(model, [Int32Array.from([1, 2, 999])]))
+      .to.throw(ModelError)
+      .with.property('code', 'E_MODEL_INPUT');
+    disposeModel(model);
+  });
+});
+
+describe('model: wasm backend', () => {
+  after(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+
+  it('computes the same loss and gradients on wasm (2-D block attention) as on cpu', async function () {
+    this.timeout(120000);
+    const config = tinyLm({ nHead: 4, nLayer: 2 });
+    const examples = lmWindows(3, 16);
+    const measure = () => {
+      const model = createModel(config, { seed: 11 });
+      const batch = makeBatch(model, examples);
+      const vars = [...model.params.values()];
+      const out = tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => batchLoss(model, batch).loss, vars);
+        return [value.dataSync()[0]!, ...vars.map((v) => Array.from(grads[v.name]!.dataSync().slice(0, 8)))];
+      });
+      disposeModel(model);
+      return out as [number, ...number[][]];
+    };
+    await initBackend({ backend: 'cpu' });
+    const cpu = measure();
+    const info = await initBackend({ backend: 'wasm' });
+    expect(info.name).to.equal('wasm');
+    const wasm = measure();
+    expect(wasm[0]).to.be.closeTo(cpu[0], 1e-4);
+    for (let i = 1; i < cpu.length; i++) {
+      (cpu[i] as number[]).forEach((g, j) =>
+        expect((wasm[i] as number[])[j]).to.be.closeTo(g, 1e-4 + 1e-3 * Math.abs(g)),
+      );
+    }
+  });
+
+  it('lowers the loss on wasm too and leaks nothing', async () => {
+    await initBackend({ backend: 'wasm' });
+    const model = createModel(tinyLm(), { seed: 3 });
+    const examples = lmWindows(8, 16);
+    await trainLocal({ model, examples, steps: 1, batchSize: 8, lr: 3e-3 });
+    const before = tf.memory().numTensors;
+    const r = await trainLocal({
+      model,
+      examples,
+      steps: 40,
+      batchSize: 8,
+      lr: 3e-3,
+      schedule: { decay: 'constant' },
+    });
+    expect(r.lastLoss).to.be.lessThan(3);
+    expect(tf.memory().numTensors).to.equal(before);
+    disposeModel(model);
+  });
+});
