@@ -1,0 +1,126 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs';
+import {
+  addLora,
+  batchLoss,
+  createModel,
+  disposeModel,
+  evaluate,
+  frozenNames,
+  getWeights,
+  initBackend,
+  makeBatch,
+  mergeLora,
+  modelConfig,
+  setWeights,
+  trainLocal,
+} from '../../model/index.ts';
+import { classExamples, lmWindows, tinyLm } from './helpers.ts';
+
+const lora = {
+  rank: 4,
+  alpha: 8,
+  targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] as const,
+};
+
+describe('model: LoRA and the classifier head (cpu backend)', () => {
+  before(async () => {
+    await initBackend({ backend: 'cpu' });
+  });
+
+  it('trains only the adapters: base weights stay bit-identical, the update is the adapters', async () => {
+    const base = createModel(tinyLm(), { seed: 1 });
+    const model = addLora(base, { ...lora, targets: [...lora.targets] }, { seed: 2 });
+    const frozen = getWeights(model, { names: frozenNames(model) });
+    const r = await trainLocal({ model, examples: lmWindows(16, 16), steps: 15, batchSize: 4, lr: 1e-2 });
+    expect(r.updateKind).to.equal('values');
+    expect(r.update.map((u) => u.name)).to.deep.equal([
+      'h.0.attn.c_attn.lora_a',
+      'h.0.attn.c_attn.lora_b',
+      'h.0.attn.c_proj.lora_a',
+      'h.0.attn.c_proj.lora_b',
+      'h.0.mlp.c_fc.lora_a',
+      'h.0.mlp.c_fc.lora_b',
+      'h.0.mlp.c_proj.lora_a',
+      'h.0.mlp.c_proj.lora_b',
+    ]);
+    expect(r.update.find((u) => u.name.endsWith('lora_b'))!.data.some((x) => x !== 0)).to.equal(true);
+    const after = getWeights(model, { names: frozenNames(model) });
+    after.forEach((t, i) =>
+      expect(Buffer.from(t.data.buffer).equals(Buffer.from(frozen[i]!.data.buffer)), t.name).to.equal(true),
+    );
+    disposeModel(base);
+    disposeModel(model);
+  });
+
+  it('starts equal to the base, and merging gives the same outputs as base + adapters', async () => {
+    const base = createModel(tinyLm({ nLayer: 2 }), { seed: 1 });
+    const model = addLora(base, { ...lora, targets: ['attn.c_attn', 'mlp.c_proj'] }, { seed: 2 });
+    const batch = makeBatch(model, lmWindows(2, 16));
+    const logits = (m: typeof model) => tf.tidy(() => Array.from(batchLoss(m, batch).logits.dataSync()));
+    expect(logits(model)).to.deep.equal(logits(base)); // B starts at zero
+    await trainLocal({ model, examples: lmWindows(16, 16), steps: 10, batchSize: 4, lr: 2e-2 });
+    const merged = mergeLora(model);
+    expect(merged.config.lora).to.equal(undefined);
+    expect([...merged.params.keys()]).to.deep.equal([...base.params.keys()]);
+    const [a, b, c] = [logits(model), logits(merged), logits(base)];
+    a.forEach((x, i) => expect(b[i]).to.be.closeTo(x, 1e-4));
+    expect(a.some((x, i) => Math.abs(x - c[i]!) > 1e-3)).to.equal(true);
+    for (const m of [base, model, merged]) disposeModel(m);
+  });
+
+  it('loads an adapter update into a fresh LoRA model with setWeights(partial)', async () => {
+    const base = createModel(tinyLm(), { seed: 1 });
+    const a = addLora(base, { ...lora, targets: ['attn.c_attn'] }, { seed: 2 });
+    const r = await trainLocal({ model: a, examples: lmWindows(8, 16), steps: 5, batchSize: 4, lr: 1e-2 });
+    const b = addLora(base, { ...lora, targets: ['attn.c_attn'] }, { seed: 3 });
+    setWeights(b, r.update, { partial: true });
+    const batch = makeBatch(a, lmWindows(2, 16));
+    const [la, lb] = [a, b].map((m) => tf.tidy(() => batchLoss(m, batch).loss.dataSync()[0]!));
+    expect(lb).to.equal(la);
+    for (const m of [base, a, b]) disposeModel(m);
+  });
+
+  it('learns a sequence classification task, reporting accuracy', async function () {
+    this.timeout(120000);
+    const model = createModel(modelConfig('tiny', { kind: 'classifier', numLabels: 2, context: 16 }), {
+      seed: 1,
+    });
+    const train = classExamples(96, 2);
+    const held = classExamples(48, 3);
+    const before = await evaluate(model, held);
+    await trainLocal({
+      model,
+      examples: train,
+      steps: 120,
+      batchSize: 16,
+      lr: 3e-3,
+      schedule: { warmupSteps: 10 },
+    });
+    const after = await evaluate(model, held);
+    expect(after.count).to.equal(48);
+    expect(after.loss).to.be.lessThan(before.loss);
+    expect(after.accuracy).to.be.greaterThan(0.8);
+    disposeModel(model);
+  });
+
+  it('fine-tunes a classifier with LoRA: adapters and the new head travel, the trunk stays', async () => {
+    const base = createModel(modelConfig('tiny', { kind: 'classifier', numLabels: 2, context: 16 }), {
+      seed: 1,
+    });
+    const model = addLora(base, { rank: 2, alpha: 4, targets: ['attn.c_attn'] });
+    const frozen = getWeights(model, { names: frozenNames(model) });
+    const r = await trainLocal({ model, examples: classExamples(32), steps: 5, batchSize: 8, lr: 1e-2 });
+    expect(r.update.map((u) => u.name)).to.deep.equal([
+      'cls.w',
+      'cls.b',
+      'h.0.attn.c_attn.lora_a',
+      'h.0.attn.c_attn.lora_b',
+    ]);
+    getWeights(model, { names: frozenNames(model) }).forEach((t, i) =>
+      expect(Array.from(t.data)).to.deep.equal(Array.from(frozen[i]!.data)),
+    );
+    disposeModel(base);
+    disposeModel(model);
+  });
+});
