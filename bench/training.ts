@@ -1,0 +1,108 @@
+// Training throughput: tokens/s and achieved GFLOP/s of the LM's training step for two sizes on each available
+// backend, beside a plain 2-D matmul's GFLOP/s measured in the same run on the same backend.
+import * as tf from '@tensorflow/tfjs';
+import type { Bench } from './lib.ts';
+import { timeIt, withRatio } from './lib.ts';
+import {
+  countParams,
+  createModel,
+  disposeModel,
+  initBackend,
+  modelConfig,
+  trainLocal,
+  type BackendChoice,
+  type ModelConfig,
+} from '../model/index.ts';
+
+const SIZES: { label: string; config: ModelConfig }[] = [
+  { label: 'd64', config: modelConfig('small', { dModel: 64, dMlp: 256 }) },
+  { label: 'small-d128', config: modelConfig('small') },
+];
+const BATCH = 8;
+
+/** FLOPs of one training step: 6·N per token for the matmul parameters (wte counts: it is the tied head), plus attention. */
+function stepFlops(config: ModelConfig, tokens: number): number {
+  const n = countParams(config) - config.context * config.dModel; // wpe is an add, not a matmul
+  return tokens * (6 * n + 12 * config.nLayer * config.context * config.dModel);
+}
+
+const bench: Bench = async ({ quick, report, progress }) => {
+  const backends: BackendChoice[] = ['tensorflow', 'wasm', 'cpu'];
+  const tokensPerSec = new Map<string, number>();
+  for (const backend of backends) {
+    let name: string;
+    try {
+      name = (await initBackend({ backend })).name;
+    } catch {
+      progress(`${backend}: not available, skipped`);
+      continue;
+    }
+    const m = 512;
+    const a = tf.randomNormal([m, m]) as tf.Tensor2D;
+    const b = tf.randomNormal([m, m]) as tf.Tensor2D;
+    // Not tf.tidy(() => ….dataSync()): tidy walks a returned typed array element by element (10x slower here).
+    const mmSeconds = await timeIt(
+      () => {
+        const c = tf.matMul(a, b);
+        c.dataSync();
+        c.dispose();
+      },
+      { minMs: name === 'cpu' ? 500 : 1000 },
+    );
+    tf.dispose([a, b]);
+    const matmulGflops = (2 * m * m * m) / mmSeconds / 1e9;
+    report({
+      name: `training.matmul_${name}`,
+      value: matmulGflops,
+      unit: 'GFLOP/s',
+      note: `${m}x${m}x${m} float32 2-D matMul, ${name}`,
+    });
+
+    for (const { label, config } of SIZES) {
+      const steps = name === 'cpu' ? (quick ? 2 : 4) : quick ? 6 : 30;
+      const examples = Array.from({ length: 64 }, (_, i) =>
+        Int32Array.from({ length: config.context + 1 }, (_, j) => (i * 31 + j * 7) % 256),
+      );
+      const model = createModel(config, { seed: 1 });
+      await trainLocal({ model, examples, steps: 2, batchSize: BATCH, lr: 1e-3 }); // warm-up: kernels, XNNPACK operators
+      progress(`${name} ${label}: ${steps} steps`);
+      const t0 = performance.now();
+      const r = await trainLocal({ model, examples, steps, batchSize: BATCH, lr: 1e-3 });
+      const seconds = (performance.now() - t0) / 1000;
+      disposeModel(model);
+      const tps = r.tokens / seconds;
+      tokensPerSec.set(`${name}:${label}`, tps);
+      const note = `${label}: d${config.dModel} L${config.nLayer} H${config.nHead} ctx${config.context}, ${countParams(config)} params, batch ${BATCH}, AdamW, ${name}`;
+      report({ name: `training.tokens_per_s_${name}_${label}`, value: tps, unit: 'tokens/s', note });
+      report(
+        withRatio(
+          {
+            name: `training.gflops_${name}_${label}`,
+            value: stepFlops(config, r.tokens) / seconds / 1e9,
+            unit: 'GFLOP/s',
+            note: `${note}; ref: the 2-D matmul`,
+          },
+          matmulGflops,
+        ),
+      );
+    }
+  }
+  for (const { label } of SIZES) {
+    const [w, c] = [tokensPerSec.get(`wasm:${label}`), tokensPerSec.get(`cpu:${label}`)];
+    if (w !== undefined && c !== undefined) {
+      report(
+        withRatio(
+          {
+            name: `training.wasm_vs_cpu_${label}`,
+            value: w,
+            unit: 'tokens/s',
+            note: `wasm tokens/s; ref: cpu`,
+          },
+          c,
+        ),
+      );
+    }
+  }
+};
+
+export default bench;
