@@ -27,15 +27,17 @@ export function httpSource(baseUrl: string): CheckpointSource {
 
 /**
  * Any host that lays out the same objects under other URLs, e.g. an S3-compatible bucket or an IPFS gateway
- * serving a directory: `{id}`, `{n}` and `{hash}` (a chunk's SHA-256 as 0x…) are replaced in the templates.
+ * serving a directory: `{id}`, `{n}` and `{hash}` (a chunk's SHA-256 as 0x…) are replaced in the templates, and
+ * `{idhex}` / `{hashhex}` by the same without `0x`, as the store names its files.
  */
 export function templateSource(manifestTemplate: string, chunkTemplate: string): CheckpointSource {
   const fill = (t: string, vars: Record<string, string>) =>
-    t.replace(/\{(id|n|hash)\}/g, (_, k: string) => vars[k]!);
+    t.replace(/\{(id|idhex|n|hash|hashhex)\}/g, (_, k: string) => vars[k]!);
   return {
     name: chunkTemplate,
-    manifestUrl: (id) => fill(manifestTemplate, { id, n: '', hash: '' }),
-    chunkUrl: (id, n, hash) => fill(chunkTemplate, { id, n: String(n), hash }),
+    manifestUrl: (id) => fill(manifestTemplate, { id, idhex: id.slice(2), n: '', hash: '', hashhex: '' }),
+    chunkUrl: (id, n, hash) =>
+      fill(chunkTemplate, { id, idhex: id.slice(2), n: String(n), hash, hashhex: hash.slice(2) }),
   };
 }
 

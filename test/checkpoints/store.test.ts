@@ -1,6 +1,7 @@
 // The checkpoint store end to end: store → serve over HTTP → verified, resumable download → re-verify.
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import {
   httpSource,
   openStore,
   parseRange,
+  parseSource,
   serveCheckpoints,
   sha256Hex,
   templateSource,
@@ -159,6 +161,28 @@ describe('checkpoints: content-addressed store, serving, verified download', () 
     } finally {
       await goodServer.close();
     }
+  });
+
+  it('downloads from a plain static host holding a copy of the store, as a bucket would', async () => {
+    // A bare file server over the store's folders, standing in for an S3-compatible bucket.
+    const bucket = createServer((req, res) => {
+      const match = /^\/ckpt\/(manifests|chunks)\/([0-9a-f]{64})$/.exec(req.url ?? '');
+      if (!match) return void res.writeHead(404).end();
+      readFile(join(dir, 'store', match[1]!, match[2]!)).then(
+        (body) => res.writeHead(200).end(body),
+        () => res.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((resolve) => bucket.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(bucket.address() as AddressInfo).port}/ckpt`;
+    try {
+      const source = parseSource(`${base}/manifests/{idhex}|${base}/chunks/{hashhex}`);
+      const result = await downloadCheckpoint({ id, sources: [source], outDir: join(dir, 'out') });
+      expect(new Uint8Array(await readFile(result.path))).to.deep.equal(bytes);
+    } finally {
+      bucket.close();
+    }
+    expect(() => parseSource('ftp://x')).to.throw(/http/);
   });
 
   it('resumes an interrupted download without fetching verified chunks again', async () => {
