@@ -1,0 +1,536 @@
+// The deterministic reducer: (state, finalized block) → state. Pure: it never mutates its input and never throws on chain data.
+import { decodePayload, deriveNetworkId, hasMagic, PayloadError } from './codec.ts';
+import {
+  MAX_LOG,
+  type AuditEntry,
+  type CallSite,
+  type ChainBlock,
+  type ChainCall,
+  type CheckpointRecord,
+  type IgnoredEntry,
+  type NetworkState,
+  type Proposal,
+  type ProtocolState,
+} from './state.ts';
+import type { Account, FedtuneCall, Hex32, Quorum } from './types.ts';
+
+/** A remark of an extrinsic that ran, with the transfers that ran beside it in its innermost batchAll. */
+interface Remark {
+  data: Uint8Array;
+  position: number;
+  transfers: { account: Account; amount: string }[];
+}
+
+/** Remarks of one extrinsic in execution order; calls that did not run (or were rolled back) are skipped. */
+function remarksOf(call: ChainCall): Remark[] {
+  const out: Remark[] = [];
+  let position = 0;
+  const walk = (node: ChainCall, live: boolean, siblings: Remark['transfers']): void => {
+    const runs = live && node.ok;
+    if (node.kind === 'remark') {
+      if (runs) out.push({ data: node.data, position, transfers: siblings });
+      position += 1;
+    } else if (node.kind === 'batch') {
+      const transfers =
+        node.mode === 'batchAll'
+          ? node.calls.flatMap((c) =>
+              c.kind === 'transfer' && c.ok && runs ? [{ account: c.dest, amount: c.value }] : [],
+            )
+          : [];
+      for (const child of node.calls) walk(child, runs, node.mode === 'batchAll' ? transfers : []);
+    }
+  };
+  walk(call, true, []);
+  return out;
+}
+
+/** Ayes needed for `quorum` of `members`: the least n with n * denominator >= numerator * members. */
+export function ayesNeeded(quorum: Quorum, members: number): number {
+  return Math.max(1, Math.ceil((quorum.numerator * members) / quorum.denominator));
+}
+
+class RuleBroken extends Error {
+  constructor(
+    readonly code: string,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+function fail(code: string, reason: string): never {
+  throw new RuleBroken(code, reason);
+}
+
+/** Copy-on-write over the state for one block: each network, proposal and checkpoint is copied at most once. */
+class Draft {
+  readonly state: ProtocolState;
+  private readonly networks = new Set<string>();
+  private readonly proposals = new Set<string>();
+  private readonly checkpoints = new Set<string>();
+  private logsCopied = false;
+
+  constructor(prev: ProtocolState) {
+    this.state = { ...prev, networks: { ...prev.networks } };
+  }
+
+  network(id: Hex32): NetworkState {
+    const n = this.state.networks[id]!;
+    if (this.networks.has(id)) return n;
+    this.networks.add(id);
+    const copy: NetworkState = {
+      ...n,
+      members: n.members.slice(),
+      coordinators: n.coordinators.slice(),
+      datasets: { ...n.datasets },
+      workers: { ...n.workers },
+      proposals: n.proposals.slice(),
+      voting: n.voting.slice(),
+      checkpoints: { ...n.checkpoints },
+    };
+    this.state.networks[id] = copy;
+    return copy;
+  }
+
+  addNetwork(network: NetworkState): void {
+    this.state.networks[network.id] = network;
+    this.networks.add(network.id);
+  }
+
+  proposal(net: NetworkState, id: number): Proposal {
+    const key = `${net.id}/${id}`;
+    const p = net.proposals[id]!;
+    if (this.proposals.has(key)) return p;
+    this.proposals.add(key);
+    const copy: Proposal =
+      p.type === 'round'
+        ? { ...p, votes: { ...p.votes }, finalized: p.finalized.slice() }
+        : { ...p, votes: { ...p.votes } };
+    net.proposals[id] = copy;
+    return copy;
+  }
+
+  addProposal(net: NetworkState, p: Proposal): void {
+    net.proposals.push(p);
+    this.proposals.add(`${net.id}/${p.id}`);
+  }
+
+  checkpoint(net: NetworkState, id: Hex32): CheckpointRecord {
+    const key = `${net.id}/${id}`;
+    const c = net.checkpoints[id]!;
+    if (this.checkpoints.has(key)) return c;
+    this.checkpoints.add(key);
+    const copy = { ...c, attests: { ...c.attests } };
+    net.checkpoints[id] = copy;
+    return copy;
+  }
+
+  private copyLogs(): void {
+    if (this.logsCopied) return;
+    this.logsCopied = true;
+    this.state.audit = this.state.audit.slice(-MAX_LOG + 1);
+    this.state.ignored = this.state.ignored.slice(-MAX_LOG + 1);
+  }
+
+  audit(entry: AuditEntry): void {
+    this.copyLogs();
+    if (this.state.audit.length >= MAX_LOG) this.state.audit.shift();
+    this.state.audit.push(entry);
+  }
+
+  ignore(entry: IgnoredEntry): void {
+    this.copyLogs();
+    if (this.state.ignored.length >= MAX_LOG) this.state.ignored.shift();
+    this.state.ignored.push(entry);
+  }
+}
+
+/**
+ * Folds one finalized block into the state. Blocks at or below `state.height` are already in and change nothing.
+ * Calls are applied in extrinsic order and, inside batches, in call order; at the end of the block every
+ * proposal whose deadline is this block is decided.
+ */
+export function reduceBlock(state: ProtocolState, block: ChainBlock): ProtocolState {
+  if (block.number <= state.height) return state;
+  const draft = new Draft(state);
+  for (const extrinsic of block.extrinsics) {
+    if (!extrinsic.ok || extrinsic.signer === null) continue;
+    let remarks: Remark[];
+    try {
+      remarks = remarksOf(extrinsic.call);
+    } catch {
+      continue;
+    }
+    for (const remark of remarks) {
+      if (!hasMagic(remark.data)) continue;
+      const site: CallSite = {
+        block: block.number,
+        extrinsic: extrinsic.index,
+        call: remark.position,
+        signer: extrinsic.signer,
+      };
+      applyRemark(draft, block, site, extrinsic.signer, remark);
+    }
+  }
+  closeProposals(draft, block.number);
+  draft.state.height = block.number;
+  draft.state.blockHash = block.hash;
+  return draft.state;
+}
+
+/** Folds blocks in order. */
+export function reduceBlocks(state: ProtocolState, blocks: Iterable<ChainBlock>): ProtocolState {
+  let s = state;
+  for (const block of blocks) s = reduceBlock(s, block);
+  return s;
+}
+
+function applyRemark(draft: Draft, block: ChainBlock, site: CallSite, signer: Account, remark: Remark): void {
+  let network: Hex32 | null;
+  let call: FedtuneCall;
+  try {
+    ({ network, call } = decodePayload(remark.data));
+  } catch (error) {
+    const code = error instanceof PayloadError ? error.code : 'E_MALFORMED_PAYLOAD';
+    draft.ignore({ ...site, code, reason: (error as Error).message });
+    return;
+  }
+  const only = draft.state.only;
+  if (call.type === 'createNetwork') {
+    const id = deriveNetworkId(block.hash, site.extrinsic, site.call);
+    if (only !== null && id !== only) {
+      draft.ignore({
+        ...site,
+        code: 'E_OTHER_NETWORK',
+        reason: `creates network ${id}, following ${only} only`,
+      });
+      return;
+    }
+    try {
+      createNetwork(draft, id, call, signer, block.number);
+    } catch (error) {
+      recordRule(draft, site, null, call, error);
+    }
+    return;
+  }
+  if (only !== null && network !== only) {
+    draft.ignore({
+      ...site,
+      code: 'E_OTHER_NETWORK',
+      reason: `addressed to network ${network}, following ${only} only`,
+    });
+    return;
+  }
+  if (draft.state.networks[network!] === undefined) {
+    draft.ignore({ ...site, code: 'E_UNKNOWN_NETWORK', reason: `no network ${network}` });
+    return;
+  }
+  try {
+    applyCall(draft, draft.network(network!), call, signer, block.number, remark);
+  } catch (error) {
+    recordRule(draft, site, network, call, error);
+  }
+}
+
+function recordRule(
+  draft: Draft,
+  site: CallSite,
+  network: Hex32 | null,
+  call: FedtuneCall,
+  error: unknown,
+): void {
+  const rule =
+    error instanceof RuleBroken
+      ? error
+      : new RuleBroken('E_REDUCER_INTERNAL', `unexpected: ${String(error)}`);
+  draft.audit({ ...site, network, callType: call.type, code: rule.code, reason: rule.reason });
+}
+
+function validQuorum(q: Quorum): boolean {
+  return q.denominator > 0 && q.numerator > 0 && q.numerator <= q.denominator;
+}
+
+function unique(accounts: Account[]): boolean {
+  return new Set(accounts).size === accounts.length;
+}
+
+function createNetwork(
+  draft: Draft,
+  id: Hex32,
+  call: Extract<FedtuneCall, { type: 'createNetwork' }>,
+  signer: Account,
+  block: number,
+): void {
+  if (call.name.trim() === '') fail('E_BAD_NETWORK', 'the network needs a name');
+  if (call.members.length === 0) fail('E_BAD_NETWORK', 'the network needs at least one member');
+  if (!unique(call.members)) fail('E_BAD_NETWORK', 'members are listed twice');
+  if (call.coordinators.length === 0) fail('E_BAD_NETWORK', 'the network needs at least one coordinator');
+  if (!validQuorum(call.quorum)) {
+    fail('E_BAD_NETWORK', `quorum ${call.quorum.numerator}/${call.quorum.denominator} is not in (0, 1]`);
+  }
+  if (call.votingPeriod < 1) fail('E_BAD_NETWORK', 'the voting period must be at least one block');
+  draft.addNetwork({
+    id,
+    name: call.name,
+    founder: signer,
+    createdAt: block,
+    members: call.members.slice(),
+    coordinators: [...new Set(call.coordinators)],
+    quorum: { ...call.quorum },
+    votingPeriod: call.votingPeriod,
+    datasets: {},
+    workers: {},
+    proposals: [],
+    voting: [],
+    checkpoints: {},
+  });
+}
+
+function requireMember(net: NetworkState, signer: Account): void {
+  if (!net.members.includes(signer)) fail('E_NOT_MEMBER', `${signer} is not a member of ${net.name}`);
+}
+
+function requireProposal(net: NetworkState, id: number): Proposal {
+  const p = net.proposals[id];
+  if (p === undefined) fail('E_UNKNOWN_PROPOSAL', `no proposal ${id} in ${net.name}`);
+  return p;
+}
+
+function newProposal(net: NetworkState, signer: Account, block: number) {
+  return {
+    id: net.proposals.length,
+    proposer: signer,
+    proposedAt: block,
+    deadline: block + net.votingPeriod,
+    electorate: net.members.slice(),
+    ayesNeeded: ayesNeeded(net.quorum, net.members.length),
+    votes: {},
+    ayes: 0,
+    nays: 0,
+    status: 'voting' as const,
+    decidedAt: null,
+  };
+}
+
+function applyCall(
+  draft: Draft,
+  net: NetworkState,
+  call: Exclude<FedtuneCall, { type: 'createNetwork' }>,
+  signer: Account,
+  block: number,
+  remark: Remark,
+): void {
+  switch (call.type) {
+    case 'registerDataset': {
+      const { type: _type, ...fields } = call;
+      if (net.datasets[call.root] !== undefined)
+        fail('E_DATASET_EXISTS', `dataset ${call.root} is registered`);
+      if (call.name.trim() === '') fail('E_BAD_DATASET', 'the dataset needs a name');
+      if (call.shards < 1 || call.records < 1)
+        fail('E_BAD_DATASET', 'a dataset has at least one record and one shard');
+      net.datasets[call.root] = { ...fields, owner: signer, block };
+      return;
+    }
+    case 'registerWorker':
+      net.workers[signer] = {
+        account: signer,
+        capabilities: { ...call.capabilities },
+        endpoint: call.endpoint,
+        block,
+      };
+      return;
+    case 'deregisterWorker':
+      if (net.workers[signer] === undefined) fail('E_NOT_REGISTERED', `${signer} is not a registered worker`);
+      delete net.workers[signer];
+      return;
+    case 'proposeRound': {
+      requireMember(net, signer);
+      const { type: _type, ...round } = call;
+      if (net.datasets[call.dataset] === undefined) fail('E_UNKNOWN_DATASET', `no dataset ${call.dataset}`);
+      if (call.kind === 'Finetune') {
+        if (call.baseCheckpoint === null)
+          fail('E_BASE_REQUIRED', 'a Finetune round names its base checkpoint');
+        if (net.checkpoints[call.baseCheckpoint]?.certified !== true) {
+          fail('E_BASE_NOT_CERTIFIED', `base checkpoint ${call.baseCheckpoint} is not certified`);
+        }
+      } else if (call.baseCheckpoint !== null) {
+        fail('E_BAD_PROPOSAL', 'a Pretrain round starts from scratch and takes no base checkpoint');
+      }
+      if (call.rounds < 1) fail('E_BAD_PROPOSAL', 'rounds must be at least 1');
+      if (call.minWorkers < 1 || call.maxWorkers < call.minWorkers) {
+        fail(
+          'E_BAD_PROPOSAL',
+          `workers ${call.minWorkers}..${call.maxWorkers} is not a range of at least one`,
+        );
+      }
+      const p: Proposal = {
+        ...newProposal(net, signer, block),
+        type: 'round',
+        round,
+        coordinator: null,
+        coordinatorEndpoint: null,
+        openedAt: null,
+        finalized: [],
+        failure: null,
+      };
+      draft.addProposal(net, p);
+      net.voting.push(p.id);
+      return;
+    }
+    case 'proposeMembership': {
+      requireMember(net, signer);
+      const isMember = net.members.includes(call.account);
+      if (call.action === 'Add' && isMember) fail('E_ALREADY_MEMBER', `${call.account} is already a member`);
+      if (call.action === 'Remove' && !isMember) fail('E_MEMBER_UNKNOWN', `${call.account} is not a member`);
+      if (call.action === 'Remove' && net.members.length === 1)
+        fail('E_LAST_MEMBER', 'the last member cannot leave');
+      const p: Proposal = {
+        ...newProposal(net, signer, block),
+        type: 'membership',
+        membership: { action: call.action, account: call.account },
+        applied: false,
+      };
+      draft.addProposal(net, p);
+      net.voting.push(p.id);
+      return;
+    }
+    case 'vote': {
+      const existing = requireProposal(net, call.proposal);
+      if (existing.status !== 'voting' || block > existing.deadline) {
+        fail('E_VOTING_CLOSED', `voting on proposal ${call.proposal} closed at block ${existing.deadline}`);
+      }
+      if (!existing.electorate.includes(signer)) {
+        fail('E_NOT_MEMBER', `${signer} was not a member when proposal ${call.proposal} was made`);
+      }
+      if (existing.votes[signer] !== undefined)
+        fail('E_DOUBLE_VOTE', `${signer} already voted on ${call.proposal}`);
+      const p = draft.proposal(net, call.proposal);
+      p.votes[signer] = call.aye;
+      if (call.aye) p.ayes += 1;
+      else p.nays += 1;
+      return;
+    }
+    case 'openRound': {
+      if (!net.coordinators.includes(signer)) fail('E_NOT_COORDINATOR', `${signer} is not a coordinator`);
+      const existing = requireProposal(net, call.proposal);
+      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+      if (existing.status !== 'approved') {
+        fail('E_NOT_APPROVED', `proposal ${call.proposal} is ${existing.status}, not approved`);
+      }
+      const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
+      p.status = 'open';
+      p.coordinator = signer;
+      p.coordinatorEndpoint = call.coordinatorEndpoint;
+      p.openedAt = block;
+      return;
+    }
+    case 'finalizeRound': {
+      const existing = requireProposal(net, call.proposal);
+      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+      if (existing.status !== 'open')
+        fail('E_NOT_OPEN', `proposal ${call.proposal} is ${existing.status}, not open`);
+      if (existing.coordinator !== signer) {
+        fail('E_NOT_ROUND_COORDINATOR', `round ${call.proposal} was opened by ${existing.coordinator}`);
+      }
+      if (call.round !== existing.finalized.length) {
+        fail(
+          'E_ROUND_OUT_OF_ORDER',
+          `next round of ${call.proposal} is ${existing.finalized.length}, got ${call.round}`,
+        );
+      }
+      if (net.checkpoints[call.checkpoint.id] !== undefined) {
+        fail('E_CHECKPOINT_EXISTS', `checkpoint ${call.checkpoint.id} is already committed`);
+      }
+      const { type: _type, proposal: _proposal, ...fields } = call;
+      const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
+      p.finalized.push({ ...fields, block, coordinator: signer, rewards: remark.transfers });
+      if (p.finalized.length === p.round.rounds) p.status = 'completed';
+      net.checkpoints[call.checkpoint.id] = {
+        id: call.checkpoint.id,
+        proposal: call.proposal,
+        round: call.round,
+        bytes: call.checkpoint.bytes,
+        uri: call.checkpoint.uri,
+        block,
+        attests: {},
+        certified: false,
+        certifiedAt: null,
+      };
+      return;
+    }
+    case 'attest': {
+      requireMember(net, signer);
+      const existing = net.checkpoints[call.checkpoint];
+      if (existing === undefined) fail('E_UNKNOWN_CHECKPOINT', `no checkpoint ${call.checkpoint}`);
+      if (existing.attests[signer] !== undefined) {
+        fail('E_DOUBLE_ATTEST', `${signer} already attested ${call.checkpoint}`);
+      }
+      const c = draft.checkpoint(net, call.checkpoint);
+      c.attests[signer] = { evalLoss: call.evalLoss, verdict: call.verdict, block };
+      const positive = Object.entries(c.attests).filter(
+        ([a, x]) => x.verdict && net.members.includes(a),
+      ).length;
+      if (!c.certified && positive >= ayesNeeded(net.quorum, net.members.length)) {
+        c.certified = true;
+        c.certifiedAt = block;
+      }
+      return;
+    }
+    case 'failRound': {
+      const existing = requireProposal(net, call.proposal);
+      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+      if (existing.status === 'open') {
+        if (existing.coordinator !== signer) {
+          fail('E_NOT_ROUND_COORDINATOR', `round ${call.proposal} was opened by ${existing.coordinator}`);
+        }
+      } else if (existing.status === 'approved') {
+        if (!net.coordinators.includes(signer)) fail('E_NOT_COORDINATOR', `${signer} is not a coordinator`);
+      } else {
+        fail(
+          'E_BAD_STATUS',
+          `proposal ${call.proposal} is ${existing.status}; only approved or open rounds fail`,
+        );
+      }
+      const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
+      p.status = 'failed';
+      p.failure = { reason: call.reason, block, by: signer };
+      return;
+    }
+  }
+}
+
+/** Decides every proposal whose deadline is at or before `block`, in id order. */
+function closeProposals(draft: Draft, block: number): void {
+  for (const id of Object.keys(draft.state.networks) as Hex32[]) {
+    const voting = draft.state.networks[id]!.voting;
+    if (
+      voting.length === 0 ||
+      !voting.some((pid) => draft.state.networks[id]!.proposals[pid]!.deadline <= block)
+    ) {
+      continue;
+    }
+    const net = draft.network(id);
+    const still: number[] = [];
+    for (const pid of net.voting) {
+      if (net.proposals[pid]!.deadline > block) {
+        still.push(pid);
+        continue;
+      }
+      const p = draft.proposal(net, pid);
+      p.decidedAt = block;
+      p.status = p.ayes >= p.ayesNeeded ? 'approved' : 'rejected';
+      if (p.status === 'approved' && p.type === 'membership') {
+        const { action, account } = p.membership;
+        const isMember = net.members.includes(account);
+        if (action === 'Add' && !isMember) {
+          net.members.push(account);
+          p.applied = true;
+        } else if (action === 'Remove' && isMember && net.members.length > 1) {
+          net.members = net.members.filter((m) => m !== account);
+          p.applied = true;
+        }
+      }
+    }
+    net.voting = still;
+  }
+}
