@@ -21,3 +21,25 @@ export {
 } from './codec.ts';
 export { ayesNeeded, reduceBlock, reduceBlocks } from './reducer.ts';
 export { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.ts';
+export { signerFromKeyfile, signerFromSeed, type KeyringPair } from './keys.ts';
+export { markOutcomes, type UtilityEvent } from './outcomes.ts';
+export {
+  buildCall,
+  callTree,
+  connect,
+  fetchBlock,
+  finalizedHead,
+  follow,
+  isCanonical,
+  resumeFromSnapshot,
+  submit,
+  syncState,
+  type CallBuilders,
+  type ChainClient,
+  type ConnectParameters,
+  type FollowParameters,
+  type Inclusion,
+  type SubmitParameters,
+  type SyncParameters,
+  type Transfer,
+} from './client.ts';

@@ -43,13 +43,11 @@ const arbLeaf: fc.Arbitrary<ChainCall> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: fc
-      .uint8Array({ maxLength: 40 })
-      .map((tail): ChainCall => ({
-        kind: 'remark',
-        data: new Uint8Array([...MAGIC, PROTOCOL_VERSION, ...tail]),
-        ok: true,
-      })),
+    arbitrary: fc.uint8Array({ maxLength: 40 }).map((tail): ChainCall => ({
+      kind: 'remark',
+      data: new Uint8Array([...MAGIC, PROTOCOL_VERSION, ...tail]),
+      ok: true,
+    })),
   },
   {
     weight: 1,

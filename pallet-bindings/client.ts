@@ -1,0 +1,472 @@
+// The chain client over @polkadot/api: connect, submit protocol calls (alone or with transfers, atomically), read blocks, sync the reducer.
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import type { SubmittableExtrinsic } from '@polkadot/api/types';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import type { EventRecord, Extrinsic } from '@polkadot/types/interfaces';
+import type { AnyTuple, CallBase } from '@polkadot/types/types';
+
+type Call = CallBase<AnyTuple>;
+import type { Logger } from 'pino';
+import { u8aToHex } from '@polkadot/util';
+import { encodePayload, toAccount } from './codec.ts';
+import { PalletError } from './errors.ts';
+import { markOutcomes, UTILITY_EVENTS, type UtilityEvent } from './outcomes.ts';
+import { reduceBlock } from './reducer.ts';
+import { decodeSnapshot } from './snapshot.ts';
+import { initialState, type ChainBlock, type ChainCall, type ProtocolState } from './state.ts';
+import type { FedtuneCall, Hex32 } from './types.ts';
+
+export interface ChainClient {
+  readonly api: ApiPromise;
+  readonly url: string;
+  readonly genesisHash: string;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+export interface ConnectParameters {
+  url: string;
+  logger: Logger;
+  /** Attempts before giving up (default 5); the wait doubles from `backoffMs` (default 250 ms) each time. */
+  attempts?: number;
+  backoffMs?: number;
+  /** How long one attempt may take (default 10 s). */
+  timeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One WebSocket open, or the reason it failed. The probe does not reconnect by itself. */
+async function probe(url: string, timeoutMs: number): Promise<void> {
+  const provider = new WsProvider(url, false);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      provider.on('connected', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      provider.on('error', (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error('connection refused'));
+      });
+      provider.connect().catch(reject);
+    });
+  } finally {
+    await provider.disconnect().catch(() => undefined);
+  }
+}
+
+/** Connects with retry and exponential backoff; E_CHAIN_UNREACHABLE when nothing answers at `url`. */
+export async function connect({
+  url,
+  logger,
+  attempts = 5,
+  backoffMs = 250,
+  timeoutMs = 10_000,
+}: ConnectParameters): Promise<ChainClient> {
+  if (!/^wss?:\/\//.test(url)) {
+    throw new PalletError('E_BAD_CHAIN_URL', `chain URL must start with ws:// or wss://, got ${url}`, {
+      exitCode: 2,
+    });
+  }
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      await probe(url, timeoutMs);
+      lastError = undefined;
+      break;
+    } catch (error) {
+      lastError = error;
+      logger.debug({ url, attempt, attempts }, 'chain not reachable yet');
+      if (attempt < attempts) await sleep(backoffMs * 2 ** (attempt - 1));
+    }
+  }
+  if (lastError !== undefined) {
+    throw new PalletError(
+      'E_CHAIN_UNREACHABLE',
+      `no Substrate node answers at ${url} after ${attempts} attempts (start one with \`fedtune devnet\`, or pass --chain URL)`,
+      { cause: lastError },
+    );
+  }
+  // Reachable: the long-lived connection reconnects by itself if the node restarts.
+  const provider = new WsProvider(url, 2_500);
+  let api: ApiPromise;
+  try {
+    api = await Promise.race([
+      ApiPromise.create({ provider, noInitWarn: true, throwOnConnect: true }),
+      sleep(timeoutMs * 3).then(() => {
+        throw new Error('metadata did not arrive in time');
+      }),
+    ]);
+  } catch (cause) {
+    await provider.disconnect().catch(() => undefined);
+    throw new PalletError('E_CHAIN_UNREACHABLE', `connected to ${url} but the API did not initialise`, {
+      cause,
+    });
+  }
+  const genesisHash = api.genesisHash.toHex();
+  logger.debug({ url, genesisHash, runtime: api.runtimeVersion.specName.toString() }, 'connected to chain');
+  return {
+    api,
+    url,
+    genesisHash,
+    logger,
+    close: async () => {
+      await api.disconnect().catch(() => undefined);
+    },
+  };
+}
+
+// ---- building and submitting ----------------------------------------------------------------------
+
+export interface Transfer {
+  dest: string;
+  /** Planck, as decimal digits or a bigint. */
+  value: string | bigint;
+}
+
+/** The three call constructors the protocol uses; both `api.tx` and metadata-decorated `tx` objects have them. */
+export interface CallBuilders<C> {
+  /** The remark as 0x-hex: a Uint8Array given to a `Bytes` argument is read as already length-prefixed. */
+  system: { remarkWithEvent(remark: string): C };
+  utility: { batchAll(calls: C[]): C };
+  balances: { transferKeepAlive(dest: string, value: bigint): C };
+}
+
+/**
+ * One remark alone becomes `system.remarkWithEvent`; several, or any with transfers, become one
+ * `utility.batchAll` of the remarks followed by `balances.transferKeepAlive` calls — all land or none.
+ */
+export function buildCall<C>(tx: CallBuilders<C>, payloads: Uint8Array[], transfers: Transfer[] = []): C {
+  if (payloads.length === 0) throw new PalletError('E_BAD_CALL', 'nothing to submit', { exitCode: 2 });
+  const remarks = payloads.map((p) => tx.system.remarkWithEvent(u8aToHex(p)));
+  if (remarks.length === 1 && transfers.length === 0) return remarks[0]!;
+  return tx.utility.batchAll([
+    ...remarks,
+    ...transfers.map((t) => tx.balances.transferKeepAlive(toAccount(t.dest), BigInt(t.value))),
+  ]);
+}
+
+export interface SubmitParameters {
+  signer: KeyringPair;
+  /** The network the calls address; null for createNetwork. */
+  network: Hex32 | null;
+  calls: FedtuneCall[];
+  transfers?: Transfer[];
+}
+
+export interface Inclusion {
+  blockHash: string;
+  blockNumber: number;
+  extrinsicIndex: number;
+  txHash: string;
+}
+
+/**
+ * Signs, submits and waits for finality. Resolves with where the extrinsic landed; rejects with
+ * E_DISPATCH_FAILED (it landed but failed: nothing it carried counts, its details name the block) or
+ * E_SUBMIT_REJECTED (the node refused it: bad nonce, fees, …).
+ */
+export async function submit(client: ChainClient, params: SubmitParameters): Promise<Inclusion> {
+  const { api, logger } = client;
+  const payloads = params.calls.map((call) => encodePayload({ network: params.network, call }));
+  const tx = buildCall(
+    api.tx as unknown as CallBuilders<SubmittableExtrinsic<'promise'>>,
+    payloads,
+    params.transfers ?? [],
+  );
+  const what = params.calls.map((c) => c.type).join('+');
+  logger.debug(
+    { calls: what, signer: params.signer.address, transfers: params.transfers?.length ?? 0 },
+    'submitting',
+  );
+  return new Promise<Inclusion>((resolve, reject) => {
+    let unsubscribe: (() => void) | undefined;
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      unsubscribe?.();
+      fn();
+    };
+    tx.signAndSend(params.signer, { nonce: -1 }, (result) => {
+      const { status } = result;
+      if (status.isInvalid || status.isDropped || status.isUsurped) {
+        settle(() =>
+          reject(
+            new PalletError('E_SUBMIT_REJECTED', `the transaction pool dropped ${what}: ${status.type}`),
+          ),
+        );
+        return;
+      }
+      if (!status.isFinalized) return;
+      const blockHash = status.asFinalized.toHex();
+      const phase = result.events[0]?.phase;
+      const extrinsicIndex =
+        result.txIndex ?? (phase?.isApplyExtrinsic ? phase.asApplyExtrinsic.toNumber() : -1);
+      void api.rpc.chain.getHeader(blockHash).then(
+        (header) => {
+          const inclusion: Inclusion = {
+            blockHash,
+            blockNumber: header.number.toNumber(),
+            extrinsicIndex,
+            txHash: tx.hash.toHex(),
+          };
+          if (result.dispatchError) {
+            const error = describeDispatchError(api, result.dispatchError);
+            settle(() =>
+              reject(
+                new PalletError(
+                  'E_DISPATCH_FAILED',
+                  `${what} landed in block ${inclusion.blockNumber} but failed: ${error}`,
+                  {
+                    details: { ...inclusion, error },
+                  },
+                ),
+              ),
+            );
+          } else {
+            logger.info({ calls: what, ...inclusion }, 'finalized');
+            settle(() => resolve(inclusion));
+          }
+        },
+        (cause: unknown) =>
+          settle(() =>
+            reject(
+              new PalletError('E_CHAIN_UNREACHABLE', 'lost the chain while reading the block', { cause }),
+            ),
+          ),
+      );
+    })
+      .then((u) => {
+        unsubscribe = u;
+        if (settled) u();
+      })
+      .catch((cause: unknown) =>
+        settle(() =>
+          reject(
+            new PalletError('E_SUBMIT_REJECTED', `the node refused ${what}: ${(cause as Error).message}`, {
+              cause,
+            }),
+          ),
+        ),
+      );
+  });
+}
+
+function describeDispatchError(
+  api: ApiPromise,
+  error: NonNullable<import('@polkadot/api').SubmittableResult['dispatchError']>,
+): string {
+  if (error.isModule) {
+    try {
+      const meta = api.registry.findMetaError(error.asModule);
+      return `${meta.section}.${meta.name}`;
+    } catch {
+      return error.toString();
+    }
+  }
+  return error.type === 'Token' ? `Token.${error.asToken.type}` : error.toString();
+}
+
+// ---- reading blocks -------------------------------------------------------------------------------
+
+const REMARKS = new Set(['system.remark', 'system.remarkWithEvent']);
+const BATCHES: Record<string, 'batch' | 'batchAll' | 'forceBatch'> = {
+  'utility.batch': 'batch',
+  'utility.batchAll': 'batchAll',
+  'utility.forceBatch': 'forceBatch',
+};
+const TRANSFERS = new Set(['balances.transferKeepAlive', 'balances.transferAllowDeath', 'balances.transfer']);
+
+/** The call tree as the reducer sees it (outcomes not yet known). */
+export function callTree(call: Call): ChainCall {
+  const name = `${call.section}.${call.method}`;
+  if (REMARKS.has(name)) return { kind: 'remark', data: call.args[0]!.toU8a(true), ok: false };
+  const mode = BATCHES[name];
+  if (mode !== undefined) {
+    return { kind: 'batch', mode, ok: false, calls: (call.args[0] as unknown as Call[]).map(callTree) };
+  }
+  if (TRANSFERS.has(name)) {
+    try {
+      const dest = call.args[0] as unknown as {
+        isId?: boolean;
+        asId?: { toU8a(): Uint8Array };
+        toU8a(): Uint8Array;
+      };
+      const raw = dest.isId === true ? dest.asId!.toU8a() : dest.isId === false ? null : dest.toU8a();
+      if (raw !== null)
+        return { kind: 'transfer', dest: toAccount(raw), value: call.args[1]!.toString(), ok: false };
+    } catch {
+      // fall through: a transfer to an address form we do not read is just another call
+    }
+  }
+  return { kind: 'other', name, ok: false };
+}
+
+/** A finalized block and its events as the reducer's plain input. */
+export async function fetchBlock(client: ChainClient, hash: string): Promise<ChainBlock> {
+  const { api, logger } = client;
+  const [signed, apiAt] = await Promise.all([api.rpc.chain.getBlock(hash), api.at(hash)]);
+  const events = (await apiAt.query.system.events()) as unknown as EventRecord[];
+  const byExtrinsic = new Map<number, EventRecord[]>();
+  for (const record of events) {
+    if (!record.phase.isApplyExtrinsic) continue;
+    const i = record.phase.asApplyExtrinsic.toNumber();
+    byExtrinsic.set(i, [...(byExtrinsic.get(i) ?? []), record]);
+  }
+  const { block } = signed;
+  const number = block.header.number.toNumber();
+  return {
+    number,
+    hash,
+    parentHash: block.header.parentHash.toHex(),
+    extrinsics: block.extrinsics.map((extrinsic: Extrinsic, index) => {
+      const records = byExtrinsic.get(index) ?? [];
+      const ok = records.some(
+        ({ event }) => event.section === 'system' && event.method === 'ExtrinsicSuccess',
+      );
+      const utility = records
+        .filter(
+          ({ event }) => event.section === 'utility' && UTILITY_EVENTS.includes(event.method as UtilityEvent),
+        )
+        .map(({ event }) => event.method as UtilityEvent);
+      const marked = markOutcomes(callTree(extrinsic.method), ok, utility);
+      if (!marked.consistent) {
+        logger.warn(
+          { block: number, extrinsic: index },
+          'utility events do not fit the call tree; its calls do not count',
+        );
+      }
+      return {
+        index,
+        signer: extrinsic.isSigned ? toAccount(extrinsic.signer.toU8a().subarray(-32)) : null,
+        ok,
+        call: marked.call,
+      };
+    }),
+  };
+}
+
+// ---- the derived state ----------------------------------------------------------------------------
+
+export interface SyncParameters {
+  /** Where to start: a state (from a snapshot, or the last sync); default a fresh state. */
+  state?: ProtocolState;
+  /** The last block to fold; default the current finalized head. */
+  to?: number;
+  /** For a fresh state on a long chain: the first block to read (e.g. the block the network was created in). */
+  from?: number;
+  /** Called after each block is folded in. */
+  onBlock?: (state: ProtocolState, block: ChainBlock) => void;
+  /** Blocks fetched at once (default 8). */
+  concurrency?: number;
+}
+
+/** The finalized head's number. */
+export async function finalizedHead(client: ChainClient): Promise<{ number: number; hash: string }> {
+  const hash = await client.api.rpc.chain.getFinalizedHead();
+  const header = await client.api.rpc.chain.getHeader(hash);
+  return { number: header.number.toNumber(), hash: hash.toHex() };
+}
+
+/**
+ * Folds every finalized block after the state's height up to `to`. A state whose block is no longer
+ * canonical is an error (E_STATE_NOT_CANONICAL); use resumeFromSnapshot to fall back to a replay.
+ */
+export async function syncState(client: ChainClient, params: SyncParameters = {}): Promise<ProtocolState> {
+  let state = params.state ?? initialState();
+  const to = params.to ?? (await finalizedHead(client)).number;
+  if (state.blockHash !== null && !(await isCanonical(client, state.height, state.blockHash))) {
+    throw new PalletError(
+      'E_STATE_NOT_CANONICAL',
+      `block ${state.height} ${state.blockHash} is no longer canonical`,
+    );
+  }
+  const concurrency = params.concurrency ?? 8;
+  let next = Math.max(state.height + 1, params.from ?? 0);
+  while (next <= to) {
+    const numbers = Array.from({ length: Math.min(concurrency, to - next + 1) }, (_, i) => next + i);
+    const blocks = await Promise.all(
+      numbers.map(async (n) => fetchBlock(client, (await client.api.rpc.chain.getBlockHash(n)).toHex())),
+    );
+    for (const block of blocks) {
+      if (
+        state.blockHash !== null &&
+        block.number === state.height + 1 &&
+        block.parentHash !== state.blockHash
+      ) {
+        throw new PalletError(
+          'E_STATE_NOT_CANONICAL',
+          `block ${block.number} does not follow ${state.blockHash}`,
+        );
+      }
+      state = reduceBlock(state, block);
+      params.onBlock?.(state, block);
+    }
+    next += numbers.length;
+  }
+  return state;
+}
+
+export async function isCanonical(client: ChainClient, number: number, hash: string): Promise<boolean> {
+  const canonical = await client.api.rpc.chain.getBlockHash(number);
+  return canonical.toHex() === hash;
+}
+
+/**
+ * The state a snapshot holds, if its block is still canonical on this chain; null (and a warning) when the
+ * snapshot is unreadable or its block was replaced — the caller then replays.
+ */
+export async function resumeFromSnapshot(
+  client: ChainClient,
+  bytes: Uint8Array,
+): Promise<ProtocolState | null> {
+  let snapshot;
+  try {
+    snapshot = decodeSnapshot(bytes);
+  } catch (error) {
+    client.logger.warn({ code: (error as PalletError).code }, 'snapshot unreadable; replaying instead');
+    return null;
+  }
+  if (!(await isCanonical(client, snapshot.blockNumber, snapshot.blockHash))) {
+    client.logger.warn(
+      { block: snapshot.blockNumber, hash: snapshot.blockHash },
+      'snapshot block is no longer canonical; discarding it',
+    );
+    return null;
+  }
+  return snapshot.state;
+}
+
+export interface FollowParameters {
+  state?: ProtocolState;
+  /** Called with each new state, after each finalized block. */
+  onState: (state: ProtocolState, block: ChainBlock) => void;
+  onError?: (error: unknown) => void;
+}
+
+/** Follows finalized heads and feeds every new block through the reducer; resolves to a stop function. */
+export async function follow(client: ChainClient, params: FollowParameters): Promise<() => Promise<void>> {
+  let state = params.state ?? initialState();
+  let queue = Promise.resolve();
+  let stopped = false;
+  const unsubscribe = await client.api.rpc.chain.subscribeFinalizedHeads((header) => {
+    const to = header.number.toNumber();
+    queue = queue.then(async () => {
+      if (stopped || to <= state.height) return;
+      try {
+        state = await syncState(client, { state, to, onBlock: (s, b) => !stopped && params.onState(s, b) });
+      } catch (error) {
+        if (params.onError) params.onError(error);
+        else client.logger.error({ err: error }, 'following the chain failed');
+      }
+    });
+  });
+  return async () => {
+    stopped = true;
+    unsubscribe();
+    await queue;
+  };
+}
