@@ -1,0 +1,240 @@
+// `fedtune chain state | audit | watch`: the protocol state derived from finalized blocks, its rejected calls, and live changes.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import {
+  encodeSnapshot,
+  follow,
+  initialState,
+  resumeFromSnapshot,
+  syncState,
+  type Hex32,
+  type ProtocolState,
+} from '../../pallet-bindings/index.ts';
+import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
+import {
+  logger,
+  parseNetworkId,
+  print,
+  readState,
+  withClient,
+  withNetwork,
+  type NetworkArgs,
+} from '../protocol.ts';
+import { short, table } from '../table.ts';
+
+type Base = GlobalArgs & ChainArgs & NetworkArgs;
+
+const optionalNetwork = (args: Base): Hex32 | null =>
+  args.network === undefined ? null : parseNetworkId(args.network);
+
+function summary(state: ProtocolState) {
+  return {
+    height: state.height,
+    blockHash: state.blockHash,
+    networks: Object.values(state.networks).map((n) => ({
+      id: n.id,
+      name: n.name,
+      members: n.members.length,
+      coordinators: n.coordinators.length,
+      datasets: Object.keys(n.datasets).length,
+      workers: Object.keys(n.workers).length,
+      proposals: n.proposals.length,
+      voting: n.voting.length,
+      checkpoints: Object.keys(n.checkpoints).length,
+      certified: Object.values(n.checkpoints).filter((c) => c.certified).length,
+    })),
+    audit: state.audit.length,
+    ignored: state.ignored.length,
+  };
+}
+
+const state: CommandModule<GlobalArgs, Base> = {
+  command: 'state',
+  describe: 'The protocol state at the finalized head: networks and what they hold (--json: everything)',
+  builder: (y) => withNetwork(withChain(y), false) as unknown as Argv<Base>,
+  async handler(args) {
+    const network = optionalNetwork(args);
+    await withClient(args, logger(args), async (client) => {
+      const s = await readState(client, { network, from: args.from });
+      const sum = summary(s);
+      print(args, s, () =>
+        [
+          `finalized block ${s.height} ${s.blockHash ?? ''}`,
+          table(
+            [
+              'network',
+              'name',
+              'members',
+              'datasets',
+              'workers',
+              'proposals',
+              'voting',
+              'checkpoints',
+              'certified',
+            ],
+            sum.networks.map((n) => [
+              n.id,
+              n.name,
+              n.members,
+              n.datasets,
+              n.workers,
+              n.proposals,
+              n.voting,
+              n.checkpoints,
+              n.certified,
+            ]),
+          ),
+          `${sum.audit} rejected calls (fedtune chain audit), ${sum.ignored} ignored payloads`,
+        ].join('\n'),
+      );
+    });
+  },
+};
+
+const audit: CommandModule<GlobalArgs, Base> = {
+  command: 'audit',
+  describe: 'Calls the protocol rejected (block, extrinsic, signer, reason) and payloads it ignored',
+  builder: (y) => withNetwork(withChain(y), false) as unknown as Argv<Base>,
+  async handler(args) {
+    const network = optionalNetwork(args);
+    await withClient(args, logger(args), async (client) => {
+      const s = await readState(client, { network, from: args.from });
+      print(args, { height: s.height, rejected: s.audit, ignored: s.ignored }, () =>
+        [
+          'rejected calls',
+          table(
+            ['block', 'ext', 'call', 'signer', 'network', 'code', 'reason'],
+            s.audit.map((a) => [
+              a.block,
+              a.extrinsic,
+              a.callType,
+              a.signer ?? '',
+              a.network ? short(a.network) : '',
+              a.code,
+              a.reason,
+            ]),
+          ),
+          '',
+          'ignored payloads',
+          table(
+            ['block', 'ext', 'signer', 'code', 'reason'],
+            s.ignored.map((i) => [i.block, i.extrinsic, i.signer ?? '', i.code, i.reason]),
+          ),
+        ].join('\n'),
+      );
+    });
+  },
+};
+
+interface WatchArgs extends Base {
+  snapshot?: string;
+  'snapshot-every': number;
+  snapshotEvery: number;
+}
+
+/** What changed between two states, as one line per change (a person's view of a block). */
+function changes(prev: ProtocolState, next: ProtocolState): string[] {
+  const out: string[] = [];
+  for (const a of next.audit.slice(prev.audit.length))
+    out.push(`rejected ${a.callType} by ${short(a.signer ?? '')}: ${a.code} ${a.reason}`);
+  for (const n of Object.values(next.networks)) {
+    const before = prev.networks[n.id];
+    if (!before) out.push(`network ${n.id} "${n.name}" created`);
+    for (const p of n.proposals) {
+      const old = before?.proposals[p.id];
+      if (!old) out.push(`proposal ${p.id} (${p.type}) by ${short(p.proposer)}, voting until ${p.deadline}`);
+      else if (old.status !== p.status) out.push(`proposal ${p.id}: ${old.status} → ${p.status}`);
+      else if (old.ayes + old.nays !== p.ayes + p.nays)
+        out.push(`proposal ${p.id}: ${p.ayes} aye / ${p.nays} nay`);
+    }
+    for (const c of Object.values(n.checkpoints)) {
+      const old = before?.checkpoints[c.id];
+      if (!old) out.push(`checkpoint ${short(c.id)} committed (proposal ${c.proposal}, round ${c.round})`);
+      else if (!old.certified && c.certified) out.push(`checkpoint ${short(c.id)} certified`);
+    }
+  }
+  return out;
+}
+
+const watch: CommandModule<GlobalArgs, WatchArgs> = {
+  command: 'watch',
+  describe:
+    'Follow finalized blocks and print each protocol change (Ctrl-C stops); --snapshot FILE resumes and saves',
+  builder: (y) =>
+    withNetwork(withChain(y), false)
+      .option('snapshot', {
+        type: 'string',
+        describe: 'Snapshot file: resume from it if still canonical, and keep it updated',
+      })
+      .option('snapshot-every', {
+        type: 'number',
+        default: 100,
+        describe: 'Blocks between snapshot writes',
+      }) as unknown as Argv<WatchArgs>,
+  async handler(args) {
+    const network = optionalNetwork(args);
+    const log = logger(args);
+    await withClient(args, log, async (client) => {
+      let start: ProtocolState | null = null;
+      if (args.snapshot !== undefined && existsSync(args.snapshot)) {
+        start = await resumeFromSnapshot(client, readFileSync(args.snapshot));
+        if (start !== null && start.only !== network) {
+          log.warn('snapshot follows another network; replaying instead');
+          start = null;
+        }
+        if (start !== null) log.info({ block: start.height }, 'resumed from snapshot');
+      }
+      let current = await syncState(client, {
+        state: start ?? initialState({ only: network }),
+        from: args.from,
+      });
+      const save = () => {
+        if (args.snapshot === undefined || current.blockHash === null) return;
+        writeFileSync(`${args.snapshot}.tmp`, encodeSnapshot(current));
+        renameSync(`${args.snapshot}.tmp`, args.snapshot);
+      };
+      save();
+      print(
+        args,
+        { event: 'synced', ...summary(current) },
+        () => `synced to block ${current.height}; watching (Ctrl-C stops)`,
+      );
+      let lastSaved = current.height;
+      const stop = await follow(client, {
+        state: current,
+        onState: (next, block) => {
+          const lines = changes(current, next);
+          current = next;
+          if (args.json) {
+            if (lines.length > 0)
+              process.stdout.write(
+                `${JSON.stringify({ block: block.number, hash: block.hash, changes: lines })}\n`,
+              );
+          } else for (const line of lines) process.stdout.write(`#${block.number} ${line}\n`);
+          if (current.height - lastSaved >= args.snapshotEvery) {
+            save();
+            lastSaved = current.height;
+          }
+        },
+      });
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await stop();
+      save();
+    });
+  },
+};
+
+export const chainCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'chain',
+  describe: 'The protocol state derived from the chain: state, audit, watch',
+  builder: (y) =>
+    y
+      .command(state as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(audit as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(watch as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .demandCommand(1, 'Name a chain command: state, audit or watch.'),
+  handler() {},
+};

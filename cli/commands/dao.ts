@@ -1,0 +1,358 @@
+// `fedtune dao propose-round | propose-member | vote | list | show`: the members' governance of a network.
+import type { Argv, CommandModule } from 'yargs';
+import type { ModelRef, Proposal, ProposeRound } from '../../pallet-bindings/index.ts';
+import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
+import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
+import {
+  logger,
+  networkOf,
+  parseAccount,
+  parseAmount,
+  parseHex32,
+  parseNetworkId,
+  print,
+  readState,
+  submitChecked,
+  usage,
+  withClient,
+  withNetwork,
+  type NetworkArgs,
+} from '../protocol.ts';
+import { fields, short, table } from '../table.ts';
+
+type Base = GlobalArgs & ChainArgs & NetworkArgs;
+type Submitting = Base & SignerArgs;
+
+function withBase<T>(y: Argv<T>, signing: boolean): Argv<T & Submitting> {
+  const withNet = withNetwork(withChain(y));
+  return (signing ? withSigner(withNet) : withNet) as unknown as Argv<T & Submitting>;
+}
+
+/** The proposal a successful propose-* made: the signer's, in the inclusion block. */
+function madeBy(proposals: Proposal[], proposer: string, block: number): Proposal {
+  const p = proposals.filter((x) => x.proposer === proposer && x.proposedAt === block).at(-1);
+  if (p === undefined) throw usage('the proposal landed but is not in the protocol state');
+  return p;
+}
+
+interface ProposeRoundArgs extends Submitting {
+  kind: 'pretrain' | 'finetune';
+  base?: string;
+  dataset: string;
+  'model-config'?: string;
+  modelConfig?: string;
+  'model-hash'?: string;
+  modelHash?: string;
+  rounds: number;
+  minWorkers: number;
+  maxWorkers: number;
+  roundDeadline: number;
+  reward: string;
+  localSteps: number;
+  batchSize: number;
+  lr: number;
+  optimiser: string;
+  mu: number;
+  aggregator: string;
+  aggregatorOptions: string;
+  encoding: string;
+}
+
+const positiveInt = (name: string, v: number, min = 1) => {
+  if (!Number.isInteger(v) || v < min || v > 0xffffffff)
+    throw usage(`--${name} must be a whole number >= ${min}, got ${v}`);
+  return v;
+};
+
+const proposeRound: CommandModule<GlobalArgs, ProposeRoundArgs> = {
+  command: 'propose-round',
+  describe: 'Propose a training round (members only)',
+  builder: (y) =>
+    withBase(y, true)
+      .option('kind', { choices: ['pretrain', 'finetune'] as const, default: 'pretrain' as const })
+      .option('base', { type: 'string', describe: 'Finetune: the certified checkpoint id to start from' })
+      .option('dataset', { type: 'string', demandOption: true, describe: 'Registered dataset root (0x…)' })
+      .option('model-config', { type: 'string', describe: 'Model architecture config (JSON text)' })
+      .option('model-hash', { type: 'string', describe: 'Or: the hash of the model config (0x…)' })
+      .option('rounds', { type: 'number', default: 1 })
+      .option('min-workers', { type: 'number', default: 1 })
+      .option('max-workers', { type: 'number', default: 16 })
+      .option('round-deadline', { type: 'number', default: 600, describe: 'Seconds per round off chain' })
+      .option('reward', { type: 'string', default: '0', describe: 'Planck paid per round in total' })
+      .option('local-steps', { type: 'number', default: 10 })
+      .option('batch-size', { type: 'number', default: 8 })
+      .option('lr', { type: 'number', default: 0.001, describe: 'Learning rate' })
+      .option('optimiser', { type: 'string', default: 'adamw' })
+      .option('mu', { type: 'number', default: 0, describe: 'FedProx mu (0: plain FedAvg)' })
+      .option('aggregator', { type: 'string', default: 'fedavg' })
+      .option('aggregator-options', { type: 'string', default: '{}', describe: 'Aggregator options (JSON)' })
+      .option('encoding', {
+        type: 'string',
+        default: 'dense',
+        describe: 'Update encoding: dense, int8, topk',
+      })
+      .conflicts('model-config', 'model-hash') as unknown as Argv<ProposeRoundArgs>,
+  async handler(args) {
+    const network = parseNetworkId(args.network);
+    let model: ModelRef;
+    if (args.modelHash !== undefined) model = { hash: parseHex32('--model-hash', args.modelHash) };
+    else if (args.modelConfig !== undefined) {
+      try {
+        JSON.parse(args.modelConfig);
+      } catch {
+        throw usage('--model-config must be JSON text');
+      }
+      model = { config: args.modelConfig };
+    } else throw usage('name the model: --model-config JSON or --model-hash 0x…');
+    for (const [name, v] of [
+      ['lr', args.lr],
+      ['mu', args.mu],
+    ] as const) {
+      if (!Number.isFinite(v) || v < 0) throw usage(`--${name} must be a number >= 0, got ${v}`);
+    }
+    const round: ProposeRound = {
+      kind: args.kind === 'finetune' ? 'Finetune' : 'Pretrain',
+      baseCheckpoint: args.base === undefined ? null : parseHex32('--base', args.base),
+      dataset: parseHex32('--dataset', args.dataset),
+      model,
+      hyperParams: {
+        localSteps: positiveInt('local-steps', args.localSteps),
+        batchSize: positiveInt('batch-size', args.batchSize),
+        learningRate: args.lr,
+        optimiser: args.optimiser,
+        fedProxMu: args.mu,
+        aggregator: args.aggregator,
+        aggregatorOptions: args.aggregatorOptions,
+        updateEncoding: args.encoding,
+      },
+      rounds: positiveInt('rounds', args.rounds),
+      minWorkers: positiveInt('min-workers', args.minWorkers),
+      maxWorkers: positiveInt('max-workers', args.maxWorkers),
+      roundDeadline: positiveInt('round-deadline', args.roundDeadline),
+      rewardPerRound: parseAmount('--reward', args.reward),
+    };
+    if (round.kind === 'Finetune' && round.baseCheckpoint === null)
+      throw usage('--kind finetune needs --base CHECKPOINT');
+    const signer = await loadSigner(args);
+    await withClient(args, logger(args), async (client) => {
+      const { inclusion, state } = await submitChecked(
+        client,
+        { signer, network, calls: [{ type: 'proposeRound', ...round }] },
+        args.from,
+      );
+      const p = madeBy(networkOf(state, network).proposals, signer.address, inclusion.blockNumber);
+      print(args, { proposal: p.id, deadline: p.deadline, ...inclusion }, () =>
+        fields([
+          ['proposal', p.id],
+          ['voting until', `block ${p.deadline}`],
+          ['ayes needed', `${p.ayesNeeded} of ${p.electorate.length}`],
+          ['block', inclusion.blockNumber],
+        ]),
+      );
+    });
+  },
+};
+
+interface ProposeMemberArgs extends Submitting {
+  add?: string;
+  remove?: string;
+}
+
+const proposeMember: CommandModule<GlobalArgs, ProposeMemberArgs> = {
+  command: 'propose-member',
+  describe: 'Propose adding or removing a member (members only)',
+  builder: (y) =>
+    withBase(y, true)
+      .option('add', { type: 'string', describe: 'Account to admit' })
+      .option('remove', { type: 'string', describe: 'Member to remove' })
+      .conflicts('add', 'remove') as unknown as Argv<ProposeMemberArgs>,
+  async handler(args) {
+    const network = parseNetworkId(args.network);
+    const target = args.add ?? args.remove;
+    if (target === undefined) throw usage('name the change: --add ACCOUNT or --remove ACCOUNT');
+    const account = parseAccount(target);
+    const signer = await loadSigner(args);
+    await withClient(args, logger(args), async (client) => {
+      const { inclusion, state } = await submitChecked(
+        client,
+        {
+          signer,
+          network,
+          calls: [{ type: 'proposeMembership', action: args.add !== undefined ? 'Add' : 'Remove', account }],
+        },
+        args.from,
+      );
+      const p = madeBy(networkOf(state, network).proposals, signer.address, inclusion.blockNumber);
+      print(args, { proposal: p.id, deadline: p.deadline, ...inclusion }, () =>
+        fields([
+          ['proposal', p.id],
+          ['voting until', `block ${p.deadline}`],
+          ['block', inclusion.blockNumber],
+        ]),
+      );
+    });
+  },
+};
+
+interface VoteArgs extends Submitting {
+  proposal: number;
+  choice: 'aye' | 'nay';
+}
+
+const vote: CommandModule<GlobalArgs, VoteArgs> = {
+  command: 'vote <proposal> <choice>',
+  describe: 'Vote aye or nay on a proposal (members at proposing time, once, before the deadline)',
+  builder: (y) =>
+    withBase(y, true)
+      .positional('proposal', { type: 'number', demandOption: true, describe: 'Proposal id' })
+      .positional('choice', {
+        choices: ['aye', 'nay'] as const,
+        demandOption: true,
+      }) as unknown as Argv<VoteArgs>,
+  async handler(args) {
+    const network = parseNetworkId(args.network);
+    const proposal = positiveInt('proposal', args.proposal, 0);
+    const signer = await loadSigner(args);
+    await withClient(args, logger(args), async (client) => {
+      const { inclusion, state } = await submitChecked(
+        client,
+        { signer, network, calls: [{ type: 'vote', proposal, aye: args.choice === 'aye' }] },
+        args.from,
+      );
+      const p = networkOf(state, network).proposals[proposal]!;
+      print(
+        args,
+        { proposal, aye: args.choice === 'aye', ayes: p.ayes, nays: p.nays, ...inclusion },
+        () =>
+          `voted ${args.choice} on proposal ${proposal} in block ${inclusion.blockNumber}: ${p.ayes} aye / ${p.nays} nay, ${p.ayesNeeded} ayes needed by block ${p.deadline}`,
+      );
+    });
+  },
+};
+
+function subject(p: Proposal): string {
+  if (p.type === 'membership') return `${p.membership.action.toLowerCase()} ${short(p.membership.account)}`;
+  const r = p.round;
+  return `${r.kind.toLowerCase()} ${r.rounds}x on ${short(r.dataset)}${r.baseCheckpoint ? ` from ${short(r.baseCheckpoint)}` : ''}`;
+}
+
+const list: CommandModule<GlobalArgs, Base> = {
+  command: 'list',
+  describe: 'List the proposals of a network',
+  builder: (y) => withNetwork(withChain(y)) as unknown as Argv<Base>,
+  async handler(args) {
+    const network = parseNetworkId(args.network);
+    await withClient(args, logger(args), async (client) => {
+      const state = await readState(client, { network, from: args.from });
+      const proposals = networkOf(state, network).proposals;
+      print(
+        args,
+        { height: state.height, proposals },
+        () =>
+          table(
+            ['id', 'type', 'subject', 'status', 'ayes', 'nays', 'needed', 'deadline', 'proposer'],
+            proposals.map((p) => [
+              p.id,
+              p.type,
+              subject(p),
+              p.status,
+              p.ayes,
+              p.nays,
+              p.ayesNeeded,
+              p.deadline,
+              short(p.proposer),
+            ]),
+          ) + `\n(at block ${state.height})`,
+      );
+    });
+  },
+};
+
+const show: CommandModule<GlobalArgs, Base & { proposal: number }> = {
+  command: 'show <proposal>',
+  describe: 'Show one proposal: its terms, votes and outcome',
+  builder: (y) =>
+    withNetwork(withChain(y)).positional('proposal', {
+      type: 'number',
+      demandOption: true,
+    }) as unknown as Argv<Base & { proposal: number }>,
+  async handler(args) {
+    const network = parseNetworkId(args.network);
+    await withClient(args, logger(args), async (client) => {
+      const state = await readState(client, { network, from: args.from });
+      const p = networkOf(state, network).proposals[args.proposal];
+      if (p === undefined)
+        throw usage(
+          `no proposal ${args.proposal} (the network has ${networkOf(state, network).proposals.length})`,
+        );
+      print(args, p, () => {
+        const head: [string, string | number][] = [
+          ['proposal', p.id],
+          ['type', p.type],
+          ['status', p.status + (p.decidedAt !== null ? ` at block ${p.decidedAt}` : '')],
+          ['proposer', p.proposer],
+          ['proposed', `block ${p.proposedAt}, voting until block ${p.deadline}`],
+          ['tally', `${p.ayes} aye, ${p.nays} nay; ${p.ayesNeeded} of ${p.electorate.length} ayes needed`],
+        ];
+        if (p.type === 'membership') {
+          head.push(
+            ['change', `${p.membership.action} ${p.membership.account}`],
+            ['applied', String(p.applied)],
+          );
+        } else {
+          const r = p.round;
+          head.push(
+            ['kind', r.kind],
+            ['base', r.baseCheckpoint ?? '(none)'],
+            ['dataset', r.dataset],
+            ['model', 'config' in r.model ? r.model.config : `hash ${r.model.hash}`],
+            ['hyper-params', JSON.stringify(r.hyperParams)],
+            ['rounds', `${p.finalized.length}/${r.rounds} finalized`],
+            ['workers', `${r.minWorkers}..${r.maxWorkers}`],
+            ['reward/round', `${r.rewardPerRound} planck`],
+            [
+              'coordinator',
+              p.coordinator === null ? '(not open)' : `${p.coordinator} at ${p.coordinatorEndpoint}`,
+            ],
+          );
+          if (p.failure) head.push(['failed', `${p.failure.reason} (block ${p.failure.block})`]);
+        }
+        const votes = table(
+          ['voter', 'vote'],
+          Object.entries(p.votes).map(([a, aye]) => [a, aye ? 'aye' : 'nay']),
+        );
+        const rounds =
+          p.type === 'round'
+            ? '\n\nrounds\n' +
+              table(
+                ['round', 'checkpoint', 'train loss', 'eval loss', 'contributors', 'rewards', 'block'],
+                p.finalized.map((f) => [
+                  f.round,
+                  short(f.checkpoint.id),
+                  f.metrics.trainLoss,
+                  f.metrics.evalLoss,
+                  f.contributors.length,
+                  f.rewards.length,
+                  f.block,
+                ]),
+              )
+            : '';
+        return `${fields(head)}\n\nvotes\n${votes}${rounds}`;
+      });
+    });
+  },
+};
+
+export const daoCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'dao',
+  describe: 'Governance: propose rounds and membership changes, vote, list and show proposals',
+  builder: (y) =>
+    y
+      .command(proposeRound as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(proposeMember as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(vote as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(list as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(show as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .demandCommand(1, 'Name a dao command: propose-round, propose-member, vote, list or show.'),
+  handler() {},
+};

@@ -1,0 +1,116 @@
+// `fedtune worker register | deregister`: a trainer's on-chain registration. The trainer runtime (`worker run`) joins this group.
+import type { Argv, CommandModule } from 'yargs';
+import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
+import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
+import {
+  logger,
+  parseNetworkId,
+  print,
+  submitChecked,
+  usage,
+  withClient,
+  withNetwork,
+  type NetworkArgs,
+} from '../protocol.ts';
+import { fields } from '../table.ts';
+
+type Base = GlobalArgs & ChainArgs & NetworkArgs & SignerArgs;
+
+interface RegisterArgs extends Base {
+  backend: string;
+  device: string;
+  memory: number;
+  endpoint?: string;
+}
+
+const register: CommandModule<GlobalArgs, RegisterArgs> = {
+  command: 'register',
+  describe: 'Register (or update) this key as a worker of a network: its capabilities and endpoint',
+  builder: (y) =>
+    withSigner(withNetwork(withChain(y)))
+      .option('backend', {
+        type: 'string',
+        default: 'wasm',
+        describe: 'Training backend: tensorflow, wasm, cpu',
+      })
+      .option('device', { type: 'string', default: 'cpu', describe: 'Device, e.g. cpu or the GPU model' })
+      .option('memory', { type: 'number', default: 4096, describe: 'Memory available for training, MB' })
+      .option('endpoint', {
+        type: 'string',
+        describe: 'Where the worker can be reached, if anywhere',
+      }) as unknown as Argv<RegisterArgs>,
+  async handler(args) {
+    const network = parseNetworkId(args.network);
+    if (!Number.isInteger(args.memory) || args.memory < 0)
+      throw usage(`--memory must be whole MB, got ${args.memory}`);
+    const signer = await loadSigner(args);
+    await withClient(args, logger(args), async (client) => {
+      const { inclusion } = await submitChecked(
+        client,
+        {
+          signer,
+          network,
+          calls: [
+            {
+              type: 'registerWorker',
+              capabilities: {
+                backend: args.backend,
+                device: args.device,
+                memoryBytes: args.memory * 1_000_000,
+              },
+              endpoint: args.endpoint ?? null,
+            },
+          ],
+        },
+        args.from,
+      );
+      print(args, { worker: signer.address, ...inclusion }, () =>
+        fields([
+          ['worker', signer.address],
+          ['block', inclusion.blockNumber],
+        ]),
+      );
+    });
+  },
+};
+
+const deregister: CommandModule<GlobalArgs, Base> = {
+  command: 'deregister',
+  describe: 'Withdraw this key as a worker of a network',
+  builder: (y) => withSigner(withNetwork(withChain(y))) as unknown as Argv<Base>,
+  async handler(args) {
+    const network = parseNetworkId(args.network);
+    const signer = await loadSigner(args);
+    await withClient(args, logger(args), async (client) => {
+      const { inclusion } = await submitChecked(
+        client,
+        { signer, network, calls: [{ type: 'deregisterWorker' }] },
+        args.from,
+      );
+      print(
+        args,
+        { worker: signer.address, ...inclusion },
+        () => `deregistered ${signer.address} in block ${inclusion.blockNumber}`,
+      );
+    });
+  },
+};
+
+/** The `worker` group; other folders add subcommands (`worker run`) through `workerSubcommands`. */
+export const workerSubcommands: CommandModule<GlobalArgs, GlobalArgs>[] = [
+  register as unknown as CommandModule<GlobalArgs, GlobalArgs>,
+  deregister as unknown as CommandModule<GlobalArgs, GlobalArgs>,
+];
+
+export const workerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'worker',
+  describe: 'Worker commands: register on chain, deregister',
+  builder: (y) => {
+    for (const c of workerSubcommands) y.command(c);
+    return y.demandCommand(
+      1,
+      `Name a worker command: ${workerSubcommands.map((c) => String(c.command)).join(', ')}.`,
+    );
+  },
+  handler() {},
+};
