@@ -1,0 +1,35 @@
+// aggregation/: strategies, robust aggregators, server optimisers, differential privacy and update codecs. Imports nothing of ours.
+export { AggregationError, type AggregationErrorCode } from './errors.ts';
+export {
+  type NamedTensor,
+  type TensorSpec,
+  type Layout,
+  layoutOf,
+  flatten,
+  unflatten,
+  sizeOf,
+} from './tensors.ts';
+export {
+  STRATEGY_NAMES,
+  OPTION_KEYS,
+  parseStrategySpec,
+  specToJSON,
+  type StrategyName,
+  type StrategySpec,
+  type StrategyOptions,
+  type ClipSpec,
+} from './spec.ts';
+export {
+  aggregateEvaluate,
+  type Strategy,
+  type ClientUpdate,
+  type AcceptResult,
+  type RoundConfig,
+  type AggregateResult,
+  type EvaluateResult,
+} from './strategy.ts';
+export { createStrategy, type CreateStrategyOptions } from './create.ts';
+export { krumScores } from './krum.ts';
+export { RdpAccountant, rdpSampledGaussian, epsilonFromRdp, DEFAULT_ORDERS } from './accountant.ts';
+export { seededRng, secureRng, type Rng } from './rng.ts';
+export { simdAvailable } from './kernels/simd.ts';

@@ -1,0 +1,428 @@
+// WebAssembly SIMD (f32x4) kernels generated at run time: the streaming weighted sum, norms, clipping, Krum distances, and a sorting network per update count for median / trimmed mean.
+import { Body, encodeModule, F32, F64, I32, V128, simd, type FunctionDef } from './wasm.ts';
+import type { StreamAccumulator, UpdateStore } from './types.ts';
+
+/** The slice of the WebAssembly JS API used here (the project's lib settings do not declare it; no global is added). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+type WasmModule = object;
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
+}
+const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const PAGE = 65536;
+/** wasm32 addresses 4 GiB; keep a margin for V8's own limit. */
+export const WASM_MAX_BYTES = 4 * 1024 * 1024 * 1024 - 16 * PAGE;
+/** Floats copied into the kernel's staging area per call: 64 KiB, so the copy stays in L2. */
+const CHUNK = 16384;
+
+interface CoreExports {
+  axpy_sumsq(out: number, a: number, x: number, end: number, w: number): number;
+  sumsq(x: number, end: number): number;
+  scale(x: number, end: number, s: number): void;
+  dist4(a: number, end: number, b0: number, b1: number, b2: number, b3: number, out: number): void;
+}
+
+/** out[i] = a[i] + w·x[i] over [x, end), returning Σx² (f32 lanes, f64 total). Two vectors per iteration. */
+function axpySumsq(): FunctionDef {
+  const b = new Body([I32, I32, I32, I32, F32]);
+  const [out, a, x, end, w] = [0, 1, 2, 3, 4];
+  const vw = b.local(V128);
+  const acc = b.local(V128);
+  const xv = b.local(V128);
+  b.get(w).v(simd.f32x4_splat).set(vw);
+  b.vZero().set(acc);
+  b.block().get(x).get(end).i32GeU().brIf(0).loop();
+  b.get(x).vLoad().set(xv);
+  b.get(out).get(a).vLoad().get(xv).get(vw).v(simd.f32x4_mul).v(simd.f32x4_add).vStore();
+  b.get(acc).get(xv).get(xv).v(simd.f32x4_mul).v(simd.f32x4_add).set(acc);
+  for (const p of [x, a, out]) b.get(p).i32(16).i32Add().set(p);
+  b.get(x).get(end).i32LtU().brIf(0).end().end();
+  b.hsumF32x4AsF64(acc);
+  return { name: 'axpy_sumsq', results: [F64], body: b };
+}
+
+function sumsq(): FunctionDef {
+  const b = new Body([I32, I32]);
+  const [x, end] = [0, 1];
+  const acc0 = b.local(V128);
+  const acc1 = b.local(V128);
+  const xv = b.local(V128);
+  b.vZero().set(acc0).vZero().set(acc1);
+  // Two accumulators over 8 floats an iteration; the caller passes a multiple of 8 floats.
+  b.block().get(x).get(end).i32GeU().brIf(0).loop();
+  b.get(x).vLoad().tee(xv).get(xv).v(simd.f32x4_mul).get(acc0).v(simd.f32x4_add).set(acc0);
+  b.get(x).vLoad(16).tee(xv).get(xv).v(simd.f32x4_mul).get(acc1).v(simd.f32x4_add).set(acc1);
+  b.get(x).i32(32).i32Add().set(x);
+  b.get(x).get(end).i32LtU().brIf(0).end().end();
+  b.get(acc0).get(acc1).v(simd.f32x4_add).set(acc0);
+  b.hsumF32x4AsF64(acc0);
+  return { name: 'sumsq', results: [F64], body: b };
+}
+
+function scale(): FunctionDef {
+  const b = new Body([I32, I32, F32]);
+  const [x, end, s] = [0, 1, 2];
+  const vs = b.local(V128);
+  b.get(s).v(simd.f32x4_splat).set(vs);
+  b.block().get(x).get(end).i32GeU().brIf(0).loop();
+  b.get(x).get(x).vLoad().get(vs).v(simd.f32x4_mul).vStore();
+  b.get(x).i32(16).i32Add().set(x);
+  b.get(x).get(end).i32LtU().brIf(0).end().end();
+  return { name: 'scale', results: [], body: b };
+}
+
+/** Squared distances from a to four vectors b0..b3 over [a, end), written as four f64 at out. */
+function dist4(): FunctionDef {
+  const b = new Body([I32, I32, I32, I32, I32, I32, I32]);
+  const [a, end, out] = [0, 1, 6];
+  const bs = [2, 3, 4, 5];
+  const accs = bs.map(() => b.local(V128));
+  const av = b.local(V128);
+  const d = b.local(V128);
+  for (const acc of accs) b.vZero().set(acc);
+  b.block().get(a).get(end).i32GeU().brIf(0).loop();
+  b.get(a).vLoad().set(av);
+  bs.forEach((p, k) => {
+    b.get(av).get(p).vLoad().v(simd.f32x4_sub).tee(d).get(d).v(simd.f32x4_mul);
+    b.get(accs[k]!).v(simd.f32x4_add).set(accs[k]!);
+    b.get(p).i32(16).i32Add().set(p);
+  });
+  b.get(a).i32(16).i32Add().set(a);
+  b.get(a).get(end).i32LtU().brIf(0).end().end();
+  accs.forEach((acc, k) => {
+    b.get(out);
+    b.hsumF32x4AsF64(acc);
+    b.f64Store(8 * k);
+  });
+  return { name: 'dist4', results: [], body: b };
+}
+
+let coreModule: WasmModule | undefined;
+let simdOk: boolean | undefined;
+
+/** Whether this runtime runs the generated SIMD module (V8 has since Node 16.4). */
+export function simdAvailable(): boolean {
+  if (simdOk === undefined) {
+    try {
+      coreModule ??= new WebAssembly.Module(encodeModule([axpySumsq(), sumsq(), scale(), dist4()]));
+      simdOk = true;
+    } catch {
+      simdOk = false;
+    }
+  }
+  return simdOk;
+}
+
+function pagesFor(bytes: number): number {
+  return Math.ceil(bytes / PAGE);
+}
+
+/** A wasm linear memory that grows on demand, with a Float32Array view refreshed after each growth. */
+class Heap {
+  readonly memory: WasmMemory;
+  private view: Float32Array;
+  constructor(bytes: number) {
+    this.memory = new WebAssembly.Memory({ initial: Math.max(1, pagesFor(bytes)) });
+    this.view = new Float32Array(this.memory.buffer);
+  }
+  ensure(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(pagesFor(bytes - have));
+  }
+  get f32(): Float32Array {
+    if (this.view.buffer !== this.memory.buffer) this.view = new Float32Array(this.memory.buffer);
+    return this.view;
+  }
+  get bytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+}
+
+function instantiate(heap: Heap): CoreExports {
+  if (!simdAvailable()) throw new Error('WebAssembly SIMD is not available');
+  return new WebAssembly.Instance(coreModule!, { env: { memory: heap.memory } })
+    .exports as unknown as CoreExports;
+}
+
+/**
+ * Streams each tensor through a 64 KiB staging area in wasm memory (the copy stays in cache), then one fused SIMD pass
+ * reads the sum, adds w·x, writes the spare buffer and accumulates Σx². Memory: two float32 copies of the parameters.
+ */
+export class WasmStreamAccumulator implements StreamAccumulator {
+  readonly backend = 'wasm' as const;
+  private readonly heap: Heap;
+  private readonly k: CoreExports;
+  private readonly staging = 0;
+  private sumAt: number;
+  private spareAt: number;
+
+  constructor(readonly size: number) {
+    const bytes = 4 * (CHUNK + 2 * (size + 4));
+    if (bytes > WASM_MAX_BYTES) throw new RangeError(`${size} parameters do not fit wasm32 memory twice`);
+    this.heap = new Heap(bytes);
+    this.k = instantiate(this.heap);
+    this.sumAt = 4 * CHUNK;
+    this.spareAt = this.sumAt + 4 * (size + 4);
+  }
+  get bytes(): number {
+    return this.heap.bytes;
+  }
+
+  private pass(
+    parts: Float32Array[],
+    offsets: number[],
+    w: number,
+    outAt: number,
+    inAt: number,
+    write: boolean,
+  ): number {
+    const heap = this.heap.f32;
+    let ss = 0;
+    for (let t = 0; t < parts.length; t++) {
+      const x = parts[t]!;
+      const base = offsets[t]!;
+      for (let o = 0; o < x.length; o += CHUNK) {
+        const len = Math.min(CHUNK, x.length - o);
+        const chunk = x.subarray(o, o + len);
+        const vec = write ? len & ~3 : len & ~7;
+        heap.set(vec === len ? chunk : chunk.subarray(0, vec), this.staging >> 2);
+        const out = outAt + 4 * (base + o);
+        const a = inAt + 4 * (base + o);
+        ss += write
+          ? this.k.axpy_sumsq(out, a, this.staging, this.staging + 4 * vec, w)
+          : this.k.sumsq(this.staging, this.staging + 4 * vec);
+        for (let i = vec; i < len; i++) {
+          const v = chunk[i]!;
+          if (write) heap[(out >> 2) + i] = heap[(a >> 2) + i]! + w * v;
+          ss += v * v;
+        }
+      }
+    }
+    return ss;
+  }
+  stage(parts: Float32Array[], offsets: number[], w: number): number {
+    return this.pass(parts, offsets, w, this.spareAt, this.sumAt, true);
+  }
+  commit(): void {
+    const t = this.sumAt;
+    this.sumAt = this.spareAt;
+    this.spareAt = t;
+  }
+  sumSquares(parts: Float32Array[], offsets: number[]): number {
+    return this.pass(parts, offsets, 0, 0, 0, false);
+  }
+  addInPlace(parts: Float32Array[], offsets: number[], w: number): void {
+    this.pass(parts, offsets, w, this.sumAt, this.sumAt, true);
+  }
+  read(): Float32Array {
+    return this.heap.f32.slice(this.sumAt >> 2, (this.sumAt >> 2) + this.size);
+  }
+  reset(): void {
+    this.heap.f32.fill(0, this.sumAt >> 2, (this.sumAt >> 2) + this.size);
+  }
+  dispose(): void {}
+}
+
+/** Batcher's odd-even merge sort for any n: the network for the next power of two, minus comparators touching padding. */
+export function sortingNetwork(n: number): [number, number][] {
+  const pairs: [number, number][] = [];
+  let size = 1;
+  while (size < n) size <<= 1;
+  for (let p = 1; p < size; p <<= 1) {
+    for (let k = p; k >= 1; k >>= 1) {
+      for (let j = k % p; j + k < size; j += 2 * k) {
+        for (let i = 0; i < k && i + j + k < size; i++) {
+          if (Math.floor((i + j) / (2 * p)) === Math.floor((i + j + k) / (2 * p)) && i + j + k < n)
+            pairs.push([i + j, i + j + k]);
+        }
+      }
+    }
+  }
+  return pairs;
+}
+
+/** The comparators that can influence ranks lo..hi-1; the others are dropped (a partial sort). */
+export function pruneNetwork(pairs: [number, number][], lo: number, hi: number): [number, number][] {
+  const needed = new Set<number>();
+  for (let r = lo; r < hi; r++) needed.add(r);
+  const kept: [number, number][] = [];
+  for (let c = pairs.length - 1; c >= 0; c--) {
+    const [a, b] = pairs[c]!;
+    if (needed.has(a) || needed.has(b)) {
+      kept.push(pairs[c]!);
+      needed.add(a).add(b);
+    }
+  }
+  return kept.reverse();
+}
+
+/** Above this many updates the generated network gets long; the store falls back to the JS sort. */
+export const MAX_NETWORK_UPDATES = 128;
+
+const robustModules = new Map<string, WasmModule>();
+
+/**
+ * robust(p, end): for each 4 coordinates at p (update i at p + i·stride), sort the n values in SIMD lanes with the
+ * network and store the mean of ranks lo..hi-1 at p + n·stride.
+ */
+function robustModule(n: number, stride: number, lo: number, hi: number): WasmModule {
+  const key = `${n}/${stride}/${lo}/${hi}`;
+  let mod = robustModules.get(key);
+  if (mod) return mod;
+  const b = new Body([I32, I32]);
+  const [p, end] = [0, 1];
+  const v = Array.from({ length: n }, () => b.local(V128));
+  const t = b.local(V128);
+  const inv = b.local(V128);
+  b.f32(1 / (hi - lo))
+    .v(simd.f32x4_splat)
+    .set(inv);
+  b.block().get(p).get(end).i32GeU().brIf(0).loop();
+  for (let i = 0; i < n; i++)
+    b.get(p)
+      .vLoad(i * stride)
+      .set(v[i]!);
+  for (const [i, j] of pruneNetwork(sortingNetwork(n), lo, hi)) {
+    b.get(v[i]!).get(v[j]!).v(simd.f32x4_pmin).set(t);
+    b.get(v[i]!).get(v[j]!).v(simd.f32x4_pmax).set(v[j]!);
+    b.get(t).set(v[i]!);
+  }
+  b.get(p);
+  b.get(v[lo]!);
+  for (let r = lo + 1; r < hi; r++) b.get(v[r]!).v(simd.f32x4_add);
+  if (hi - lo > 1) b.get(inv).v(simd.f32x4_mul);
+  b.vStore(n * stride);
+  b.get(p).i32(16).i32Add().set(p);
+  b.get(p).get(end).i32LtU().brIf(0).end().end();
+  mod = new WebAssembly.Module(encodeModule([{ name: 'robust', results: [], body: b }]));
+  if (robustModules.size > 64) robustModules.clear();
+  robustModules.set(key, mod);
+  return mod;
+}
+
+/** Krum's distance pass works on blocks of this many floats (16 updates x 16 KiB stay in L2). */
+const DIST_BLOCK = 4096;
+
+/**
+ * Updates in wasm memory, one slot each (stride rounded up to 4 floats, padding kept zero), so the generated
+ * kernels address update i at a constant offset. Layout: [scratch 64 B][slot 0]…[slot n-1][result].
+ */
+export class WasmUpdateStore implements UpdateStore {
+  readonly backend = 'wasm' as const;
+  private readonly heap: Heap;
+  private readonly k: CoreExports;
+  private readonly strideFloats: number;
+  private readonly base = 64;
+  private n = 0;
+
+  constructor(readonly size: number) {
+    this.strideFloats = (size + 3) & ~3;
+    this.heap = new Heap(this.base + 4 * this.strideFloats);
+    this.k = instantiate(this.heap);
+  }
+  get count(): number {
+    return this.n;
+  }
+  get bytes(): number {
+    return this.heap.bytes;
+  }
+  private slotAt(i: number): number {
+    return this.base + 4 * this.strideFloats * i;
+  }
+  /** Whether one more slot (and the result row) still fits wasm32 memory. */
+  canGrow(): boolean {
+    return this.slotAt(this.n + 2) <= WASM_MAX_BYTES;
+  }
+  stage(parts: Float32Array[], offsets: number[]): number {
+    const at = this.slotAt(this.n);
+    this.heap.ensure(at + 4 * this.strideFloats);
+    const heap = this.heap.f32;
+    for (let t = 0; t < parts.length; t++) heap.set(parts[t]!, (at >> 2) + offsets[t]!);
+    heap.fill(0, (at >> 2) + this.size, (at >> 2) + this.strideFloats);
+    let ss = 0;
+    const vec = this.strideFloats & ~7;
+    ss += this.k.sumsq(at, at + 4 * vec);
+    for (let i = vec; i < this.strideFloats; i++) ss += heap[(at >> 2) + i]! ** 2;
+    return ss;
+  }
+  commit(): void {
+    this.n++;
+  }
+  scale(i: number, s: number): void {
+    const at = this.slotAt(i);
+    this.k.scale(at, at + 4 * this.strideFloats, s);
+  }
+  sortedMean(lo: number, hi: number): Float32Array {
+    const n = this.n;
+    if (n > MAX_NETWORK_UPDATES) return this.sortedMeanJs(lo, hi);
+    const stride = 4 * this.strideFloats;
+    const out = this.slotAt(n);
+    this.heap.ensure(out + stride);
+    const inst = new WebAssembly.Instance(robustModule(n, stride, lo, hi), {
+      env: { memory: this.heap.memory },
+    });
+    (inst.exports.robust as (p: number, end: number) => void)(this.base, this.base + stride);
+    return this.heap.f32.slice(out >> 2, (out >> 2) + this.size);
+  }
+  distances(): Float64Array {
+    const n = this.n;
+    const d = new Float64Array(n * n);
+    const scratch = new Float64Array(this.heap.memory.buffer, 0, 4);
+    for (let from = 0; from < this.strideFloats; from += DIST_BLOCK) {
+      const len = Math.min(DIST_BLOCK, this.strideFloats - from);
+      for (let i = 0; i < n; i++) {
+        const a = this.slotAt(i) + 4 * from;
+        for (let j = i + 1; j < n; j += 4) {
+          const b = [0, 1, 2, 3].map((q) => (j + q < n ? this.slotAt(j + q) + 4 * from : a));
+          this.k.dist4(a, a + 4 * len, b[0]!, b[1]!, b[2]!, b[3]!, 0);
+          for (let q = 0; q < 4 && j + q < n; q++) d[i * n + j + q] = d[i * n + j + q]! + scratch[q]!;
+        }
+      }
+    }
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) d[i * n + j] = d[j * n + i]!;
+    return d;
+  }
+  weightedMean(indices: number[], weights: number[]): Float32Array {
+    const out = this.slotAt(this.n);
+    const stride = 4 * this.strideFloats;
+    this.heap.ensure(out + stride);
+    this.heap.f32.fill(0, out >> 2, (out >> 2) + this.strideFloats);
+    const total = weights.reduce((s, w) => s + w, 0);
+    indices.forEach((i, k) =>
+      this.k.axpy_sumsq(out, out, this.slotAt(i), this.slotAt(i) + stride, weights[k]! / total),
+    );
+    return this.heap.f32.slice(out >> 2, (out >> 2) + this.size);
+  }
+  /** A copy of stored update i. */
+  read(i: number): Float32Array {
+    const at = this.slotAt(i) >> 2;
+    return this.heap.f32.slice(at, at + this.size);
+  }
+  /** The per-coordinate JS sort, for update counts beyond the generated networks. */
+  private sortedMeanJs(lo: number, hi: number): Float32Array {
+    const heap = this.heap.f32;
+    const n = this.n;
+    const out = new Float32Array(this.size);
+    const col = new Float32Array(n);
+    for (let j = 0; j < this.size; j++) {
+      for (let i = 0; i < n; i++) col[i] = heap[(this.slotAt(i) >> 2) + j]!;
+      col.sort();
+      let s = 0;
+      for (let r = lo; r < hi; r++) s += col[r]!;
+      out[j] = s / (hi - lo);
+    }
+    return out;
+  }
+  reset(): void {
+    this.n = 0;
+  }
+  dispose(): void {
+    this.n = 0;
+  }
+}

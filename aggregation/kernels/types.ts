@@ -1,0 +1,44 @@
+// The two storage shapes the strategies aggregate through: a streaming accumulator (O(params)) and a store of all updates (O(n x params)).
+
+/** A running weighted sum Σ w·x over flat parameter space, double-buffered so a rejected update leaves it untouched. */
+export interface StreamAccumulator {
+  readonly backend: 'wasm' | 'js';
+  readonly size: number;
+  /** Bytes this accumulator holds. */
+  readonly bytes: number;
+  /** Writes sum + w·x into the spare buffer (the sum itself is untouched); returns Σx² (NaN or Infinity if x is not finite). */
+  stage(parts: Float32Array[], offsets: number[], w: number): number;
+  /** Makes the staged buffer the sum. */
+  commit(): void;
+  /** Σx² without touching the sum. */
+  sumSquares(parts: Float32Array[], offsets: number[]): number;
+  /** sum += w·x in place (only after the update has been validated). */
+  addInPlace(parts: Float32Array[], offsets: number[], w: number): void;
+  /** A copy of the sum. */
+  read(): Float32Array;
+  reset(): void;
+  dispose(): void;
+}
+
+/** Every accepted update of a round, for the rules that need them all (median, trimmed mean, Krum). */
+export interface UpdateStore {
+  readonly backend: 'wasm' | 'js';
+  readonly size: number;
+  readonly count: number;
+  /** Bytes this store holds now. */
+  readonly bytes: number;
+  /** Copies x into the next free slot (not yet counted); returns Σx² (NaN or Infinity if x is not finite). */
+  stage(parts: Float32Array[], offsets: number[]): number;
+  /** Counts the staged slot. */
+  commit(): void;
+  /** Multiplies stored update i by s (clipping). */
+  scale(i: number, s: number): void;
+  /** Per coordinate, the mean of the sorted values at ranks lo..hi-1 (median: the middle one or two; trimmed mean: drop b each side). */
+  sortedMean(lo: number, hi: number): Float32Array;
+  /** Row-major count x count squared Euclidean distances. */
+  distances(): Float64Array;
+  /** Σ w_k x_{i_k} / Σ w_k. */
+  weightedMean(indices: number[], weights: number[]): Float32Array;
+  reset(): void;
+  dispose(): void;
+}

@@ -1,0 +1,277 @@
+// The strategy interface that follows a round's life (configure, accept one update at a time, aggregate, evaluate), and the shared checks every strategy runs before an update touches its aggregate.
+import { AggregationError, fail } from './errors.ts';
+import type { StrategyName, StrategySpec } from './spec.ts';
+import type { ServerOptimizer } from './server.ts';
+import {
+  firstNonFinite,
+  layoutOf,
+  orderTensors,
+  unflatten,
+  flatten,
+  type Layout,
+  type NamedTensor,
+} from './tensors.ts';
+
+/** A worker's update: a delta (new - base) per tensor, with the number of samples it trained on. */
+export interface ClientUpdate {
+  worker: string;
+  samples: number;
+  tensors: NamedTensor[];
+}
+
+export type AcceptResult =
+  { ok: true; norm: number; clipped: boolean } | { ok: false; code: string; reason: string };
+
+/** What the coordinator sends workers with a round's task. */
+export interface RoundConfig {
+  round: number;
+  strategy: StrategyName;
+  /** Updates with a larger L2 norm are rejected. */
+  maxNorm: number | null;
+  /** The clip bound the server will apply this round (null: none, or adaptive and decided at aggregation). */
+  clipNorm: number | null;
+  /** FedProx mu for the workers' local objective (0: plain local training). */
+  proximalMu: number;
+  minUpdates: number;
+}
+
+export interface AggregateResult {
+  round: number;
+  /** The new global weights (fresh arrays; earlier results are never mutated). */
+  weights: NamedTensor[];
+  /** The aggregated delta before the server optimiser. */
+  delta: NamedTensor[];
+  /** Workers whose updates went into the aggregate (Krum: the selected ones). */
+  included: string[];
+  metrics: Record<string, number>;
+}
+
+export interface EvaluateResult {
+  worker: string;
+  samples: number;
+  metrics: Record<string, number>;
+}
+
+export interface Strategy {
+  readonly spec: StrategySpec;
+  /** Which kernels run: WebAssembly SIMD or the plain-JS reference. */
+  readonly backend: 'wasm' | 'js';
+  /** The current global weights (views; do not mutate). */
+  weights(): NamedTensor[];
+  /** Opens a round (after the previous one was aggregated); returns what workers need to know. */
+  configureRound(round: number): RoundConfig;
+  /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
+  accept(update: ClientUpdate): AcceptResult;
+  /** Closes the round: aggregates, applies the server optimiser, returns the new weights and metrics. */
+  aggregate(): AggregateResult;
+  /** Sample-weighted mean of the workers' evaluation metrics (Flower's aggregate_evaluate). */
+  evaluate(results: EvaluateResult[]): Record<string, number>;
+  /** Bytes held now (accumulators, stored updates, optimiser state, weights). */
+  memoryBytes(): number;
+  dispose(): void;
+}
+
+export interface StrategyEnv {
+  backend: 'auto' | 'wasm' | 'js';
+}
+
+/** Sample-weighted mean of each metric over the results that report it. */
+export function aggregateEvaluate(results: EvaluateResult[]): Record<string, number> {
+  const sums = new Map<string, [number, number]>();
+  for (const r of results) {
+    if (!(r.samples > 0) || !Number.isFinite(r.samples)) continue;
+    for (const [k, v] of Object.entries(r.metrics)) {
+      if (!Number.isFinite(v)) continue;
+      const s = sums.get(k) ?? [0, 0];
+      s[0] += r.samples * v;
+      s[1] += r.samples;
+      sums.set(k, s);
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const [k, [s, w]] of sums) out[k] = s / w;
+  return out;
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+/** Round life, update checks and the server step shared by every strategy; subclasses ingest and reduce. */
+export abstract class BaseStrategy implements Strategy {
+  readonly layout: Layout;
+  protected global: Float32Array;
+  protected round: number | null = null;
+  protected lastRound = -Infinity;
+  protected workers: string[] = [];
+  protected samples: number[] = [];
+  protected norms: number[] = [];
+  protected rejected = 0;
+  protected clippedCount = 0;
+  /** Norms accepted in the previous round (adaptive clipping for streaming rules). */
+  protected previousNorms: number[] = [];
+  abstract readonly backend: 'wasm' | 'js';
+
+  constructor(
+    readonly spec: StrategySpec,
+    weights: NamedTensor[],
+    protected readonly server: ServerOptimizer,
+  ) {
+    this.layout = layoutOf(weights);
+    for (const t of weights) {
+      if (!(t.data instanceof Float32Array)) fail('E_WEIGHTS', `tensor "${t.name}" has no Float32Array data`);
+      const bad = firstNonFinite(t.data);
+      if (bad >= 0) fail('E_WEIGHTS', `tensor "${t.name}" has a non-finite value at ${bad}`);
+    }
+    this.global = flatten(this.layout, weights);
+  }
+
+  weights(): NamedTensor[] {
+    return unflatten(this.layout, this.global);
+  }
+
+  /** The clip bound known when the round opens (null: none, or decided at aggregation). */
+  protected clipAtOpen(): number | null {
+    const clip = this.spec.options.clip;
+    if (clip === null) return null;
+    if (clip.mode === 'fixed') return clip.norm;
+    return this.previousNorms.length > 0 ? clip.multiplier * median(this.previousNorms) : clip.initial;
+  }
+
+  configureRound(round: number): RoundConfig {
+    if (!Number.isSafeInteger(round) || round < 0)
+      fail('E_ROUND', `round must be a non-negative integer, got ${round}`);
+    if (this.round !== null)
+      fail('E_ROUND', `round ${this.round} is still open; aggregate it before configuring round ${round}`);
+    if (round <= this.lastRound)
+      fail('E_ROUND', `round ${round} is not after the last aggregated round ${this.lastRound}`);
+    this.round = round;
+    this.workers = [];
+    this.samples = [];
+    this.norms = [];
+    this.rejected = 0;
+    this.clippedCount = 0;
+    this.openRound();
+    const o = this.spec.options;
+    return {
+      round,
+      strategy: this.spec.name,
+      maxNorm: o.maxNorm,
+      clipNorm: this.roundClip(),
+      proximalMu: o.proximalMu,
+      minUpdates: o.minUpdates,
+    };
+  }
+
+  /** The clip bound workers are told about. */
+  protected roundClip(): number | null {
+    return this.clipAtOpen();
+  }
+
+  accept(update: ClientUpdate): AcceptResult {
+    try {
+      if (this.round === null) fail('E_ROUND', 'no round is open; call configureRound first');
+      if (typeof update !== 'object' || update === null)
+        fail('E_UPDATE_SHAPE', 'an update must be an object {worker, samples, tensors}');
+      if (typeof update.worker !== 'string' || update.worker === '')
+        fail('E_UPDATE_WORKER', 'an update needs a non-empty worker id');
+      if (this.workers.includes(update.worker))
+        fail('E_DUPLICATE_UPDATE', `worker ${update.worker} already sent an update in round ${this.round}`);
+      if (typeof update.samples !== 'number' || !Number.isFinite(update.samples) || update.samples <= 0) {
+        fail('E_UPDATE_SAMPLES', `samples must be a positive finite number, got ${String(update.samples)}`);
+      }
+      const parts = orderTensors(this.layout, update.tensors);
+      const { norm, clipped } = this.ingest(update, parts);
+      this.workers.push(update.worker);
+      this.samples.push(update.samples);
+      this.norms.push(norm);
+      if (clipped) this.clippedCount++;
+      return { ok: true, norm, clipped };
+    } catch (e) {
+      if (!(e instanceof AggregationError)) throw e;
+      if (e.code !== 'E_ROUND') this.rejected++;
+      return { ok: false, code: e.code, reason: e.message };
+    }
+  }
+
+  /**
+   * The update's L2 norm from a kernel's Σx²: a non-finite sum means a non-finite value (rejected, naming it)
+   * or a float32 overflow of finite values (recomputed in float64).
+   */
+  protected normOf(ss: number, parts: Float32Array[]): number {
+    let norm = Math.sqrt(ss);
+    if (!Number.isFinite(ss)) {
+      let s = 0;
+      parts.forEach((p, t) => {
+        const bad = firstNonFinite(p);
+        if (bad >= 0)
+          fail('E_UPDATE_NOT_FINITE', `tensor "${this.layout.specs[t]!.name}" has ${p[bad]} at index ${bad}`);
+        for (let i = 0; i < p.length; i++) s += p[i]! * p[i]!;
+      });
+      norm = Math.sqrt(s);
+    }
+    const max = this.spec.options.maxNorm;
+    if (max !== null && norm > max)
+      fail('E_UPDATE_NORM', `update norm ${norm.toPrecision(6)} exceeds the round's bound ${max}`);
+    return norm;
+  }
+
+  aggregate(): AggregateResult {
+    if (this.round === null) fail('E_ROUND', 'no round is open');
+    const n = this.workers.length;
+    if (n === 0) fail('E_NO_UPDATES', `round ${this.round} has no accepted updates`);
+    if (n < this.spec.options.minUpdates) {
+      fail(
+        'E_NOT_ENOUGH_UPDATES',
+        `round ${this.round} has ${n} accepted updates; the strategy needs at least ${this.spec.options.minUpdates}`,
+      );
+    }
+    const { delta, included, metrics } = this.reduce();
+    const next = this.global.slice();
+    this.server.step(next, delta);
+    this.global = next;
+    let dn = 0;
+    for (let i = 0; i < delta.length; i++) dn += delta[i]! * delta[i]!;
+    const round = this.round;
+    const result: AggregateResult = {
+      round,
+      weights: unflatten(this.layout, next),
+      delta: unflatten(this.layout, delta),
+      included,
+      metrics: {
+        round,
+        accepted: n,
+        rejected: this.rejected,
+        samples: this.samples.reduce((a, b) => a + b, 0),
+        clipped: this.clippedCount,
+        updateNormMedian: median(this.norms),
+        updateNormMax: Math.max(...this.norms),
+        deltaNorm: Math.sqrt(dn),
+        ...metrics,
+      },
+    };
+    this.previousNorms = this.norms;
+    this.lastRound = round;
+    this.round = null;
+    this.closeRound();
+    return result;
+  }
+
+  evaluate(results: EvaluateResult[]): Record<string, number> {
+    return aggregateEvaluate(results);
+  }
+
+  memoryBytes(): number {
+    return 4 * this.global.length + this.server.bytes + this.heldBytes();
+  }
+
+  protected abstract openRound(): void;
+  protected abstract closeRound(): void;
+  /** Validates the update's values and folds it in; throws AggregationError to reject (leaving the aggregate as it was). */
+  protected abstract ingest(update: ClientUpdate, parts: Float32Array[]): { norm: number; clipped: boolean };
+  protected abstract reduce(): { delta: Float32Array; included: string[]; metrics: Record<string, number> };
+  protected abstract heldBytes(): number;
+  abstract dispose(): void;
+}
