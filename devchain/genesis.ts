@@ -1,0 +1,54 @@
+// The dev chain's genesis: Rococo Asset Hub's raw chain spec from @substrate/connect-known-chains, runtime included,
+// with the dev accounts' balances written into its raw storage.
+import { chainSpec } from '@substrate/connect-known-chains/rococo_v2_2_asset_hub';
+import { blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
+import { u8aConcat, u8aToHex, hexToU8a, bnToU8a } from '@polkadot/util';
+import { DEV_BALANCE, type DevAccount } from './accounts.ts';
+
+export interface RawChainSpec {
+  name: string;
+  id: string;
+  properties?: Record<string, unknown>;
+  genesis: { raw: { top: Record<string, string>; childrenDefault?: Record<string, unknown> } };
+  [key: string]: unknown;
+}
+
+const storagePrefix = (pallet: string, item: string) =>
+  u8aConcat(xxhashAsU8a(pallet, 128), xxhashAsU8a(item, 128));
+
+function u128(value: bigint): Uint8Array {
+  return bnToU8a(value, { bitLength: 128, isLe: true });
+}
+
+/**
+ * System.Account for an account with one provider and a free balance. The layout of this runtime's AccountInfo
+ * (spec 900): nonce, consumers, providers, sufficients as u32, then AccountData as four u128 (free, reserved and
+ * two frozen fields) — 80 bytes, little-endian. A test reads the balances back through the runtime.
+ */
+function accountInfo(free: bigint): Uint8Array {
+  const out = new Uint8Array(80);
+  const view = new DataView(out.buffer);
+  view.setUint32(8, 1, true); // providers
+  out.set(u128(free), 16);
+  return out;
+}
+
+/** The chain spec with every dev account funded and the total issuance raised to match. */
+export function devGenesis(accounts: DevAccount[]): RawChainSpec {
+  const spec = JSON.parse(chainSpec) as RawChainSpec;
+  const top = spec.genesis.raw.top;
+  for (const account of accounts) {
+    const key = u8aConcat(
+      storagePrefix('System', 'Account'),
+      blake2AsU8a(account.publicKey, 128),
+      account.publicKey,
+    );
+    top[u8aToHex(key)] = u8aToHex(accountInfo(DEV_BALANCE));
+  }
+  const issuanceKey = u8aToHex(storagePrefix('Balances', 'TotalIssuance'));
+  const previous = top[issuanceKey] ? hexToU8a(top[issuanceKey]) : new Uint8Array(16);
+  let issued = 0n;
+  for (let i = 15; i >= 0; i--) issued = (issued << 8n) | BigInt(previous[i] ?? 0);
+  top[issuanceKey] = u8aToHex(u128(issued + DEV_BALANCE * BigInt(accounts.length)));
+  return spec;
+}

@@ -1,0 +1,225 @@
+// `fedtune devnet` as a library: a real Substrate runtime (Rococo Asset Hub, spec 900) executed by chopsticks in this
+// process, with funded dev accounts, instant/batch/manual block production, and persistence that survives kill -9.
+import './quiet.ts';
+import { createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import type { Logger } from 'pino';
+import { DevnetError } from './errors.ts';
+import { devAccounts, type DevAccount } from './accounts.ts';
+import { devGenesis } from './genesis.ts';
+import { FileDatabase } from './database.ts';
+import { installFutureQueue } from './pool.ts';
+
+export { DevnetError } from './errors.ts';
+export {
+  DEV_ACCOUNT_NAMES,
+  DEV_BALANCE,
+  devAccounts,
+  type DevAccount,
+  type DevAccountName,
+} from './accounts.ts';
+export { FileDatabase } from './database.ts';
+
+export type BlockMode = 'instant' | 'batch' | 'manual';
+export const BLOCK_MODES: readonly BlockMode[] = ['instant', 'batch', 'manual'];
+export const DEFAULT_DEVNET_PORT = 9944;
+
+export interface StartDevnetOptions {
+  /** 0 picks a free port. Default 9944. */
+  port?: number;
+  host?: string;
+  /** Keep blocks and state here and resume from them; without it the chain lives in a temporary folder. */
+  dataDir?: string;
+  blockMode?: BlockMode;
+  /** batch mode: build a block every this many ms when transactions are pending (default: when the pool is idle). */
+  blockTime?: number;
+  /** Fork a live chain at this ws(s):// URL instead of running the built-in genesis. */
+  fork?: string;
+  logger: Logger;
+}
+
+export interface Devnet {
+  /** ws://host:port */
+  url: string;
+  genesisHash: string;
+  chainName: string;
+  /** Number of the head block when the devnet became ready. */
+  startBlock: number;
+  /** Whether it resumed from blocks in dataDir. */
+  resumed: boolean;
+  dataDir: string | null;
+  accounts: DevAccount[];
+  /** Builds a block now (the only way blocks appear in manual mode). */
+  newBlock(): Promise<{ number: number; hash: string }>;
+  close(): Promise<void>;
+}
+
+async function ensurePortFree(port: number, host: string): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new DevnetError(
+              'E_DEVNET_PORT_IN_USE',
+              `port ${port} on ${host} is in use: stop what holds it, or pass --port with another number`,
+            )
+          : new DevnetError('E_DEVNET_LISTEN', `cannot listen on ${host}:${port}: ${error.message}`, {
+              cause: error,
+            }),
+      ),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> {
+  const { port = DEFAULT_DEVNET_PORT, host = '127.0.0.1', blockMode = 'instant', logger } = options;
+  if (!BLOCK_MODES.includes(blockMode)) {
+    throw new DevnetError(
+      'E_DEVNET_BLOCK_MODE',
+      `block mode must be one of ${BLOCK_MODES.join(', ')}, got ${JSON.stringify(blockMode)}`,
+      { exitCode: 2 },
+    );
+  }
+  if (options.blockTime !== undefined && !(Number.isInteger(options.blockTime) && options.blockTime > 0)) {
+    throw new DevnetError(
+      'E_DEVNET_BLOCK_TIME',
+      `block time must be a positive number of milliseconds, got ${options.blockTime}`,
+      { exitCode: 2 },
+    );
+  }
+  await ensurePortFree(port, host);
+
+  const core = await import('@acala-network/chopsticks-core');
+  const { createServer } = await import('@acala-network/chopsticks/server');
+  const { handler } = await import('@acala-network/chopsticks/rpc/index');
+
+  const ephemeral = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'fedtune-devnet-'));
+  const db = new FileDatabase(join(dataDir, 'chain.jsonl'));
+  if (db.truncatedBytes > 0)
+    logger.warn(
+      { bytes: db.truncatedBytes },
+      'cut off a block torn by a crash; resuming from the last whole one',
+    );
+  const accounts = await devAccounts();
+
+  const modes = {
+    instant: core.BuildBlockMode.Instant,
+    batch: core.BuildBlockMode.Batch,
+    manual: core.BuildBlockMode.Manual,
+  };
+  // With --block-time, blocks come from our timer, so chopsticks itself builds only when asked.
+  const chopsticksMode =
+    blockMode === 'batch' && options.blockTime !== undefined ? core.BuildBlockMode.Manual : modes[blockMode];
+  // chopsticks' setup() builds block 1 at once on a genesis chain, which on a resume would replace the saved block 1;
+  // so the chain is put together here, and the first block built only on a new chain.
+  let chain: InstanceType<typeof core.Blockchain>;
+  try {
+    const { api, blockHash } = await core.processOptions({
+      ...(options.fork
+        ? { endpoint: options.fork }
+        : { genesis: new core.GenesisProvider(devGenesis(accounts) as never) }),
+      db: db as unknown as InstanceType<typeof core.Database>,
+    });
+    const header = await api.getHeader(blockHash);
+    if (!header) throw new Error(`no header for ${blockHash}`);
+    chain = new core.Blockchain({
+      api,
+      buildBlockMode: chopsticksMode,
+      inherentProviders: core.inherentProviders,
+      db: db as unknown as InstanceType<typeof core.Database>,
+      header: { hash: blockHash as `0x${string}`, number: Number(header.number) },
+      saveBlocks: true,
+      processQueuedMessages: false,
+    });
+  } catch (error) {
+    await db.close();
+    throw new DevnetError('E_DEVNET_START', `the runtime did not start: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+
+  let resumed = false;
+  const highest = await db.queryHighestBlock();
+  if (highest) {
+    const block = await chain.loadBlockFromDB(highest.number);
+    if (!block)
+      throw new DevnetError('E_DEVNET_RESUME', `block ${highest.number} in ${dataDir} cannot be loaded`);
+    await chain.setHead(block);
+    resumed = true;
+    logger.info({ number: highest.number, hash: highest.hash }, 'resumed the chain from its data directory');
+  } else if (!options.fork) {
+    await chain.newBlock();
+  }
+
+  const futureQueue = installFutureQueue(chain);
+  let building = Promise.resolve();
+  let closed = false;
+
+  let timer: NodeJS.Timeout | null = null;
+  if (blockMode === 'batch' && options.blockTime !== undefined) {
+    timer = setInterval(() => {
+      if (chain.txPool.pendingExtrinsics.length > 0)
+        building = building.then(() => chain.newBlock().then(() => undefined));
+    }, options.blockTime);
+  }
+
+  // system_accountNextIndex counts pooled transactions; those waiting in the future queue count too.
+  const rpc = handler({ chain });
+  const server = await createServer(
+    async (request: { method: string; params: unknown[] }, subscriptions: Parameters<typeof rpc>[1]) => {
+      const result = await rpc(request, subscriptions);
+      if (request.method === 'system_accountNextIndex' && typeof result === 'number') {
+        return result + futureQueue.heldBy(String(request.params[0]));
+      }
+      return result;
+    },
+    port,
+    host,
+  );
+  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${server.addr.split(':').pop()}`;
+  const genesisHash = (await chain.getBlockAt(0))?.hash ?? '0x';
+  const chainName = await chain.api.getSystemChain();
+  logger.info(
+    {
+      url,
+      chain: chainName,
+      genesisHash,
+      head: chain.head.number,
+      mode: blockMode,
+      dataDir: ephemeral ? null : dataDir,
+    },
+    'devnet ready',
+  );
+
+  return {
+    url,
+    genesisHash,
+    chainName,
+    startBlock: chain.head.number,
+    resumed,
+    dataDir: ephemeral ? null : dataDir,
+    accounts,
+    async newBlock() {
+      const block = await chain.newBlock();
+      return { number: block.number, hash: block.hash };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (timer) clearInterval(timer);
+      futureQueue.dispose();
+      await building.catch(() => undefined);
+      await server.close();
+      await chain.close();
+      await db.close();
+      if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
+      logger.info('devnet stopped');
+    },
+  };
+}
