@@ -33,3 +33,14 @@ export { krumScores } from './krum.ts';
 export { RdpAccountant, rdpSampledGaussian, epsilonFromRdp, DEFAULT_ORDERS } from './accountant.ts';
 export { seededRng, secureRng, type Rng } from './rng.ts';
 export { simdAvailable } from './kernels/simd.ts';
+export {
+  CODECS,
+  encodeUpdate,
+  decodeUpdate,
+  compressionRatio,
+  createTopKState,
+  type CodecName,
+  type EncodeOptions,
+  type DecodeSpec,
+  type TopKState,
+} from './codecs.ts';
