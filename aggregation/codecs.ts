@@ -1,6 +1,6 @@
 // Update codecs a worker sends: dense float32, float16, bfloat16, int8 with a scale per chunk, top-k with error feedback, top-k then int8. Deterministic bytes (the coordinator signs their hash); malformed payloads are coded errors.
 import { fail } from './errors.ts';
-import { F16_MAX, f16Table32, f32ToBf16Bits, f32ToF16Bits } from './half.ts';
+import { F16_MAX, decodeBf16, decodeF16, encodeBf16, encodeF16 } from './half.ts';
 import { seededRng } from './rng.ts';
 import { topKIndices } from './select.ts';
 import { firstNonFinite, sizeOf, type NamedTensor, type TensorSpec } from './tensors.ts';
@@ -40,6 +40,9 @@ export interface DecodeSpec {
   expect?: TensorSpec[];
   /** Refuse payloads declaring more values than this (default 2^28), before allocating anything. */
   maxValues?: number;
+  /** Decode into this flat buffer (the tensors are consecutive views of it) instead of fresh arrays: a coordinator
+   * reuses one per connection, since a streaming strategy has folded an update in by the time accept returns. */
+  out?: Float32Array;
 }
 
 const CODEC_ID: Record<CodecName, number> = { dense: 0, f16: 1, bf16: 2, int8: 3, topk: 4, 'topk-int8': 5 };
@@ -52,18 +55,18 @@ function asBytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Fresh, aligned typed array over bytes[off, off + n·width). */
-function copyOut<T>(
-  bytes: Uint8Array,
-  off: number,
-  n: number,
-  width: number,
-  make: (b: ArrayBuffer) => T,
-): T {
+type View<T> = new (buffer: ArrayBuffer, byteOffset: number, length: number) => T;
+
+/** A typed array over bytes[off, off + n·width): a view when aligned (payloads are 4-byte aligned), else a copy. */
+function copyOut<T>(bytes: Uint8Array, off: number, n: number, width: number, make: View<T>): T {
+  if ((bytes.byteOffset + off) % width === 0)
+    return new make(bytes.buffer as ArrayBuffer, bytes.byteOffset + off, n);
   const b = new ArrayBuffer(n * width);
   new Uint8Array(b).set(bytes.subarray(off, off + n * width));
-  return make(b);
+  return new make(b, 0, n);
 }
+
+const pad4 = (o: number) => (4 - (o & 3)) & 3;
 
 function checkCodec(codec: unknown): CodecName {
   if (typeof codec !== 'string' || !(CODECS as readonly string[]).includes(codec)) {
@@ -116,7 +119,8 @@ interface Piece {
 /**
  * Encodes named tensors. Layout (little-endian): "FTUP", u8 version 1, u8 codec id, u8 flags (bit 0: stochastic
  * rounding), u8 0, u32 chunk, u32 tensor count; then per tensor u16 name length, the UTF-8 name, u8 rank, rank x u32
- * dims, and the codec's payload (see docs/aggregation.md). Same tensors, options and seed: same bytes.
+ * dims, zero padding to a multiple of 4 bytes (so payloads decode as views), and the codec's payload (see
+ * docs/aggregation.md). Same tensors, options and seed: same bytes.
  * Throws E_CODEC_SPEC for bad options and E_CODEC_INPUT for non-finite values (or beyond float16's range for f16).
  */
 export function encodeUpdate(tensors: readonly NamedTensor[], options: EncodeOptions): Uint8Array {
@@ -154,18 +158,20 @@ export function encodeUpdate(tensors: readonly NamedTensor[], options: EncodeOpt
         parts.push(asBytes(x));
         break;
       case 'f16': {
+        const beyond = firstBeyond(x, F16_MAX);
+        if (beyond >= 0)
+          fail(
+            'E_CODEC_INPUT',
+            `tensor "${t.name}" value ${x[beyond]} at ${beyond} is beyond float16's range`,
+          );
         const h = new Uint16Array(x.length);
-        for (let i = 0; i < x.length; i++) {
-          if (Math.abs(x[i]!) > F16_MAX)
-            fail('E_CODEC_INPUT', `tensor "${t.name}" value ${x[i]} at ${i} is beyond float16's range`);
-          h[i] = f32ToF16Bits(x[i]!);
-        }
+        encodeF16(x, h);
         parts.push(asBytes(h));
         break;
       }
       case 'bf16': {
         const h = new Uint16Array(x.length);
-        for (let i = 0; i < x.length; i++) h[i] = f32ToBf16Bits(x[i]!);
+        encodeBf16(x, h);
         parts.push(asBytes(h));
         break;
       }
@@ -208,8 +214,10 @@ export function encodeUpdate(tensors: readonly NamedTensor[], options: EncodeOpt
     pieces.push({ name, shape: t.shape, parts });
   });
   let size = HEADER;
-  for (const p of pieces)
-    size += 2 + p.name.length + 1 + 4 * p.shape.length + p.parts.reduce((a, b) => a + b.length, 0);
+  for (const p of pieces) {
+    size += 2 + p.name.length + 1 + 4 * p.shape.length;
+    size += pad4(size) + p.parts.reduce((a, b) => a + b.length, 0);
+  }
   const out = new Uint8Array(size);
   const dv = new DataView(out.buffer);
   out.set(MAGIC, 0);
@@ -228,6 +236,7 @@ export function encodeUpdate(tensors: readonly NamedTensor[], options: EncodeOpt
       dv.setUint32(o, d, true);
       o += 4;
     }
+    o += pad4(o);
     for (const part of p.parts) {
       out.set(part, o);
       o += part.length;
@@ -266,6 +275,7 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
     fail('E_CODEC_MISMATCH', `payload has ${count} tensors, expected ${spec.expect.length}`);
   const maxValues = spec.maxValues ?? 2 ** 28;
   let budget = maxValues;
+  let used = 0;
   const dec = new TextDecoder('utf-8', { fatal: true });
   const out: NamedTensor[] = [];
   let o = HEADER;
@@ -273,7 +283,6 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
     if (o + n > bytes.length)
       bad(`${what} needs ${n} bytes at offset ${o}, but the payload ends at ${bytes.length}`);
   };
-  const f16 = codec === 'f16' ? f16Table32() : null;
   for (let t = 0; t < count; t++) {
     need(2, 'a name length');
     const nameLen = dv.getUint16(o, true);
@@ -289,6 +298,10 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
     need(4 * rank, `tensor "${name}" dims`);
     const shape: number[] = [];
     for (let d = 0; d < rank; d++, o += 4) shape.push(dv.getUint32(o, true));
+    const pad = pad4(o);
+    need(pad, 'padding');
+    for (let i = 0; i < pad; i++) if (bytes[o + i] !== 0) bad(`tensor "${name}" padding is not zero`);
+    o += pad;
     const n = sizeOf(shape);
     const want = spec.expect?.[t];
     if (
@@ -302,24 +315,27 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
     }
     if (n > budget) bad(`declares more than ${maxValues} values`);
     budget -= n;
+    if (spec.out && used + n > spec.out.length)
+      fail('E_CODEC_MISMATCH', `payload has more values than out holds (${spec.out.length})`);
+    const start = used;
+    const fresh = (): Float32Array => (spec.out ? spec.out.subarray(start, start + n) : new Float32Array(n));
+    used += n;
     let data: Float32Array;
     switch (codec) {
       case 'dense':
         need(4 * n, `tensor "${name}" values`);
-        data = copyOut(bytes, o, n, 4, (b) => new Float32Array(b));
+        data = fresh();
+        data.set(copyOut(bytes, o, n, 4, Float32Array));
         o += 4 * n;
         break;
       case 'f16':
       case 'bf16': {
         need(2 * n, `tensor "${name}" values`);
-        const h = copyOut(bytes, o, n, 2, (b) => new Uint16Array(b));
+        const h = copyOut(bytes, o, n, 2, Uint16Array);
         o += 2 * n;
-        data = new Float32Array(n);
-        if (f16) for (let i = 0; i < n; i++) data[i] = f16[h[i]!]!;
-        else {
-          const bits = new Uint32Array(data.buffer);
-          for (let i = 0; i < n; i++) bits[i] = h[i]! << 16;
-        }
+        data = fresh();
+        if (codec === 'f16') decodeF16(h, data);
+        else decodeBf16(h, data);
         break;
       }
       case 'int8': {
@@ -329,7 +345,7 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
         o += 4 * nc;
         const q = readInt8(bytes, o, n, name, bad);
         o += n;
-        data = new Float32Array(n);
+        data = fresh();
         dequantise(q, scales, chunk, data);
         break;
       }
@@ -340,17 +356,18 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
         o += 4;
         if (k > n) bad(`tensor "${name}" sends ${k} values of ${n}`);
         need(4 * k, `tensor "${name}" indices`);
-        const idx = copyOut(bytes, o, k, 4, (b) => new Uint32Array(b));
+        const idx = copyOut(bytes, o, k, 4, Uint32Array);
         o += 4 * k;
         for (let j = 0; j < k; j++) {
           if (idx[j]! >= n) bad(`tensor "${name}" index ${idx[j]} is out of range [0, ${n})`);
           if (j > 0 && idx[j]! <= idx[j - 1]!)
             bad(`tensor "${name}" indices are not strictly increasing at ${j}`);
         }
-        data = new Float32Array(n);
+        data = fresh();
+        if (spec.out) data.fill(0);
         if (codec === 'topk') {
           need(4 * k, `tensor "${name}" values`);
-          const vals = copyOut(bytes, o, k, 4, (b) => new Float32Array(b));
+          const vals = copyOut(bytes, o, k, 4, Float32Array);
           o += 4 * k;
           for (let j = 0; j < k; j++) {
             if (!Number.isFinite(vals[j]!)) bad(`tensor "${name}" value ${j} is ${vals[j]}`);
@@ -374,6 +391,11 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
   return out;
 }
 
+function firstBeyond(x: Float32Array, limit: number): number {
+  for (let i = 0; i < x.length; i++) if (x[i]! > limit || x[i]! < -limit) return i;
+  return -1;
+}
+
 function readScales(
   bytes: Uint8Array,
   o: number,
@@ -381,7 +403,7 @@ function readScales(
   name: string,
   bad: (why: string) => never,
 ): Float32Array {
-  const scales = copyOut(bytes, o, nc, 4, (b) => new Float32Array(b));
+  const scales = copyOut(bytes, o, nc, 4, Float32Array);
   for (let c = 0; c < nc; c++) {
     const s = scales[c]!;
     if (!(s >= 0) || s === Infinity) bad(`tensor "${name}" scale ${c} is ${s}`);
@@ -396,7 +418,7 @@ function readInt8(
   name: string,
   bad: (why: string) => never,
 ): Int8Array {
-  const q = copyOut(bytes, o, n, 1, (b) => new Int8Array(b));
+  const q = copyOut(bytes, o, n, 1, Int8Array);
   for (let i = 0; i < n; i++)
     if (q[i] === -128) bad(`tensor "${name}" has int8 -128 at ${i} (the range is [-127, 127])`);
   return q;

@@ -50,3 +50,38 @@ export function f32ToBf16Bits(x: number): number {
   if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40;
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
+
+/** float32 -> float16 bits over whole arrays: the bit manipulation inline on the float's own bits (no per-value call). */
+export function encodeF16(x: Float32Array, out: Uint16Array): void {
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  for (let i = 0; i < x.length; i++) {
+    const u = bits[i]!;
+    const a = u & 0x7fffffff;
+    if (a < 0x38800000 || a >= 0x477ff000) {
+      out[i] = f32ToF16Bits(x[i]!);
+      continue;
+    }
+    let h = (((a >>> 23) - 112) << 10) | ((a >>> 13) & 0x3ff);
+    const rem = a & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+    out[i] = ((u >>> 16) & 0x8000) | h;
+  }
+}
+
+export function decodeF16(h: Uint16Array, out: Float32Array): void {
+  const t = f16Table32();
+  for (let i = 0; i < h.length; i++) out[i] = t[h[i]!]!;
+}
+
+export function encodeBf16(x: Float32Array, out: Uint16Array): void {
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  for (let i = 0; i < x.length; i++) {
+    const u = bits[i]!;
+    out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+  }
+}
+
+export function decodeBf16(h: Uint16Array, out: Float32Array): void {
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < h.length; i++) bits[i] = h[i]! << 16;
+}

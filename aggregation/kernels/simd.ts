@@ -28,22 +28,30 @@ interface CoreExports {
   dist4(a: number, end: number, b0: number, b1: number, b2: number, b3: number, out: number): void;
 }
 
-/** out[i] = a[i] + w·x[i] over [x, end), returning Σx² (f32 lanes, f64 total). Two vectors per iteration. */
+/**
+ * out[i] = a[i] + w·x[i] over [x, end), returning Σx² (f32 lanes, f64 total). Four vectors an iteration with static
+ * offsets (one pointer bump per stream per 64 bytes); the caller passes a multiple of 16 floats.
+ */
 function axpySumsq(): FunctionDef {
   const b = new Body([I32, I32, I32, I32, F32]);
   const [out, a, x, end, w] = [0, 1, 2, 3, 4];
   const vw = b.local(V128);
-  const acc = b.local(V128);
+  const acc = [b.local(V128), b.local(V128)];
   const xv = b.local(V128);
   b.get(w).v(simd.f32x4_splat).set(vw);
-  b.vZero().set(acc);
+  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
   b.block().get(x).get(end).i32GeU().brIf(0).loop();
-  b.get(x).vLoad().set(xv);
-  b.get(out).get(a).vLoad().get(xv).get(vw).v(simd.f32x4_mul).v(simd.f32x4_add).vStore();
-  b.get(acc).get(xv).get(xv).v(simd.f32x4_mul).v(simd.f32x4_add).set(acc);
-  for (const p of [x, a, out]) b.get(p).i32(16).i32Add().set(p);
+  for (let u = 0; u < 4; u++) {
+    const off = 16 * u;
+    const ac = acc[u & 1]!;
+    b.get(x).vLoad(off).set(xv);
+    b.get(out).get(a).vLoad(off).get(xv).get(vw).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
+    b.get(ac).get(xv).get(xv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+  }
+  for (const p of [x, a, out]) b.get(p).i32(64).i32Add().set(p);
   b.get(x).get(end).i32LtU().brIf(0).end().end();
-  b.hsumF32x4AsF64(acc);
+  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
+  b.hsumF32x4AsF64(acc[0]!);
   return { name: 'axpy_sumsq', results: [F64], body: b };
 }
 
@@ -54,11 +62,20 @@ function sumsq(): FunctionDef {
   const acc1 = b.local(V128);
   const xv = b.local(V128);
   b.vZero().set(acc0).vZero().set(acc1);
-  // Two accumulators over 8 floats an iteration; the caller passes a multiple of 8 floats.
+  // Two accumulators over 16 floats an iteration; the caller passes a multiple of 16 floats.
   b.block().get(x).get(end).i32GeU().brIf(0).loop();
-  b.get(x).vLoad().tee(xv).get(xv).v(simd.f32x4_mul).get(acc0).v(simd.f32x4_add).set(acc0);
-  b.get(x).vLoad(16).tee(xv).get(xv).v(simd.f32x4_mul).get(acc1).v(simd.f32x4_add).set(acc1);
-  b.get(x).i32(32).i32Add().set(x);
+  for (let u = 0; u < 4; u++) {
+    const ac = u & 1 ? acc1 : acc0;
+    b.get(x)
+      .vLoad(16 * u)
+      .tee(xv)
+      .get(xv)
+      .v(simd.f32x4_mul)
+      .get(ac)
+      .v(simd.f32x4_add)
+      .set(ac);
+  }
+  b.get(x).i32(64).i32Add().set(x);
   b.get(x).get(end).i32LtU().brIf(0).end().end();
   b.get(acc0).get(acc1).v(simd.f32x4_add).set(acc0);
   b.hsumF32x4AsF64(acc0);
@@ -190,7 +207,7 @@ export class WasmStreamAccumulator implements StreamAccumulator {
       for (let o = 0; o < x.length; o += CHUNK) {
         const len = Math.min(CHUNK, x.length - o);
         const chunk = x.subarray(o, o + len);
-        const vec = write ? len & ~3 : len & ~7;
+        const vec = len & ~15;
         heap.set(vec === len ? chunk : chunk.subarray(0, vec), this.staging >> 2);
         const out = outAt + 4 * (base + o);
         const a = inAt + 4 * (base + o);
@@ -346,7 +363,7 @@ export class WasmUpdateStore implements UpdateStore {
     for (let t = 0; t < parts.length; t++) heap.set(parts[t]!, (at >> 2) + offsets[t]!);
     heap.fill(0, (at >> 2) + this.size, (at >> 2) + this.strideFloats);
     let ss = 0;
-    const vec = this.strideFloats & ~7;
+    const vec = this.strideFloats & ~15;
     ss += this.k.sumsq(at, at + 4 * vec);
     for (let i = vec; i < this.strideFloats; i++) ss += heap[(at >> 2) + i]! ** 2;
     return ss;

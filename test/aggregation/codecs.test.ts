@@ -287,6 +287,13 @@ describe('aggregation: codecs', () => {
         codeOf(() => decodeUpdate(enc('dense'), { codec: 'dense', expect: [{ name: 'v', shape: [10] }] })),
       ).to.equal('E_CODEC_MISMATCH');
     });
+    it('non-zero padding', () => {
+      const odd: NamedTensor[] = [{ name: 'ab', shape: [3], data: new Float32Array([1, 2, 3]) }];
+      // 16 + 2 + "ab" + rank 1 + dim 4 = 25: three bytes of padding at 25..27.
+      const b = encodeUpdate(odd, { codec: 'dense' });
+      expect(b.length).to.equal(28 + 12);
+      expect(codeOf(() => decodeUpdate(patch(b, 26, [1]), { codec: 'dense' }))).to.equal('E_CODEC_MALFORMED');
+    });
     it('an unknown codec name', () =>
       expect(codeOf(() => decodeUpdate(enc('dense'), { codec: 'zip' as CodecName }))).to.equal(
         'E_CODEC_UNKNOWN',
@@ -320,6 +327,24 @@ describe('aggregation: codecs', () => {
         { numRuns: 2000 },
       );
     });
+  });
+
+  it('decode into a caller-owned flat buffer, reused across updates', () => {
+    const out = new Float32Array(BIG_SIZE).fill(7);
+    for (const codec of CODECS) {
+      const want = flat(decodeUpdate(encodeUpdate(tensors, { codec }), { codec }));
+      const got = decodeUpdate(encodeUpdate(tensors, { codec }), { codec, out });
+      expect(got[0]!.data.buffer).to.equal(out.buffer);
+      expect(Array.from(out)).to.deep.equal(Array.from(want));
+    }
+    expect(
+      codeOf(() =>
+        decodeUpdate(encodeUpdate(tensors, { codec: 'dense' }), {
+          codec: 'dense',
+          out: new Float32Array(10),
+        }),
+      ),
+    ).to.equal('E_CODEC_MISMATCH');
   });
 
   it('a decoded update goes straight into a strategy', () => {
