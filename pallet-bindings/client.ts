@@ -92,11 +92,12 @@ export async function connect({
   // Reachable: the long-lived connection reconnects by itself if the node restarts.
   const provider = new WsProvider(url, 2_500);
   let api: ApiPromise;
+  let timer: NodeJS.Timeout | undefined;
   try {
     api = await Promise.race([
       ApiPromise.create({ provider, noInitWarn: true, throwOnConnect: true }),
-      sleep(timeoutMs * 3).then(() => {
-        throw new Error('metadata did not arrive in time');
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('metadata did not arrive in time')), timeoutMs * 3);
       }),
     ]);
   } catch (cause) {
@@ -104,6 +105,8 @@ export async function connect({
     throw new PalletError('E_CHAIN_UNREACHABLE', `connected to ${url} but the API did not initialise`, {
       cause,
     });
+  } finally {
+    clearTimeout(timer);
   }
   const genesisHash = api.genesisHash.toHex();
   logger.debug({ url, genesisHash, runtime: api.runtimeVersion.specName.toString() }, 'connected to chain');
@@ -289,18 +292,11 @@ export function callTree(call: Call): ChainCall {
     return { kind: 'batch', mode, ok: false, calls: (call.args[0] as unknown as Call[]).map(callTree) };
   }
   if (TRANSFERS.has(name)) {
-    try {
-      const dest = call.args[0] as unknown as {
-        isId?: boolean;
-        asId?: { toU8a(): Uint8Array };
-        toU8a(): Uint8Array;
-      };
-      const raw = dest.isId === true ? dest.asId!.toU8a() : dest.isId === false ? null : dest.toU8a();
-      if (raw !== null)
-        return { kind: 'transfer', dest: toAccount(raw), value: call.args[1]!.toString(), ok: false };
-    } catch {
-      // fall through: a transfer to an address form we do not read is just another call
-    }
+    // MultiAddress::Id encodes as 0x00 + 32 bytes; a bare AccountId (older runtimes) as 32 bytes.
+    const dest = call.args[0]!.toU8a();
+    const raw = dest.length === 33 && dest[0] === 0 ? dest.subarray(1) : dest.length === 32 ? dest : null;
+    if (raw !== null)
+      return { kind: 'transfer', dest: toAccount(raw), value: call.args[1]!.toString(), ok: false };
   }
   return { kind: 'other', name, ok: false };
 }
