@@ -1,0 +1,154 @@
+// The DAO commands as a user runs them: bin/fedtune.js against a devnet, tables, --json, and coded errors.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { pino } from 'pino';
+import { startDevnet } from '../../devchain/index.ts';
+import { ALICE, BOB, CHARLIE, DAVE } from './fixtures.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/fedtune.js', import.meta.url));
+
+/** Runs the CLI without blocking this process (the devnet lives in it). */
+function fedtune(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, FEDTUNE_LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+describe('fedtune network / dao / worker / chain commands', function () {
+  this.timeout(180_000);
+  let devnet: { url: string; close(): Promise<void> };
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    devnet = await startDevnet({ port: 0, logger: pino({ level: 'silent' }), blockMode: 'instant' });
+    env = { FEDTUNE_CHAIN: devnet.url };
+  });
+
+  after(async () => {
+    await devnet?.close();
+  });
+
+  it('creates a network, proposes, votes, lists, and shows a rejected double vote in the audit', async () => {
+    const created = await fedtune(
+      [
+        'network',
+        'create',
+        '--seed',
+        '//Alice',
+        '--name',
+        'cli-dao',
+        '--member',
+        ALICE,
+        '--member',
+        BOB,
+        '--member',
+        CHARLIE,
+        '--quorum',
+        '2/3',
+        '--voting-period',
+        '20',
+        '--json',
+      ],
+      env,
+    );
+    expect(created.status, created.stderr).to.equal(0);
+    const { network } = JSON.parse(created.stdout) as { network: string };
+    expect(network).to.match(/^0x[0-9a-f]{64}$/);
+    const netEnv = { ...env, FEDTUNE_NETWORK: network };
+
+    const shown = await fedtune(['network', 'show'], netEnv);
+    expect(shown.status, shown.stderr).to.equal(0);
+    expect(shown.stdout).to.contain('cli-dao').and.contain(BOB).and.contain('2/3 of members');
+
+    const member = await fedtune(
+      ['dao', 'propose-member', '--seed', '//Bob', '--add', DAVE, '--json'],
+      netEnv,
+    );
+    expect(member.status, member.stderr).to.equal(0);
+    expect(JSON.parse(member.stdout)).to.include({ proposal: 0 });
+
+    const aye = await fedtune(['dao', 'vote', '0', 'aye', '--seed', '//Alice'], netEnv);
+    expect(aye.status, aye.stderr).to.equal(0);
+    expect(aye.stdout).to.contain('1 aye / 0 nay');
+
+    const again = await fedtune(['dao', 'vote', '0', 'nay', '--seed', '//Alice'], netEnv);
+    expect(again.status).to.equal(1);
+    expect(again.stderr).to.match(/error \[E_DOUBLE_VOTE\]/);
+
+    const outsider = await fedtune(['dao', 'propose-member', '--seed', '//Eve', '--add', DAVE], netEnv);
+    expect(outsider.stderr).to.match(/error \[E_NOT_MEMBER\]/);
+
+    const list = await fedtune(['dao', 'list'], netEnv);
+    expect(list.status, list.stderr).to.equal(0);
+    expect(list.stdout).to.match(/id\s+type\s+subject\s+status/);
+    expect(list.stdout).to.match(/0\s+membership\s+add .*\s+voting\s+1\s+0\s+2/);
+
+    const audit = await fedtune(['chain', 'audit', '--json'], netEnv);
+    const rejected = (JSON.parse(audit.stdout) as { rejected: { code: string; signer: string }[] }).rejected;
+    expect(rejected.map((r) => [r.code, r.signer])).to.deep.equal([
+      ['E_DOUBLE_VOTE', ALICE],
+      ['E_NOT_MEMBER', '5HGjWAeFDfFCWPsjFQdVV2Msvz2XtMktvgocEZcCj68kUMaw'],
+    ]);
+  });
+
+  it('registers a worker under the worker command group', async () => {
+    const created = await fedtune(
+      ['network', 'create', '--seed', '//Bob', '--name', 'w', '--member', BOB, '--json'],
+      env,
+    );
+    const { network } = JSON.parse(created.stdout) as { network: string };
+    const reg = await fedtune(
+      [
+        'worker',
+        'register',
+        '--seed',
+        '//Dave',
+        '--network',
+        network,
+        '--backend',
+        'cpu',
+        '--memory',
+        '2048',
+      ],
+      env,
+    );
+    expect(reg.status, reg.stderr).to.equal(0);
+    const state = await fedtune(['chain', 'state', '--network', network, '--json'], env);
+    const s = JSON.parse(state.stdout) as {
+      networks: Record<string, { workers: Record<string, { capabilities: { memoryBytes: number } }> }>;
+    };
+    expect(s.networks[network]!.workers[DAVE]!.capabilities.memoryBytes).to.equal(2_048_000_000);
+  });
+
+  it('refuses bad arguments with exit status 2 and an unreachable chain with E_CHAIN_UNREACHABLE', async () => {
+    const bad = await fedtune(['dao', 'vote', '0', 'aye', '--seed', '//Alice', '--network', '0x12'], env);
+    expect(bad.status).to.equal(2);
+    expect(bad.stderr).to.match(/error \[E_USAGE\].*--network/);
+    const noSigner = await fedtune(['network', 'create', '--name', 'x', '--member', ALICE], {
+      ...env,
+      FEDTUNE_SEED: '',
+    });
+    expect(noSigner.status).to.equal(2);
+    expect(noSigner.stderr).to.match(/E_NO_SIGNER/);
+    const down = await fedtune(['chain', 'state', '--chain', 'ws://127.0.0.1:1']);
+    expect(down.status).to.equal(1);
+    expect(down.stderr).to.match(/error \[E_CHAIN_UNREACHABLE\]/);
+  });
+});
