@@ -9,7 +9,6 @@ import { WasmUpdateStore, simdAvailable } from './kernels/simd.ts';
 
 export abstract class BufferedStrategy extends BaseStrategy {
   protected store: UpdateStore;
-  private readonly env: StrategyEnv;
   protected clipBound: number | null = null;
   get backend(): 'wasm' | 'js' {
     return this.store.backend;
@@ -17,7 +16,6 @@ export abstract class BufferedStrategy extends BaseStrategy {
 
   constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimizer, env: StrategyEnv) {
     super(spec, weights, server);
-    this.env = env;
     this.store =
       env.backend === 'js' || !simdAvailable()
         ? new JsUpdateStore(this.layout.size)
@@ -37,10 +35,10 @@ export abstract class BufferedStrategy extends BaseStrategy {
     return this.spec.options.clip?.mode === 'adaptive' ? null : this.clipAtOpen();
   }
 
-  /** wasm32 memory ends at 4 GiB: past it, the round's updates move to plain arrays and the JS kernels. */
-  private ensureRoom(): void {
+  /** wasm32 memory ends at 4 GiB (or the host refuses to grow it): the round's updates move to plain arrays and the JS kernels. */
+  private moveToJs(): void {
     const s = this.store;
-    if (!(s instanceof WasmUpdateStore) || s.canGrow() || this.env.backend === 'wasm') return;
+    if (!(s instanceof WasmUpdateStore)) return;
     const js = new JsUpdateStore(this.layout.size);
     for (let i = 0; i < s.count; i++) js.push(s.read(i));
     s.dispose();
@@ -48,8 +46,16 @@ export abstract class BufferedStrategy extends BaseStrategy {
   }
 
   protected ingest(_update: ClientUpdate, parts: Float32Array[]): { norm: number; clipped: boolean } {
-    this.ensureRoom();
-    const norm = this.normOf(this.store.stage(parts, this.layout.offsets), parts);
+    if (this.store instanceof WasmUpdateStore && !this.store.canGrow()) this.moveToJs();
+    let ss: number;
+    try {
+      ss = this.store.stage(parts, this.layout.offsets);
+    } catch (e) {
+      if (!(e instanceof RangeError) || !(this.store instanceof WasmUpdateStore)) throw e;
+      this.moveToJs();
+      ss = this.store.stage(parts, this.layout.offsets);
+    }
+    const norm = this.normOf(ss, parts);
     this.store.commit();
     const fixed = this.spec.options.clip?.mode === 'fixed' ? this.clipBound : null;
     const clipped = fixed !== null && norm > fixed;

@@ -247,7 +247,7 @@ export abstract class BaseStrategy implements Strategy {
         samples: this.samples.reduce((a, b) => a + b, 0),
         clipped: this.clippedCount,
         updateNormMedian: median(this.norms),
-        updateNormMax: Math.max(...this.norms),
+        updateNormMax: this.norms.reduce((a, b) => Math.max(a, b), 0),
         deltaNorm: Math.sqrt(dn),
         ...metrics,
       },

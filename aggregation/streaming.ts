@@ -9,8 +9,7 @@ import { WasmStreamAccumulator, simdAvailable, WASM_MAX_BYTES } from './kernels/
 
 export function streamAccumulator(size: number, env: StrategyEnv): StreamAccumulator {
   const fits = 4 * (2 * size + 16384 + 8) <= WASM_MAX_BYTES;
-  if (env.backend === 'js' || !simdAvailable() || (env.backend === 'auto' && !fits))
-    return new JsStreamAccumulator(size);
+  if (env.backend === 'js' || !simdAvailable() || !fits) return new JsStreamAccumulator(size);
   return new WasmStreamAccumulator(size);
 }
 

@@ -265,6 +265,22 @@ describe('aggregation: wasm update store agrees with the JS reference', () => {
     });
   }
 
+  it('a round that outgrows wasm memory moves to the JS kernels with its updates', () => {
+    const rows = [
+      [1, 0, 0, 0],
+      [5, 2, 0, -9],
+      [2, 3, 1, 0],
+    ];
+    const s = createStrategy({ name: 'median' }, t4([0, 0, 0, 0]), { backend: 'wasm' });
+    s.configureRound(1);
+    s.accept({ worker: 'a', samples: 1, tensors: t4(rows[0]!) });
+    s.accept({ worker: 'b', samples: 1, tensors: t4(rows[1]!) });
+    (s as unknown as { store: { canGrow(): boolean } }).store.canGrow = () => false;
+    s.accept({ worker: 'c', samples: 1, tensors: t4(rows[2]!) });
+    expect(s.backend).to.equal('js');
+    expect(Array.from(flat(s.aggregate().delta))).to.deep.equal([2, 2, 0, 0]);
+  });
+
   it('median over a model as both backends', () => {
     const shapes = [
       { name: 'a', shape: [333] },
