@@ -43,3 +43,14 @@ export {
   type SyncParameters,
   type Transfer,
 } from './client.ts';
+export {
+  approvedRounds,
+  certifiedCheckpoints,
+  getNetwork,
+  getRound,
+  isCoordinator,
+  isMember,
+  isWorker,
+  openRounds,
+  roundProposals,
+} from './queries.ts';

@@ -2,7 +2,14 @@
 import { expect } from 'chai';
 import {
   MAGIC,
+  approvedRounds,
+  certifiedCheckpoints,
+  getNetwork,
+  getRound,
   initialState,
+  isCoordinator,
+  isMember,
+  openRounds,
   reduceBlocks,
   type ChainBlock,
   type Hex32,
@@ -100,6 +107,25 @@ describe('pallet-bindings reducer', () => {
     expect(p.finalized[0]!.contributors[0]!.account).to.equal(EVE);
     expect(net(s).checkpoints[CKPT]).to.include({ certified: true, certifiedAt: 8, proposal: 0, round: 0 });
     expect(s.audit).to.deep.equal([]);
+    // The queries other folders use.
+    const n = getNetwork(s, NET);
+    expect(openRounds(n, ALICE).map((r) => r.id)).to.deep.equal([0]);
+    expect(openRounds(n, BOB)).to.deep.equal([]);
+    expect(approvedRounds(n)).to.deep.equal([]);
+    expect(certifiedCheckpoints(n).map((c) => c.id)).to.deep.equal([CKPT]);
+    expect(getRound(n, 0).finalized).to.have.length(1);
+    expect([
+      isMember(n, BOB),
+      isMember(n, DAVE),
+      isCoordinator(n, ALICE),
+      isCoordinator(n, BOB),
+    ]).to.deep.equal([true, false, true, false]);
+    expect(() => getNetwork(s, hex32(0x42)))
+      .to.throw()
+      .with.property('code', 'E_UNKNOWN_NETWORK');
+    expect(() => getRound(n, 9))
+      .to.throw()
+      .with.property('code', 'E_UNKNOWN_PROPOSAL');
   });
 
   it('rejects a proposal without quorum', () => {
