@@ -194,10 +194,11 @@ const watch: CommandModule<GlobalArgs, WatchArgs> = {
         renameSync(`${args.snapshot}.tmp`, args.snapshot);
       };
       save();
-      print(
-        args,
-        { event: 'synced', ...summary(current) },
-        () => `synced to block ${current.height}; watching (Ctrl-C stops)`,
+      // --json: one JSON object per line (synced, then one per block with changes), for scripts that stream.
+      process.stdout.write(
+        args.json
+          ? `${JSON.stringify({ event: 'synced', ...summary(current) })}\n`
+          : `synced to block ${current.height}; watching (Ctrl-C stops)\n`,
       );
       let lastSaved = current.height;
       const stop = await follow(client, {
@@ -208,7 +209,7 @@ const watch: CommandModule<GlobalArgs, WatchArgs> = {
           if (args.json) {
             if (lines.length > 0)
               process.stdout.write(
-                `${JSON.stringify({ block: block.number, hash: block.hash, changes: lines })}\n`,
+                `${JSON.stringify({ event: 'block', block: block.number, hash: block.hash, changes: lines })}\n`,
               );
           } else for (const line of lines) process.stdout.write(`#${block.number} ${line}\n`);
           if (current.height - lastSaved >= args.snapshotEvery) {

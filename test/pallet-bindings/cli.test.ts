@@ -1,5 +1,8 @@
 // The DAO commands as a user runs them: bin/fedtune.js against a devnet, tables, --json, and coded errors.
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { pino } from 'pino';
@@ -108,33 +111,66 @@ describe('fedtune network / dao / worker / chain commands', function () {
     ]);
   });
 
-  it('registers a worker under the worker command group', async () => {
-    const created = await fedtune(
-      ['network', 'create', '--seed', '//Bob', '--name', 'w', '--member', BOB, '--json'],
-      env,
+  it('registers a worker under the worker command group while chain watch streams the changes and keeps a snapshot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedtune-watch-'));
+    const snapshot = join(dir, 'state.msgpack');
+    const watcher = spawn(
+      process.execPath,
+      [BIN, 'chain', 'watch', '--json', '--snapshot', snapshot, '--snapshot-every', '1'],
+      { env: { ...process.env, ...env, FEDTUNE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const { network } = JSON.parse(created.stdout) as { network: string };
-    const reg = await fedtune(
-      [
-        'worker',
-        'register',
-        '--seed',
-        '//Dave',
-        '--network',
-        network,
-        '--backend',
-        'cpu',
-        '--memory',
-        '2048',
-      ],
-      env,
-    );
-    expect(reg.status, reg.stderr).to.equal(0);
-    const state = await fedtune(['chain', 'state', '--network', network, '--json'], env);
-    const s = JSON.parse(state.stdout) as {
-      networks: Record<string, { workers: Record<string, { capabilities: { memoryBytes: number } }> }>;
-    };
-    expect(s.networks[network]!.workers[DAVE]!.capabilities.memoryBytes).to.equal(2_048_000_000);
+    try {
+      let stdout = '';
+      watcher.stdout.on('data', (d) => (stdout += d));
+      const exited = new Promise<number | null>((resolve) => watcher.on('close', resolve));
+      const events = () =>
+        stdout
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => JSON.parse(l) as { event: string; changes?: string[] });
+      const waitFor = async (what: string, test: (e: ReturnType<typeof events>) => boolean) => {
+        for (let i = 0; i < 900 && !test(events()); i++) await new Promise((r) => setTimeout(r, 100));
+        expect(test(events()), `${what}; watch printed:\n${stdout}`).to.equal(true);
+      };
+      await waitFor('synced', (e) => e.some((x) => x.event === 'synced'));
+
+      const created = await fedtune(
+        ['network', 'create', '--seed', '//Bob', '--name', 'w', '--member', BOB, '--json'],
+        env,
+      );
+      const { network } = JSON.parse(created.stdout) as { network: string };
+      const reg = await fedtune(
+        [
+          'worker',
+          'register',
+          '--seed',
+          '//Dave',
+          '--network',
+          network,
+          '--backend',
+          'cpu',
+          '--memory',
+          '2048',
+        ],
+        env,
+      );
+      expect(reg.status, reg.stderr).to.equal(0);
+      const state = await fedtune(['chain', 'state', '--network', network, '--json'], env);
+      const s = JSON.parse(state.stdout) as {
+        networks: Record<string, { workers: Record<string, { capabilities: { memoryBytes: number } }> }>;
+      };
+      expect(s.networks[network]!.workers[DAVE]!.capabilities.memoryBytes).to.equal(2_048_000_000);
+
+      await waitFor('network created', (e) =>
+        e.some((x) => x.changes?.includes(`network ${network} "w" created`)),
+      );
+      watcher.kill('SIGINT');
+      expect(await exited).to.equal(0);
+      expect(existsSync(snapshot)).to.equal(true);
+    } finally {
+      watcher.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses bad arguments with exit status 2 and an unreachable chain with E_CHAIN_UNREACHABLE', async () => {
