@@ -1,8 +1,10 @@
 // The dev chain's genesis: Rococo Asset Hub's raw chain spec from @substrate/connect-known-chains, runtime included,
 // with the dev accounts' balances written into its raw storage.
 import { chainSpec } from '@substrate/connect-known-chains/rococo_v2_2_asset_hub';
-import { blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
+import { GenesisProvider } from '@acala-network/chopsticks-core';
+import { blake2AsHex, blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex, hexToU8a, bnToU8a } from '@polkadot/util';
+import type { HexString } from '@polkadot/util/types';
 import { DEV_BALANCE, type DevAccount } from './accounts.ts';
 
 export interface RawChainSpec {
@@ -51,4 +53,29 @@ export function devGenesis(accounts: DevAccount[]): RawChainSpec {
   for (let i = 15; i >= 0; i--) issued = (issued << 8n) | BigInt(previous[i] ?? 0);
   top[issuanceKey] = u8aToHex(u128(issued + DEV_BALANCE * BigInt(accounts.length)));
   return spec;
+}
+
+const ZERO_HASH = `0x${'00'.repeat(32)}` as HexString;
+
+/**
+ * chopsticks' GenesisProvider with a real genesis hash. Its own stands in a constant (0x4545…) for both the genesis
+ * hash and the genesis parent; a node computes blake2-256 of the SCALE-encoded header (parent zero, number 0, the
+ * state root of the raw storage, the empty extrinsics root, no digest), and so does this.
+ */
+export async function genesisProvider(spec: RawChainSpec): Promise<GenesisProvider> {
+  const provider = new GenesisProvider(spec as never);
+  const original = await provider.getHeader();
+  const header = { ...original, parentHash: ZERO_HASH };
+  // Header: parent (32) ‖ compact number 0 (0x00) ‖ state root (32) ‖ extrinsics root (32) ‖ digest: empty vec (0x00).
+  const encoded = u8aConcat(
+    hexToU8a(ZERO_HASH),
+    new Uint8Array([0]),
+    hexToU8a(header.stateRoot),
+    hexToU8a(header.extrinsicsRoot),
+    new Uint8Array([0]),
+  );
+  const hash = blake2AsHex(encoded, 256);
+  provider.getHeader = async () => header;
+  Object.defineProperty(provider, 'blockHash', { get: () => hash });
+  return provider;
 }

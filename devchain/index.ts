@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { DevnetError } from './errors.ts';
 import { devAccounts, type DevAccount } from './accounts.ts';
-import { devGenesis } from './genesis.ts';
+import { devGenesis, genesisProvider } from './genesis.ts';
+import { routeChopsticksLogs } from './logs.ts';
 import { FileDatabase } from './database.ts';
 import { installFutureQueue } from './pool.ts';
 
@@ -76,6 +77,8 @@ async function ensurePortFree(port: number, host: string): Promise<void> {
   });
 }
 
+let openDevnets = 0;
+
 export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> {
   const { port = DEFAULT_DEVNET_PORT, host = '127.0.0.1', blockMode = 'instant', logger } = options;
   if (!BLOCK_MODES.includes(blockMode)) {
@@ -98,6 +101,8 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   const { createServer } = await import('@acala-network/chopsticks/server');
   const { handler } = await import('@acala-network/chopsticks/rpc/index');
 
+  const unrouteLogs = routeChopsticksLogs(logger);
+  openDevnets++;
   const ephemeral = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'fedtune-devnet-'));
   const db = new FileDatabase(join(dataDir, 'chain.jsonl'));
@@ -123,7 +128,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     const { api, blockHash } = await core.processOptions({
       ...(options.fork
         ? { endpoint: options.fork }
-        : { genesis: new core.GenesisProvider(devGenesis(accounts) as never) }),
+        : { genesis: await genesisProvider(devGenesis(accounts)) }),
       db: db as unknown as InstanceType<typeof core.Database>,
     });
     const header = await api.getHeader(blockHash);
@@ -136,52 +141,76 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       header: { hash: blockHash as `0x${string}`, number: Number(header.number) },
       saveBlocks: true,
       processQueuedMessages: false,
+      registeredTypes: {},
     });
   } catch (error) {
     await db.close();
+    await release();
     throw new DevnetError('E_DEVNET_START', `the runtime did not start: ${(error as Error).message}`, {
       cause: error,
     });
   }
 
+  async function release(): Promise<void> {
+    unrouteLogs();
+    // chopsticks runs the runtime in one worker thread per process, shared by every chain in it; it keeps the process
+    // alive, so the last devnet to close ends it.
+    if (--openDevnets === 0) await core.destroyWorker();
+  }
+
   let resumed = false;
-  const highest = await db.queryHighestBlock();
-  if (highest) {
-    const block = await chain.loadBlockFromDB(highest.number);
-    if (!block)
-      throw new DevnetError('E_DEVNET_RESUME', `block ${highest.number} in ${dataDir} cannot be loaded`);
-    await chain.setHead(block);
-    resumed = true;
-    logger.info({ number: highest.number, hash: highest.hash }, 'resumed the chain from its data directory');
-  } else if (!options.fork) {
-    await chain.newBlock();
-  }
-
-  const futureQueue = installFutureQueue(chain);
-  let building = Promise.resolve();
-  let closed = false;
-
   let timer: NodeJS.Timeout | null = null;
-  if (blockMode === 'batch' && options.blockTime !== undefined) {
-    timer = setInterval(() => {
-      if (chain.txPool.pendingExtrinsics.length > 0)
-        building = building.then(() => chain.newBlock().then(() => undefined));
-    }, options.blockTime);
-  }
+  let building = Promise.resolve();
+  let futureQueue: ReturnType<typeof installFutureQueue> | null = null;
+  let server: Awaited<ReturnType<typeof createServer>>;
+  try {
+    const highest = await db.queryHighestBlock();
+    if (highest) {
+      const block = await chain.loadBlockFromDB(highest.number);
+      if (!block)
+        throw new DevnetError('E_DEVNET_RESUME', `block ${highest.number} in ${dataDir} cannot be loaded`);
+      await chain.setHead(block);
+      resumed = true;
+      logger.info(
+        { number: highest.number, hash: highest.hash },
+        'resumed the chain from its data directory',
+      );
+    } else if (!options.fork) {
+      await chain.newBlock();
+    }
 
-  // system_accountNextIndex counts pooled transactions; those waiting in the future queue count too.
-  const rpc = handler({ chain });
-  const server = await createServer(
-    async (request: { method: string; params: unknown[] }, subscriptions: Parameters<typeof rpc>[1]) => {
-      const result = await rpc(request, subscriptions);
-      if (request.method === 'system_accountNextIndex' && typeof result === 'number') {
-        return result + futureQueue.heldBy(String(request.params[0]));
-      }
-      return result;
-    },
-    port,
-    host,
-  );
+    const queue = installFutureQueue(chain);
+    futureQueue = queue;
+
+    if (blockMode === 'batch' && options.blockTime !== undefined) {
+      timer = setInterval(() => {
+        if (chain.txPool.pendingExtrinsics.length > 0)
+          building = building.then(() => chain.newBlock().then(() => undefined));
+      }, options.blockTime);
+    }
+
+    // system_accountNextIndex counts pooled transactions; those waiting in the future queue count too.
+    const rpc = handler({ chain });
+    server = await createServer(
+      async (request: { method: string; params: unknown[] }, subscriptions: Parameters<typeof rpc>[1]) => {
+        const result = await rpc(request, subscriptions);
+        if (request.method === 'system_accountNextIndex' && typeof result === 'number') {
+          return result + queue.heldBy(String(request.params[0]));
+        }
+        return result;
+      },
+      port,
+      host,
+    );
+  } catch (error) {
+    if (timer) clearInterval(timer);
+    futureQueue?.dispose();
+    await chain.close().catch(() => undefined);
+    await release();
+    if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  let closed = false;
   const url = `ws://${host.includes(':') ? `[${host}]` : host}:${server.addr.split(':').pop()}`;
   const genesisHash = (await chain.getBlockAt(0))?.hash ?? '0x';
   const chainName = await chain.api.getSystemChain();
@@ -218,6 +247,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       await server.close();
       await chain.close();
       await db.close();
+      await release();
       if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
       logger.info('devnet stopped');
     },

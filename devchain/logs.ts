@@ -1,0 +1,50 @@
+// chopsticks logs through one module-level pino logger of its own; this sends its lines to the caller's logger instead.
+import { pinoLogger } from '@acala-network/chopsticks-core';
+import type { Logger } from 'pino';
+
+const LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
+
+// chopsticks' logger is process-wide, so its lines go to the logger of the devnet started last that is still open.
+const sinks: Logger[] = [];
+
+function forward(line: string): void {
+  const sink = sinks[sinks.length - 1];
+  if (!sink) return;
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    sink.warn({ app: 'chopsticks' }, line.trim());
+    return;
+  }
+  const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...fields } = record;
+  const method = LEVELS[Number(level)] ?? 'info';
+  sink[method](fields, typeof msg === 'string' ? msg : '');
+}
+
+// pino keeps an instance's destination under a symbol its children reach through their prototype; chopsticks' pino is
+// its own copy, so the symbol is found by its description.
+const streamSymbol = (() => {
+  for (let o: object | null = pinoLogger; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    const found = Object.getOwnPropertySymbols(o).find((s) => s.description === 'pino.stream');
+    if (found) return found;
+  }
+  return undefined;
+})();
+if (streamSymbol) (pinoLogger as unknown as Record<symbol, unknown>)[streamSymbol] = { write: forward };
+
+/** Routes chopsticks' logs to this logger until the returned function is called. */
+export function routeChopsticksLogs(logger: Logger): () => void {
+  sinks.push(logger);
+  return () => {
+    const index = sinks.lastIndexOf(logger);
+    if (index >= 0) sinks.splice(index, 1);
+  };
+}
