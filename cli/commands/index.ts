@@ -4,6 +4,7 @@ import type { GlobalArgs } from '../options.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs command modules differ in their own arguments
 export const commands: CommandModule<GlobalArgs, any>[] = [];
+commands.push((await import('./devnet.ts')).devnetCommand);
 commands.push((await import('./dataset.ts')).datasetCommand);
 commands.push((await import('./network.ts')).networkCommand);
 commands.push((await import('./dao.ts')).daoCommand);

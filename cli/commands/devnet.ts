@@ -1,0 +1,145 @@
+// `fedtune devnet`: the embedded dev chain (devchain/) in the foreground until SIGINT/SIGTERM.
+import { resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import {
+  BLOCK_MODES,
+  DEFAULT_DEVNET_PORT,
+  DEV_BALANCE,
+  startDevnet,
+  type BlockMode,
+} from '../../devchain/index.ts';
+import { createLogger } from '../log.ts';
+import type { GlobalArgs } from '../options.ts';
+
+interface DevnetArgs extends GlobalArgs {
+  port: number;
+  host: string;
+  'data-dir'?: string;
+  dataDir?: string;
+  tmp: boolean;
+  'block-mode': BlockMode;
+  blockMode: BlockMode;
+  'block-time'?: number;
+  blockTime?: number;
+  fork?: string;
+}
+
+export const DEFAULT_DATA_DIR = '.fedtune/devnet';
+
+export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
+  command: 'devnet',
+  describe:
+    'Run the embedded dev chain: a real Substrate runtime (Rococo Asset Hub) under chopsticks, offline',
+  builder: (yargs: Argv<GlobalArgs>) =>
+    yargs
+      .option('port', {
+        type: 'number',
+        default: DEFAULT_DEVNET_PORT,
+        describe: 'WebSocket/HTTP JSON-RPC port (0: any free port)',
+      })
+      .option('host', {
+        type: 'string',
+        default: '127.0.0.1',
+        describe: 'Address to bind; 0.0.0.0 exposes it to the network',
+      })
+      .option('data-dir', {
+        type: 'string',
+        describe: `Keep blocks and state here and resume from them after a restart (default ${DEFAULT_DATA_DIR})`,
+      })
+      .option('tmp', {
+        type: 'boolean',
+        default: false,
+        describe: 'An ephemeral chain in a temporary folder, deleted on exit',
+      })
+      .conflicts('tmp', 'data-dir')
+      .option('block-mode', {
+        choices: BLOCK_MODES,
+        default: 'instant' as BlockMode,
+        describe:
+          'instant: a block per transaction; batch: pending transactions together; manual: only on dev_newBlock',
+      })
+      .option('block-time', {
+        type: 'number',
+        describe: 'batch mode: build a block every MS milliseconds while transactions wait',
+      })
+      .option('fork', {
+        type: 'string',
+        describe: 'Fork a live chain at this ws(s):// URL instead of the built-in genesis (needs a network)',
+      })
+      .check((argv) => {
+        if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535)
+          throw new Error(`--port must be 0..65535, got ${argv.port}`);
+        if (argv['block-time'] !== undefined && argv['block-mode'] !== 'batch')
+          throw new Error('--block-time applies to --block-mode batch');
+        if (
+          argv['block-time'] !== undefined &&
+          !(Number.isInteger(argv['block-time']) && argv['block-time'] > 0)
+        ) {
+          throw new Error(
+            `--block-time must be a positive whole number of milliseconds, got ${argv['block-time']}`,
+          );
+        }
+        if (argv.fork !== undefined && !/^wss?:\/\//.test(argv.fork))
+          throw new Error(`--fork takes a ws:// or wss:// URL, got ${argv.fork}`);
+        return true;
+      })
+      .example(
+        '$0 devnet',
+        `the dev chain on ws://127.0.0.1:${DEFAULT_DEVNET_PORT}, kept in ${DEFAULT_DATA_DIR}`,
+      )
+      .example('$0 devnet --tmp --port 0', 'an ephemeral chain on any free port')
+      .example(
+        '$0 devnet --block-mode batch --block-time 6000',
+        'a block every 6 s, like a live chain',
+      ) as Argv<DevnetArgs>,
+  handler: async (argv) => {
+    const logger = createLogger({ level: argv.logLevel });
+    const dataDir = argv.tmp ? undefined : resolve(argv.dataDir ?? DEFAULT_DATA_DIR);
+    const devnet = await startDevnet({
+      port: argv.port,
+      host: argv.host,
+      dataDir,
+      blockMode: argv.blockMode,
+      blockTime: argv.blockTime,
+      fork: argv.fork,
+      logger,
+    });
+    const summary = {
+      url: devnet.url,
+      chain: devnet.chainName,
+      genesisHash: devnet.genesisHash,
+      head: devnet.startBlock,
+      resumed: devnet.resumed,
+      dataDir: devnet.dataDir,
+      blockMode: argv.blockMode,
+      accounts: devnet.accounts.map((a) => ({ name: a.name, uri: a.uri, address: a.address })),
+    };
+    if (argv.json) {
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+    } else {
+      const balance = `${DEV_BALANCE / 10n ** 12n} ROC each`;
+      process.stdout.write(
+        [
+          `fedtune devnet: ${devnet.chainName} at ${devnet.url}`,
+          `  genesis ${devnet.genesisHash}, head #${devnet.startBlock}${devnet.resumed ? ' (resumed)' : ''}, ${argv.blockMode} blocks`,
+          `  data: ${devnet.dataDir ?? 'temporary, deleted on exit'}`,
+          `  dev accounts (sr25519, ${balance}):`,
+          ...devnet.accounts.map((a) => `    ${a.uri.padEnd(9)} ${a.address}`),
+          '  Ctrl-C stops it.',
+          '',
+        ].join('\n'),
+      );
+    }
+    await new Promise<void>((resolveStop) => {
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'stopping');
+        devnet.close().then(resolveStop, (error: unknown) => {
+          logger.error({ err: error }, 'unclean stop');
+          resolveStop();
+        });
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+  },
+};
