@@ -1,7 +1,8 @@
 // The dev chain's genesis: Rococo Asset Hub's raw chain spec from @substrate/connect-known-chains, runtime included,
 // with the dev accounts' balances written into its raw storage.
 import { chainSpec } from '@substrate/connect-known-chains/rococo_v2_2_asset_hub';
-import { GenesisProvider } from '@acala-network/chopsticks-core';
+import type { GenesisProvider } from '@acala-network/chopsticks-core';
+import type { ChopsticksCore } from './chopsticks.ts';
 import { blake2AsHex, blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex, hexToU8a, bnToU8a } from '@polkadot/util';
 import type { HexString } from '@polkadot/util/types';
@@ -52,6 +53,11 @@ export function devGenesis(accounts: DevAccount[]): RawChainSpec {
   let issued = 0n;
   for (let i = 15; i >= 0; i--) issued = (issued << 8n) | BigInt(previous[i] ?? 0);
   top[issuanceKey] = u8aToHex(u128(issued + DEV_BALANCE * BigInt(accounts.length)));
+  // chopsticks' GenesisProvider answers "next key" with the first greater key in the object's order, so the keys must
+  // be in byte order or state_getKeysPaged (and with it api.query.*.entries()) skips entries.
+  spec.genesis.raw.top = Object.fromEntries(
+    Object.entries(top).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
   return spec;
 }
 
@@ -62,8 +68,8 @@ const ZERO_HASH = `0x${'00'.repeat(32)}` as HexString;
  * hash and the genesis parent; a node computes blake2-256 of the SCALE-encoded header (parent zero, number 0, the
  * state root of the raw storage, the empty extrinsics root, no digest), and so does this.
  */
-export async function genesisProvider(spec: RawChainSpec): Promise<GenesisProvider> {
-  const provider = new GenesisProvider(spec as never);
+export async function genesisProvider(core: ChopsticksCore, spec: RawChainSpec): Promise<GenesisProvider> {
+  const provider = new core.GenesisProvider(spec as never);
   const original = await provider.getHeader();
   const header = { ...original, parentHash: ZERO_HASH };
   // Header: parent (32) ‖ compact number 0 (0x00) ‖ state root (32) ‖ extrinsics root (32) ‖ digest: empty vec (0x00).

@@ -10,6 +10,7 @@ import { DevnetError } from './errors.ts';
 import { devAccounts, type DevAccount } from './accounts.ts';
 import { devGenesis, genesisProvider } from './genesis.ts';
 import { routeChopsticksLogs } from './logs.ts';
+import { loadChopsticks } from './chopsticks.ts';
 import { FileDatabase } from './database.ts';
 import { installFutureQueue } from './pool.ts';
 
@@ -97,11 +98,9 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   }
   await ensurePortFree(port, host);
 
-  const core = await import('@acala-network/chopsticks-core');
-  const { createServer } = await import('@acala-network/chopsticks/server');
-  const { handler } = await import('@acala-network/chopsticks/rpc/index');
+  const { core, createServer, handler } = await loadChopsticks();
 
-  const unrouteLogs = routeChopsticksLogs(logger);
+  const unrouteLogs = routeChopsticksLogs(core, logger);
   openDevnets++;
   const ephemeral = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'fedtune-devnet-'));
@@ -128,7 +127,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     const { api, blockHash } = await core.processOptions({
       ...(options.fork
         ? { endpoint: options.fork }
-        : { genesis: await genesisProvider(devGenesis(accounts)) }),
+        : { genesis: await genesisProvider(core, devGenesis(accounts)) }),
       db: db as unknown as InstanceType<typeof core.Database>,
     });
     const header = await api.getHeader(blockHash);
@@ -179,7 +178,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       await chain.newBlock();
     }
 
-    const queue = installFutureQueue(chain);
+    const queue = installFutureQueue(core, chain);
     futureQueue = queue;
 
     if (blockMode === 'batch' && options.blockTime !== undefined) {

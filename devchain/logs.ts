@@ -1,5 +1,5 @@
 // chopsticks logs through one module-level pino logger of its own; this sends its lines to the caller's logger instead.
-import { pinoLogger } from '@acala-network/chopsticks-core';
+import type { ChopsticksCore } from './chopsticks.ts';
 import type { Logger } from 'pino';
 
 const LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
@@ -29,19 +29,25 @@ function forward(line: string): void {
   sink[method](fields, typeof msg === 'string' ? msg : '');
 }
 
+const patched = new WeakSet<object>();
+
 // pino keeps an instance's destination under a symbol its children reach through their prototype; chopsticks' pino is
 // its own copy, so the symbol is found by its description.
-const streamSymbol = (() => {
+function patch(pinoLogger: object): void {
+  if (patched.has(pinoLogger)) return;
+  patched.add(pinoLogger);
   for (let o: object | null = pinoLogger; o !== null; o = Object.getPrototypeOf(o) as object | null) {
-    const found = Object.getOwnPropertySymbols(o).find((s) => s.description === 'pino.stream');
-    if (found) return found;
+    const symbol = Object.getOwnPropertySymbols(o).find((s) => s.description === 'pino.stream');
+    if (symbol) {
+      (pinoLogger as Record<symbol, unknown>)[symbol] = { write: forward };
+      return;
+    }
   }
-  return undefined;
-})();
-if (streamSymbol) (pinoLogger as unknown as Record<symbol, unknown>)[streamSymbol] = { write: forward };
+}
 
 /** Routes chopsticks' logs to this logger until the returned function is called. */
-export function routeChopsticksLogs(logger: Logger): () => void {
+export function routeChopsticksLogs(core: ChopsticksCore, logger: Logger): () => void {
+  patch(core.pinoLogger);
   sinks.push(logger);
   return () => {
     const index = sinks.lastIndexOf(logger);

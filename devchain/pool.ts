@@ -1,6 +1,7 @@
 // A future queue in front of chopsticks' transaction pool, as a real node keeps one: a transaction whose nonce is
 // ahead (its `requires` tags are not yet provided) waits until the transaction providing them is pooled or included.
-import { APPLY_EXTRINSIC_ERROR, type Blockchain } from '@acala-network/chopsticks-core';
+import type { Blockchain } from '@acala-network/chopsticks-core';
+import type { ChopsticksCore } from './chopsticks.ts';
 import type { HexString } from '@polkadot/util/types';
 import { blake2AsHex } from '@polkadot/util-crypto';
 import type { GenericExtrinsic } from '@polkadot/types';
@@ -23,7 +24,7 @@ export interface FutureQueue {
  * to the block builder: in instant mode the second can be built alone first, fail with a future nonce, and be reported
  * as invalid to its sender although the first lands a moment later.
  */
-export function installFutureQueue(chain: Blockchain): FutureQueue {
+export function installFutureQueue(core: ChopsticksCore, chain: Blockchain): FutureQueue {
   const submit = chain.submitExtrinsic.bind(chain);
   const held: Held[] = [];
   // Tags provided by transactions handed to the pool and not yet seen in a block.
@@ -92,7 +93,7 @@ export function installFutureQueue(chain: Blockchain): FutureQueue {
 
   // A pooled transaction that failed in the block builder provides nothing.
   const onApplyError = ([extrinsic]: [HexString, unknown]) => pooled.delete(extrinsic);
-  chain.txPool.event.on(APPLY_EXTRINSIC_ERROR, onApplyError);
+  chain.txPool.event.on(core.APPLY_EXTRINSIC_ERROR, onApplyError);
 
   const subscription = chain.headState.subscribeHead((block) => {
     void (async () => {
@@ -105,7 +106,7 @@ export function installFutureQueue(chain: Blockchain): FutureQueue {
     heldBy: (address) => held.filter((h) => h.signer === address).length,
     dispose: () => {
       chain.headState.unsubscribeHead(subscription);
-      chain.txPool.event.off(APPLY_EXTRINSIC_ERROR, onApplyError);
+      chain.txPool.event.off(core.APPLY_EXTRINSIC_ERROR, onApplyError);
     },
   };
 }
