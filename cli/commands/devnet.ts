@@ -9,6 +9,7 @@ import {
   type BlockMode,
 } from '../../devchain/index.ts';
 import { createLogger } from '../log.ts';
+import { FedtuneError } from '../errors.ts';
 import type { GlobalArgs } from '../options.ts';
 
 interface DevnetArgs extends GlobalArgs {
@@ -16,7 +17,7 @@ interface DevnetArgs extends GlobalArgs {
   host: string;
   'data-dir'?: string;
   dataDir?: string;
-  tmp: boolean;
+  tmp?: boolean;
   'block-mode': BlockMode;
   blockMode: BlockMode;
   'block-time'?: number;
@@ -48,7 +49,6 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       })
       .option('tmp', {
         type: 'boolean',
-        default: false,
         describe: 'An ephemeral chain in a temporary folder, deleted on exit',
       })
       .conflicts('tmp', 'data-dir')
@@ -67,20 +67,18 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
         describe: 'Fork a live chain at this ws(s):// URL instead of the built-in genesis (needs a network)',
       })
       .check((argv) => {
+        const usage = (message: string) => {
+          throw new FedtuneError('E_USAGE', message, { exitCode: 2 });
+        };
         if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535)
-          throw new Error(`--port must be 0..65535, got ${argv.port}`);
-        if (argv['block-time'] !== undefined && argv['block-mode'] !== 'batch')
-          throw new Error('--block-time applies to --block-mode batch');
-        if (
-          argv['block-time'] !== undefined &&
-          !(Number.isInteger(argv['block-time']) && argv['block-time'] > 0)
-        ) {
-          throw new Error(
-            `--block-time must be a positive whole number of milliseconds, got ${argv['block-time']}`,
-          );
-        }
+          usage(`--port must be a whole number 0..65535, got ${argv.port}`);
+        const blockTime = argv['block-time'];
+        if (blockTime !== undefined && argv['block-mode'] !== 'batch')
+          usage('--block-time applies to --block-mode batch');
+        if (blockTime !== undefined && !(Number.isInteger(blockTime) && blockTime > 0))
+          usage(`--block-time must be a positive whole number of milliseconds, got ${blockTime}`);
         if (argv.fork !== undefined && !/^wss?:\/\//.test(argv.fork))
-          throw new Error(`--fork takes a ws:// or wss:// URL, got ${argv.fork}`);
+          usage(`--fork takes a ws:// or wss:// URL, got ${argv.fork}`);
         return true;
       })
       .example(
@@ -94,7 +92,7 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       ) as Argv<DevnetArgs>,
   handler: async (argv) => {
     const logger = createLogger({ level: argv.logLevel });
-    const dataDir = argv.tmp ? undefined : resolve(argv.dataDir ?? DEFAULT_DATA_DIR);
+    const dataDir = argv.tmp === true ? undefined : resolve(argv.dataDir ?? DEFAULT_DATA_DIR);
     const devnet = await startDevnet({
       port: argv.port,
       host: argv.host,
