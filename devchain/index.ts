@@ -157,8 +157,17 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     if (--openDevnets === 0) await core.destroyWorker();
   }
 
+  // chopsticks announces a new head and only then saves the block; a client could see a transaction finalized that a
+  // kill -9 at that moment would lose. Saved first, "finalized" means on disk.
+  const built = chain;
+  built.onNewBlock = async (block) => {
+    await built.saveBlockToDB(block);
+    await built.setHead(block);
+  };
+
   let resumed = false;
   let timer: NodeJS.Timeout | null = null;
+  let closed = false;
   let building = Promise.resolve();
   let futureQueue: ReturnType<typeof installFutureQueue> | null = null;
   let server: Awaited<ReturnType<typeof createServer>>;
@@ -178,38 +187,42 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       await chain.newBlock();
     }
 
-    const queue = installFutureQueue(core, chain);
+    // batch with a block time: the first transaction into an empty pool opens a block, built blockTime ms later with
+    // everything that arrived meanwhile.
+    const blockTime = blockMode === 'batch' ? options.blockTime : undefined;
+    const onPooled = () => {
+      if (blockTime === undefined || timer !== null || closed) return;
+      timer = setTimeout(() => {
+        timer = null;
+        building = building.then(
+          () => chain.newBlock().then(() => undefined),
+          () => undefined,
+        );
+      }, blockTime);
+    };
+    const queue = installFutureQueue(core, chain, onPooled);
     futureQueue = queue;
 
-    if (blockMode === 'batch' && options.blockTime !== undefined) {
-      timer = setInterval(() => {
-        if (chain.txPool.pendingExtrinsics.length > 0)
-          building = building.then(() => chain.newBlock().then(() => undefined));
-      }, options.blockTime);
-    }
-
-    // system_accountNextIndex counts pooled transactions; those waiting in the future queue count too.
+    // system_accountNextIndex is answered from the future queue, which knows every transaction not yet in a block.
     const rpc = handler({ chain });
     server = await createServer(
       async (request: { method: string; params: unknown[] }, subscriptions: Parameters<typeof rpc>[1]) => {
-        const result = await rpc(request, subscriptions);
-        if (request.method === 'system_accountNextIndex' && typeof result === 'number') {
-          return result + queue.heldBy(String(request.params[0]));
+        if (request.method === 'system_accountNextIndex' && typeof request.params[0] === 'string') {
+          return queue.nextIndex(request.params[0]);
         }
-        return result;
+        return rpc(request, subscriptions);
       },
       port,
       host,
     );
   } catch (error) {
-    if (timer) clearInterval(timer);
+    if (timer) clearTimeout(timer);
     futureQueue?.dispose();
     await chain.close().catch(() => undefined);
     await release();
     if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
-  let closed = false;
   const url = `ws://${host.includes(':') ? `[${host}]` : host}:${server.addr.split(':').pop()}`;
   const genesisHash = (await chain.getBlockAt(0))?.hash ?? '0x';
   const chainName = await chain.api.getSystemChain();
@@ -240,7 +253,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     async close() {
       if (closed) return;
       closed = true;
-      if (timer) clearInterval(timer);
+      if (timer) clearTimeout(timer);
       futureQueue.dispose();
       await building.catch(() => undefined);
       await server.close();

@@ -25,7 +25,10 @@ function forward(line: string): void {
     return;
   }
   const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...fields } = record;
-  const method = LEVELS[Number(level)] ?? 'info';
+  let method = LEVELS[Number(level)] ?? 'info';
+  // A refused transaction or a bad request is the client's error, answered with its code; not the devnet's.
+  if ((fields.err as { name?: unknown } | undefined)?.name === 'ResponseError' && method === 'error')
+    method = 'debug';
   sink[method](fields, typeof msg === 'string' ? msg : '');
 }
 

@@ -4,18 +4,28 @@ import type { Blockchain } from '@acala-network/chopsticks-core';
 import type { ChopsticksCore } from './chopsticks.ts';
 import type { HexString } from '@polkadot/util/types';
 import { blake2AsHex } from '@polkadot/util-crypto';
+import { hexToU8a } from '@polkadot/util';
 import type { GenericExtrinsic } from '@polkadot/types';
+import type { Index } from '@polkadot/types/interfaces';
 
-interface Held {
+interface Tx {
   extrinsic: HexString;
+  /** The signer's public key, hex: addresses come in any SS58 prefix. */
   signer: string;
-  requires: string[];
+  nonce: number;
   provides: string[];
 }
 
+interface Held extends Tx {
+  requires: string[];
+}
+
 export interface FutureQueue {
-  /** Transactions of this signer waiting for their turn. */
-  heldBy(address: string): number;
+  /**
+   * system_accountNextIndex as a node answers it: the account's nonce at the head, advanced past every nonce of its
+   * transactions that are pooled, being built into a block, or waiting for their turn, as long as they follow on.
+   */
+  nextIndex(address: string): Promise<number>;
   dispose(): void;
 }
 
@@ -24,11 +34,32 @@ export interface FutureQueue {
  * to the block builder: in instant mode the second can be built alone first, fail with a future nonce, and be reported
  * as invalid to its sender although the first lands a moment later.
  */
-export function installFutureQueue(core: ChopsticksCore, chain: Blockchain): FutureQueue {
-  const submit = chain.submitExtrinsic.bind(chain);
+export function installFutureQueue(
+  core: ChopsticksCore,
+  chain: Blockchain,
+  /** Called each time a transaction enters chopsticks' pool. */
+  onPooled: () => void = () => undefined,
+): FutureQueue {
+  // Every transaction is validated here already; chain.submitExtrinsic would validate it again (a runtime call) before
+  // it reaches the pool, so this goes to the pool directly.
+  const submitToPool = async (extrinsic: HexString): Promise<HexString> => {
+    await chain.txPool.submitExtrinsic(extrinsic);
+    return blake2AsHex(extrinsic, 256);
+  };
+  // Hand-offs to the pool go one at a time, in the order transactions were marked pooled: the pool awaits the signer's
+  // decoding before it appends, so two hand-offs at once could land swapped and the later nonce be built first.
+  let handoff: Promise<unknown> = Promise.resolve();
+  const submit = (extrinsic: HexString): Promise<HexString> => {
+    const submitted = handoff.then(() => submitToPool(extrinsic));
+    handoff = submitted.catch(() => undefined);
+    return submitted.then((hash) => {
+      onPooled();
+      return hash;
+    });
+  };
   const held: Held[] = [];
-  // Tags provided by transactions handed to the pool and not yet seen in a block.
-  const pooled = new Map<HexString, string[]>();
+  // Transactions handed to the pool and not yet seen in a block, with the tags they provide.
+  const pooled = new Map<HexString, Tx>();
   let releasing = Promise.resolve();
 
   const validity = async (extrinsic: HexString) => {
@@ -37,11 +68,17 @@ export function installFutureQueue(core: ChopsticksCore, chain: Blockchain): Fut
     const ok = result.asOk;
     return { requires: ok.requires.map((t) => t.toHex()), provides: ok.provides.map((t) => t.toHex()) };
   };
-  const signerOf = async (extrinsic: HexString) => {
+  const describe = async (extrinsic: HexString, provides: string[]): Promise<Tx> => {
     const registry = await chain.head.registry;
-    return registry.createType<GenericExtrinsic>('GenericExtrinsic', extrinsic).signer.toString();
+    const tx = registry.createType<GenericExtrinsic>('GenericExtrinsic', extrinsic);
+    return {
+      extrinsic,
+      signer: registry.createType('AccountId', tx.signer.toString()).toHex(),
+      nonce: tx.nonce.toNumber(),
+      provides,
+    };
   };
-  const providedTags = () => new Set([...pooled.values()].flat());
+  const providedTags = () => new Set([...pooled.values()].flatMap((tx) => tx.provides));
 
   /** Hands every held transaction whose requirements are now met to the pool, in the order they become ready. */
   const release = () => {
@@ -62,7 +99,7 @@ export function installFutureQueue(core: ChopsticksCore, chain: Blockchain): Fut
             if (!requires.every((t) => provided.has(t))) continue;
           }
           held.splice(held.indexOf(h), 1);
-          pooled.set(h.extrinsic, h.provides);
+          pooled.set(h.extrinsic, h);
           await submit(h.extrinsic).catch(() => pooled.delete(h.extrinsic));
           progress = true;
         }
@@ -73,10 +110,11 @@ export function installFutureQueue(core: ChopsticksCore, chain: Blockchain): Fut
 
   chain.submitExtrinsic = async (extrinsic: HexString) => {
     const { requires, provides } = await validity(extrinsic);
+    const tx = await describe(extrinsic, provides);
     const provided = providedTags();
     const hash = await (async () => {
       if (requires.every((t) => provided.has(t)) && held.length === 0) {
-        pooled.set(extrinsic, provides);
+        pooled.set(extrinsic, tx);
         try {
           return await submit(extrinsic);
         } catch (error) {
@@ -84,7 +122,7 @@ export function installFutureQueue(core: ChopsticksCore, chain: Blockchain): Fut
           throw error;
         }
       }
-      held.push({ extrinsic, signer: await signerOf(extrinsic), requires, provides });
+      held.push({ ...tx, requires });
       return blake2AsHex(extrinsic, 256);
     })();
     await release();
@@ -103,7 +141,17 @@ export function installFutureQueue(core: ChopsticksCore, chain: Blockchain): Fut
   });
 
   return {
-    heldBy: (address) => held.filter((h) => h.signer === address).length,
+    async nextIndex(address) {
+      const registry = await chain.head.registry;
+      const account = registry.createType('AccountId', address).toHex();
+      const { result } = await chain.head.call('AccountNonceApi_account_nonce', [account]);
+      let next = registry.createType<Index>('Index', hexToU8a(result)).toNumber();
+      const nonces = new Set(
+        [...pooled.values(), ...held].filter((tx) => tx.signer === account).map((tx) => tx.nonce),
+      );
+      while (nonces.has(next)) next++;
+      return next;
+    },
     dispose: () => {
       chain.headState.unsubscribeHead(subscription);
       chain.txPool.event.off(core.APPLY_EXTRINSIC_ERROR, onApplyError);
