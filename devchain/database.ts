@@ -1,12 +1,12 @@
 // chopsticks' Database over one append-only file of JSON lines, each block fsync'd: no native module, survives kill -9.
 import {
   openSync,
-  readFileSync,
+  readSync,
   writeSync,
   fdatasyncSync,
   closeSync,
   ftruncateSync,
-  existsSync,
+  fstatSync,
   mkdirSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
@@ -18,56 +18,74 @@ type LogRecord =
   | { t: 'delete'; hash: HexString }
   | { t: 'storage'; blockHash: string; key: string; value: string | null };
 
+/** Where a block's line lies in the file: blocks are read back from disk when asked for, not kept in memory. */
+interface BlockRef {
+  hash: HexString;
+  number: number;
+  offset: number;
+  length: number;
+}
+
+export interface FileDatabaseOptions {
+  /**
+   * Keep chopsticks' cache of a forked chain's remote storage (worth it with --fork: it spares refetching). Without a
+   * remote (genesis mode) the cache would only copy the chain spec, runtime code included, into the log. Default true.
+   */
+  cacheStorage?: boolean;
+}
+
 /**
- * The whole chain is small enough to hold in memory; the file is its durable log. A line torn by a crash (the last
- * one, never acknowledged because the block is written before the next one is built) is cut off when the file opens.
+ * The file is the durable log; memory holds an index of it. A line torn by a crash is always the last one, and never
+ * acknowledged (a block is fsync'd before it is announced), so it is cut off when the file opens.
  */
 export class FileDatabase implements Database {
-  private readonly blocks = new Map<string, BlockEntry>();
+  private readonly blocks = new Map<string, BlockRef>();
   private readonly byNumber = new Map<number, string>();
   private readonly storage = new Map<string, KeyValueEntry>();
+  private readonly cacheStorage: boolean;
   private fd: number;
+  private size: number;
   /** Bytes cut off the end of the file when it was opened. */
   readonly truncatedBytes: number;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    options: FileDatabaseOptions = {},
+  ) {
+    this.cacheStorage = options.cacheStorage ?? true;
     mkdirSync(dirname(path), { recursive: true });
-    let valid = 0;
-    if (existsSync(path)) {
-      const text = readFileSync(path);
-      let start = 0;
-      for (;;) {
-        const end = text.indexOf(10, start);
-        if (end < 0) break;
-        let record: LogRecord;
-        try {
-          record = JSON.parse(text.subarray(start, end).toString('utf8')) as LogRecord;
-        } catch {
-          break;
-        }
-        this.apply(record);
-        start = end + 1;
-        valid = start;
-      }
-      this.truncatedBytes = text.length - valid;
-    } else {
-      this.truncatedBytes = 0;
-    }
     this.fd = openSync(path, 'a+');
+    const text = Buffer.alloc(fstatSync(this.fd).size);
+    if (text.length > 0) readSync(this.fd, text, 0, text.length, 0);
+    let valid = 0;
+    for (let start = 0; ;) {
+      const end = text.indexOf(10, start);
+      if (end < 0) break;
+      let record: LogRecord;
+      try {
+        record = JSON.parse(text.subarray(start, end).toString('utf8')) as LogRecord;
+      } catch {
+        break;
+      }
+      this.apply(record, start, end + 1 - start);
+      start = end + 1;
+      valid = start;
+    }
+    this.truncatedBytes = text.length - valid;
+    this.size = valid;
     if (this.truncatedBytes > 0) {
       ftruncateSync(this.fd, valid);
       fdatasyncSync(this.fd);
     }
   }
 
-  private apply(record: LogRecord): void {
+  private apply(record: LogRecord, offset: number, length: number): void {
     switch (record.t) {
       case 'block': {
-        const { t: _t, ...block } = record;
-        const previous = this.byNumber.get(block.number);
-        if (previous !== undefined && previous !== block.hash) this.blocks.delete(previous);
-        this.blocks.set(block.hash, block);
-        this.byNumber.set(block.number, block.hash);
+        const previous = this.byNumber.get(record.number);
+        if (previous !== undefined && previous !== record.hash) this.blocks.delete(previous);
+        this.blocks.set(record.hash, { hash: record.hash, number: record.number, offset, length });
+        this.byNumber.set(record.number, record.hash);
         break;
       }
       case 'delete': {
@@ -79,19 +97,32 @@ export class FileDatabase implements Database {
         break;
       }
       case 'storage':
-        this.storage.set(`${record.blockHash}|${record.key}`, {
-          blockHash: record.blockHash,
-          key: record.key,
-          value: record.value,
-        });
+        if (this.cacheStorage)
+          this.storage.set(`${record.blockHash}|${record.key}`, {
+            blockHash: record.blockHash,
+            key: record.key,
+            value: record.value,
+          });
         break;
     }
   }
 
   private append(record: LogRecord, durable: boolean): void {
-    writeSync(this.fd, `${JSON.stringify(record)}\n`);
+    const line = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
+    // 'a+' appends whatever the position; a short write would leave a torn line that the next open cuts off.
+    for (let written = 0; written < line.length;)
+      written += writeSync(this.fd, line, written, line.length - written);
     if (durable) fdatasyncSync(this.fd);
-    this.apply(record);
+    this.apply(record, this.size, line.length);
+    this.size += line.length;
+  }
+
+  private read(ref: BlockRef | undefined): BlockEntry | null {
+    if (!ref) return null;
+    const line = Buffer.alloc(ref.length);
+    readSync(this.fd, line, 0, ref.length, ref.offset);
+    const { t: _t, ...block } = JSON.parse(line.toString('utf8')) as { t: 'block' } & BlockEntry;
+    return block;
   }
 
   close = async (): Promise<void> => {
@@ -105,18 +136,18 @@ export class FileDatabase implements Database {
     this.append({ t: 'block', ...block }, true);
   };
 
-  queryBlock = async (hash: HexString): Promise<BlockEntry | null> => this.blocks.get(hash) ?? null;
+  queryBlock = async (hash: HexString): Promise<BlockEntry | null> => this.read(this.blocks.get(hash));
 
   queryBlockByNumber = async (number: number): Promise<BlockEntry | null> => {
     const hash = this.byNumber.get(number);
-    return hash === undefined ? null : (this.blocks.get(hash) ?? null);
+    return hash === undefined ? null : this.read(this.blocks.get(hash));
   };
 
   queryHighestBlock = async (): Promise<BlockEntry | null> => {
-    let highest: BlockEntry | null = null;
+    let highest: BlockRef | undefined;
     for (const block of this.blocks.values())
-      if (highest === null || block.number > highest.number) highest = block;
-    return highest;
+      if (highest === undefined || block.number > highest.number) highest = block;
+    return this.read(highest);
   };
 
   deleteBlock = async (hash: HexString): Promise<void> => {
@@ -127,7 +158,7 @@ export class FileDatabase implements Database {
 
   // Storage entries are chopsticks' cache of a forked chain's remote state: refetchable, so not fsync'd.
   saveStorage = async (blockHash: HexString, key: HexString, value: HexString | null): Promise<void> => {
-    this.append({ t: 'storage', blockHash, key, value }, false);
+    if (this.cacheStorage) this.append({ t: 'storage', blockHash, key, value }, false);
   };
 
   queryStorage = async (blockHash: HexString, key: HexString): Promise<KeyValueEntry | null> =>

@@ -22,7 +22,7 @@ export {
   type DevAccount,
   type DevAccountName,
 } from './accounts.ts';
-export { FileDatabase } from './database.ts';
+export { FileDatabase, type FileDatabaseOptions } from './database.ts';
 
 export type BlockMode = 'instant' | 'batch' | 'manual';
 export const BLOCK_MODES: readonly BlockMode[] = ['instant', 'batch', 'manual'];
@@ -104,7 +104,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   openDevnets++;
   const ephemeral = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'fedtune-devnet-'));
-  const db = new FileDatabase(join(dataDir, 'chain.jsonl'));
+  const db = new FileDatabase(join(dataDir, 'chain.jsonl'), { cacheStorage: options.fork !== undefined });
   if (db.truncatedBytes > 0)
     logger.warn(
       { bytes: db.truncatedBytes },
