@@ -3,7 +3,7 @@
 import './quiet.ts';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { DevnetError } from './errors.ts';
@@ -79,6 +79,33 @@ async function ensurePortFree(port: number, host: string): Promise<void> {
 }
 
 let openDevnets = 0;
+
+/**
+ * A data dir belongs to one chain: devnet.json names it (the genesis hash, or the URL a fork came from), so that blocks
+ * of one chain are never resumed on top of another's genesis.
+ */
+function checkDataDir(dataDir: string, chain: { genesisHash: string } | { fork: string }): void {
+  const path = join(dataDir, 'devnet.json');
+  if (!existsSync(path)) {
+    writeFileSync(`${path}.tmp`, `${JSON.stringify({ chain }, null, 2)}\n`);
+    renameSync(`${path}.tmp`, path);
+    return;
+  }
+  let saved: unknown;
+  try {
+    saved = (JSON.parse(readFileSync(path, 'utf8')) as { chain?: unknown }).chain;
+  } catch (error) {
+    throw new DevnetError('E_DEVNET_DATA_DIR', `${path} is not readable JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (JSON.stringify(saved) !== JSON.stringify(chain)) {
+    throw new DevnetError(
+      'E_DEVNET_DATA_DIR_MISMATCH',
+      `${dataDir} holds another chain (${JSON.stringify(saved)}, not ${JSON.stringify(chain)}): use another --data-dir, or delete this one to start afresh`,
+    );
+  }
+}
 
 export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> {
   const { port = DEFAULT_DEVNET_PORT, host = '127.0.0.1', blockMode = 'instant', logger } = options;
@@ -172,6 +199,8 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   let futureQueue: ReturnType<typeof installFutureQueue> | null = null;
   let server: Awaited<ReturnType<typeof createServer>>;
   try {
+    if (!ephemeral)
+      checkDataDir(dataDir, options.fork ? { fork: options.fork } : { genesisHash: chain.head.hash });
     const highest = await db.queryHighestBlock();
     if (highest) {
       const block = await chain.loadBlockFromDB(highest.number);
