@@ -18,6 +18,8 @@ interface Tx {
 
 interface Held extends Tx {
   requires: string[];
+  /** The head its `requires` were computed on: re-validating on the same head would only repeat the answer. */
+  validatedAt: string;
 }
 
 export interface FutureQueue {
@@ -89,9 +91,12 @@ export function installFutureQueue(
         for (const h of [...held]) {
           let requires = h.requires;
           if (!requires.every((t) => provided.has(t))) {
+            if (h.validatedAt === chain.head.hash) continue;
             // The chain itself may provide them now (the providing transaction is included).
             try {
+              h.validatedAt = chain.head.hash;
               requires = (await validity(h.extrinsic)).requires;
+              h.requires = requires;
             } catch {
               held.splice(held.indexOf(h), 1); // no longer valid (e.g. its nonce was used): drop it
               continue;
@@ -109,11 +114,12 @@ export function installFutureQueue(
   };
 
   chain.submitExtrinsic = async (extrinsic: HexString) => {
+    const validatedAt = chain.head.hash;
     const { requires, provides } = await validity(extrinsic);
     const tx = await describe(extrinsic, provides);
     const provided = providedTags();
     const hash = await (async () => {
-      if (requires.every((t) => provided.has(t)) && held.length === 0) {
+      if (requires.every((t) => provided.has(t))) {
         pooled.set(extrinsic, tx);
         try {
           return await submit(extrinsic);
@@ -122,7 +128,7 @@ export function installFutureQueue(
           throw error;
         }
       }
-      held.push({ ...tx, requires });
+      held.push({ ...tx, requires, validatedAt });
       return blake2AsHex(extrinsic, 256);
     })();
     await release();
