@@ -77,7 +77,12 @@ async function modes(ctx: BenchContext, signers: KeyringPair[]): Promise<void> {
         note: `${txs.length} signed system.remark from ${signers.length} accounts, submitted at once over ws`,
       });
       ctx.progress(`${mode}: ${tps.toFixed(1)} tx/s`);
-      if (mode === 'manual') ctx.report({ name: 'devchain.rss_after_load', value: rssMB(), unit: 'MiB' });
+      ctx.report({
+        name: `devchain.rss_after.${mode}`,
+        value: rssMB(),
+        unit: 'MiB',
+        note: 'whole process: runtime worker, chain and the bench client',
+      });
     } finally {
       await api.disconnect();
       await devnet.close();
