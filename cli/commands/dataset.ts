@@ -27,7 +27,9 @@ import {
   type ShardScheme,
 } from '../../datasets/index.ts';
 import { createLogger, type Logger } from '../log.ts';
-import type { GlobalArgs } from '../options.ts';
+import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
+import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
+import { parseNetworkId, submitChecked, withClient, withNetwork, type NetworkArgs } from '../protocol.ts';
 
 interface SourceArgs extends GlobalArgs {
   name: string;
@@ -284,6 +286,73 @@ const shard: CommandModule<GlobalArgs, ShardCmdArgs> = {
   },
 };
 
+interface RegisterArgs extends GlobalArgs, ChainArgs, SignerArgs, NetworkArgs {
+  manifest: string;
+  'manifest-uri'?: string;
+  manifestUri?: string;
+}
+
+const register: CommandModule<GlobalArgs, RegisterArgs> = {
+  command: 'register <manifest>',
+  describe: 'Register a dataset on chain (registerDataset) from the manifest `dataset shard --out` wrote',
+  builder: (y) =>
+    withNetwork(
+      withSigner(
+        withChain(
+          y
+            .positional('manifest', {
+              type: 'string',
+              demandOption: true,
+              describe: 'manifest JSON file from `dataset shard --out`',
+            })
+            .option('manifest-uri', {
+              type: 'string',
+              describe: 'Where others can fetch the manifest (default: its file:// URL)',
+            })
+            .example(
+              '$0 dataset shard sotu --scheme partition --out sotu.json',
+              'shard, and write the manifest',
+            )
+            .example('$0 dataset register sotu.json --seed //Alice', 'put its root on chain'),
+        ),
+      ),
+    ) as unknown as Argv<RegisterArgs>,
+  async handler(args) {
+    const log = logger(args);
+    let manifest: DatasetManifest;
+    try {
+      manifest = JSON.parse(readFileSync(args.manifest, 'utf8')) as DatasetManifest;
+    } catch (cause) {
+      throw new DatasetError(
+        'E_DATASET_MANIFEST',
+        `cannot read a manifest from ${args.manifest}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    // The root is recomputed from the manifest's contents, never taken from the file.
+    const fieldsOnChain = registerDatasetFields(
+      manifest,
+      args.manifestUri ?? pathToFileURL(resolve(args.manifest)).href,
+    );
+    const signer = await loadSigner(args);
+    const network = parseNetworkId(args.network);
+    const { inclusion } = await withClient(args, log, (client) =>
+      submitChecked(client, { signer, network, calls: [{ type: 'registerDataset', ...fieldsOnChain }] }),
+    );
+    log.info(
+      { dataset: fieldsOnChain.name, root: fieldsOnChain.root, block: inclusion.blockNumber },
+      'dataset registered',
+    );
+    print(args, { ...fieldsOnChain, ...inclusion }, () =>
+      [
+        `registered ${fieldsOnChain.name}: root ${fieldsOnChain.root}`,
+        `  ${fieldsOnChain.records} records in ${fieldsOnChain.shards} shards, ${mb(fieldsOnChain.bytes)} MB, ${fieldsOnChain.license}`,
+        `  block #${inclusion.blockNumber} ${inclusion.blockHash}`,
+      ].join('\n'),
+    );
+  },
+};
+
 interface VerifyArgs extends ShardArgs {
   root: string;
   manifest?: string;
@@ -387,6 +456,7 @@ export const datasetCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(inspect as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .command(shard as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .command(verify as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(register as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .demandCommand(1, 'Name a dataset command: list, inspect, shard or verify.'),
   handler() {},
 };
