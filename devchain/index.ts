@@ -35,7 +35,7 @@ export interface StartDevnetOptions {
   /** Keep blocks and state here and resume from them; without it the chain lives in a temporary folder. */
   dataDir?: string;
   blockMode?: BlockMode;
-  /** batch mode: build a block every this many ms when transactions are pending (default: when the pool is idle). */
+  /** batch mode: build a block this many ms after a transaction arrives in an empty pool (default: when it goes idle). */
   blockTime?: number;
   /** Fork a live chain at this ws(s):// URL instead of running the built-in genesis. */
   fork?: string;

@@ -60,7 +60,7 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       })
       .option('block-time', {
         type: 'number',
-        describe: 'batch mode: build a block every MS milliseconds while transactions wait',
+        describe: 'batch mode: build a block MS milliseconds after a transaction arrives in an empty pool',
       })
       .option('fork', {
         type: 'string',
@@ -88,7 +88,7 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       .example('$0 devnet --tmp --port 0', 'an ephemeral chain on any free port')
       .example(
         '$0 devnet --block-mode batch --block-time 6000',
-        'a block every 6 s, like a live chain',
+        'transactions gathered for 6 s into one block, like a live chain',
       ) as Argv<DevnetArgs>,
   handler: async (argv) => {
     const logger = createLogger({ level: argv.logLevel });
