@@ -107,6 +107,28 @@ function checkDataDir(dataDir: string, chain: { genesisHash: string } | { fork: 
   }
 }
 
+/** chopsticks' WsProvider retries a dead endpoint forever; one plain connection attempt first gives a clear error. */
+async function ensureReachable(url: string, timeoutMs = 15_000): Promise<void> {
+  const { WebSocket } = await import('ws');
+  await new Promise<void>((resolve, reject) => {
+    const socket = new WebSocket(url, { handshakeTimeout: timeoutMs });
+    const fail = (reason: string) => {
+      socket.terminate();
+      reject(
+        new DevnetError(
+          'E_DEVNET_FORK_UNREACHABLE',
+          `cannot fork ${url}: ${reason}; check the URL and the network, or run without --fork`,
+        ),
+      );
+    };
+    socket.once('open', () => {
+      socket.close();
+      resolve();
+    });
+    socket.once('error', (error) => fail(error.message || 'connection failed'));
+  });
+}
+
 export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> {
   const { port = DEFAULT_DEVNET_PORT, host = '127.0.0.1', blockMode = 'instant', logger } = options;
   if (!BLOCK_MODES.includes(blockMode)) {
@@ -124,14 +146,27 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     );
   }
   await ensurePortFree(port, host);
+  if (options.fork !== undefined) await ensureReachable(options.fork);
 
   const { core, createServer, handler } = await loadChopsticks();
 
-  const unrouteLogs = routeChopsticksLogs(core, logger);
-  openDevnets++;
   const ephemeral = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'fedtune-devnet-'));
-  const db = new FileDatabase(join(dataDir, 'chain.jsonl'), { cacheStorage: options.fork !== undefined });
+  let db: FileDatabase;
+  try {
+    db = new FileDatabase(join(dataDir, 'chain.jsonl'), { cacheStorage: options.fork !== undefined });
+  } catch (error) {
+    if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
+    throw new DevnetError(
+      'E_DEVNET_DATA_DIR',
+      `cannot open the chain in ${dataDir}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const unrouteLogs = routeChopsticksLogs(core, logger);
+  openDevnets++;
   if (db.truncatedBytes > 0)
     logger.warn(
       { bytes: db.truncatedBytes },
@@ -172,6 +207,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   } catch (error) {
     await db.close();
     await release();
+    if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
     throw new DevnetError('E_DEVNET_START', `the runtime did not start: ${(error as Error).message}`, {
       cause: error,
     });

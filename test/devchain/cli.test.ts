@@ -106,6 +106,16 @@ describe('devchain: fedtune devnet (CLI)', function () {
     expect(result.stderr).to.include(String(port));
   });
 
+  it('says a --fork URL that nothing answers is unreachable, with a code', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const result = fedtune(['devnet', '--tmp', '--port', '0', '--fork', `ws://127.0.0.1:${port}`]);
+    expect(result.status).to.equal(1);
+    expect(result.stderr).to.include('E_DEVNET_FORK_UNREACHABLE');
+  });
+
   it('lists the dev accounts when ready and stops cleanly on SIGTERM', async () => {
     const { child, ready } = await startChild(['--tmp']);
     children.push(child);
