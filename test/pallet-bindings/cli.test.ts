@@ -1,38 +1,13 @@
 // The DAO commands as a user runs them: bin/fedtune.js against a devnet, tables, --json, and coded errors.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { expect } from 'chai';
 import { pino } from 'pino';
+import { BIN, fedtune } from '../run-cli.ts';
 import { startDevnet } from '../../devchain/index.ts';
 import { ALICE, BOB, CHARLIE, DAVE } from './fixtures.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/fedtune.js', import.meta.url));
-
-/** Runs the CLI without blocking this process (the devnet lives in it). */
-function fedtune(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, FEDTUNE_LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 describe('fedtune network / dao / worker / chain commands', function () {
   this.timeout(180_000);
@@ -121,7 +96,7 @@ describe('fedtune network / dao / worker / chain commands', function () {
     );
     try {
       let stdout = '';
-      watcher.stdout.on('data', (d) => (stdout += d));
+      watcher.stdout.on('data', (d: Buffer) => (stdout += d));
       const exited = new Promise<number | null>((resolve) => watcher.on('close', resolve));
       const events = () =>
         stdout
