@@ -102,6 +102,18 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       fork: argv.fork,
       logger,
     });
+    // Handlers first, then the ready line: a SIGTERM sent as soon as a script reads that line must find them.
+    const stopped = new Promise<void>((resolveStop) => {
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'stopping');
+        devnet.close().then(resolveStop, (error: unknown) => {
+          logger.error({ err: error }, 'unclean stop');
+          resolveStop();
+        });
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
     const summary = {
       url: devnet.url,
       chain: devnet.chainName,
@@ -128,16 +140,6 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
         ].join('\n'),
       );
     }
-    await new Promise<void>((resolveStop) => {
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'stopping');
-        devnet.close().then(resolveStop, (error: unknown) => {
-          logger.error({ err: error }, 'unclean stop');
-          resolveStop();
-        });
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+    await stopped;
   },
 };
