@@ -16,6 +16,7 @@ import {
   updateMessage,
   type Challenge,
   type Frame,
+  type FrameInput,
   type TaskFailed,
   type UpdateBegin,
 } from '../proto/index.ts';
@@ -103,11 +104,9 @@ export interface CoordinatorServer {
   /** Cuts a worker's connection at once, as a network failure would (its partial upload is kept for resume). */
   disconnect(account: string): boolean;
   /** Sends a frame (a task, a round result) to an authenticated worker; false when it is not connected. */
-  send(account: string, frame: DistributiveOmit<Frame, 'seq'>): boolean;
+  send(account: string, frame: FrameInput): boolean;
   close(): Promise<void>;
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 interface Upload {
   begin: UpdateBegin;
@@ -177,7 +176,7 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
   // ws enforces a hard ceiling above our own limit, so that a frame just over the limit gets a coded Error frame.
   const wss = new WebSocketServer({ server: http, maxPayload: limits.maxFrameBytes * 2 });
 
-  const send = (conn: Connection, frame: DistributiveOmit<Frame, 'seq'>, body?: Uint8Array) => {
+  const send = (conn: Connection, frame: FrameInput, body?: Uint8Array) => {
     if (conn.ws.readyState !== WebSocket.OPEN) return false;
     conn.ws.send(encodeFrame({ ...frame, seq: ++conn.seq } as Frame, body));
     return true;
@@ -190,14 +189,19 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
     if (fatal) closeConnection(conn, 1008, code);
   };
 
-  const closeConnection = (conn: Connection, wsCode: number, reason: string) => {
-    if (conn.state === 'closed') return;
+  /** Marks a connection closed and drops it from the registries, telling the round engine once. */
+  const forget = (conn: Connection) => {
     conn.state = 'closed';
     connections.delete(conn);
     if (conn.account !== null && byAccount.get(conn.account) === conn) {
       byAccount.delete(conn.account);
       hooks.disconnected?.(conn.account);
     }
+  };
+
+  const closeConnection = (conn: Connection, wsCode: number, reason: string) => {
+    if (conn.state === 'closed') return;
+    forget(conn);
     conn.ws.close(wsCode, reason.slice(0, 120));
     // A peer that does not answer the close handshake is cut off.
     setTimeout(() => conn.ws.terminate(), 2000).unref();
@@ -478,14 +482,7 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
     ws.on('error', (error) => logger.debug({ err: error, conn: conn.id }, 'websocket error'));
     ws.on('close', () => {
       clearTimeout(authTimers.get(conn));
-      if (conn.state !== 'closed') {
-        conn.state = 'closed';
-        connections.delete(conn);
-        if (conn.account !== null && byAccount.get(conn.account) === conn) {
-          byAccount.delete(conn.account);
-          hooks.disconnected?.(conn.account);
-        }
-      }
+      if (conn.state !== 'closed') forget(conn);
     });
   });
 

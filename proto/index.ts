@@ -133,6 +133,9 @@ export type Frame = { seq: number } & (
 );
 export type FrameKind = Frame['kind'];
 
+/** A frame before the sender numbers it: any one kind, without `seq`. */
+export type FrameInput = Frame extends infer F ? (F extends unknown ? Omit<F, 'seq'> : never) : never;
+
 /** Encodes a frame and an optional body into one message: u32le header length, header, padding to 4, body. */
 export function encodeFrame(frame: Frame, body?: Uint8Array): Uint8Array {
   const header = FrameType.encode(FrameType.fromObject(frame)).finish();

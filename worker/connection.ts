@@ -13,6 +13,7 @@ import {
   type Ack,
   type ErrorFrame,
   type Frame,
+  type FrameInput,
   type RoundResult,
   type Task,
   type UploadStatus,
@@ -76,11 +77,9 @@ export interface WorkerConnection {
   ready: Promise<Welcome>;
   /** Uploads an update; survives reconnections, resuming from what the coordinator holds. Resolves with the receipt. */
   upload(params: UploadParameters): Promise<Ack>;
-  send(frame: DistributiveOmit<Frame, 'seq'>): boolean;
+  send(frame: FrameInput): boolean;
   close(): Promise<void>;
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 type UploadReply =
   { kind: 'status'; status: UploadStatus } | { kind: 'ack'; ack: Ack } | { kind: 'error'; error: ErrorFrame };
@@ -109,7 +108,7 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
   });
   ready.catch(() => undefined);
 
-  const sendFrame = (frame: DistributiveOmit<Frame, 'seq'>, body?: Uint8Array): Promise<number> => {
+  const sendFrame = (frame: FrameInput, body?: Uint8Array): Promise<number> => {
     const socket = ws;
     if (!socket || socket.readyState !== WebSocket.OPEN)
       return Promise.reject(new WorkerError('E_DISCONNECTED', 'not connected'));
@@ -233,7 +232,7 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
   const loop = connectLoop();
 
   /** Sends a frame of an upload and waits for the coordinator's reply about that task. */
-  const request = (taskId: string, frame: DistributiveOmit<Frame, 'seq'>): Promise<UploadReply> =>
+  const request = (taskId: string, frame: FrameInput): Promise<UploadReply> =>
     new Promise((resolve) => {
       replyWaiters.set(taskId, (reply) => {
         replyWaiters.delete(taskId);

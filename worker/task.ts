@@ -1,7 +1,6 @@
 // One task's local work: check the assigned shards against the on-chain dataset root, fetch and verify the base
 // checkpoint, and train it on those shards with TensorFlow.js, returning the update as named tensors.
-import { mkdir } from 'node:fs/promises';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {

@@ -96,7 +96,8 @@ describe('fedtune dataset register', function () {
       ],
       env,
     );
-    if (again.status === 0) expect((JSON.parse(again.stdout) as { root: string }).root).to.not.equal(root);
+    expect(again.status, again.stderr).to.equal(0);
+    expect((JSON.parse(again.stdout) as { root: string }).root).to.not.equal(root);
     writeFileSync(join(dir, 'junk.json'), '{not json');
     const junk = await fedtune(
       ['dataset', 'register', join(dir, 'junk.json'), '--seed', '//Alice', '--network', network],
