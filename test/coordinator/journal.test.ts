@@ -42,9 +42,9 @@ describe('coordinator: journal', () => {
     expect((await stat(path)).size).to.equal(size);
     await reopened.append({ i: 5 });
     await reopened.close();
-    expect((await openJournal<{ i: number }>(path)).recovered.map((r) => r.i)).to.deep.equal([
-      0, 1, 2, 3, 4, 5,
-    ]);
+    const last = await openJournal<{ i: number }>(path);
+    expect(last.recovered.map((r) => r.i)).to.deep.equal([0, 1, 2, 3, 4, 5]);
+    await last.close();
   });
 
   it('keeps every acknowledged record when the writing process is killed with SIGKILL', async function () {
