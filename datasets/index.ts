@@ -74,3 +74,4 @@ export {
   type ClassificationExample,
   type LmWindowsOptions,
 } from './examples.ts';
+export { datasetForManifest, fetchManifest } from './resolve.ts';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   classificationExamples,
+  evalRecords,
   lmWindows,
   shardProof,
   shardRecords,
@@ -16,9 +17,11 @@ import {
 } from '../datasets/index.ts';
 import {
   disposeModel,
+  evaluate,
   modelFromSafetensors,
   trainLocal,
   validateConfig,
+  type Example,
   type Model,
   type ModelConfig,
   type NamedTensors,
@@ -197,10 +200,7 @@ export async function trainTask(params: {
   let model: Model | null = null;
   try {
     model = modelFromSafetensors(baseCheckpoint, parsed.model);
-    const examples =
-      parsed.model.kind === 'classifier'
-        ? classificationExamples(records, params.labels ?? [], parsed.model.context)
-        : lmWindows(records, parsed.model.context + 1);
+    const examples = examplesFor(parsed.model, records, params.labels);
     if (examples.length === 0)
       throw new WorkerError('E_TASK_INVALID', 'the assigned shards hold no training examples');
     const { hyper } = parsed;
@@ -228,4 +228,48 @@ export async function trainTask(params: {
   } finally {
     if (model) disposeModel(model);
   }
+}
+
+/** The examples a model of this config trains and evaluates on: LM windows of context+1 tokens, or labelled texts. */
+export function examplesFor(config: ModelConfig, records: DatasetRecord[], labels: string[] = []): Example[] {
+  return config.kind === 'classifier'
+    ? classificationExamples(records, labels, config.context)
+    : lmWindows(records, config.context + 1);
+}
+
+/** Held-out examples scored by default: evenly spaced over the eval split, so every evaluator scores the same ones. */
+export const DEFAULT_EVAL_EXAMPLES = 256;
+
+export interface HeldOutResult {
+  loss: number;
+  bitsPerByte?: number;
+  accuracy?: number;
+  /** Examples scored, and how many the eval split has in all. */
+  examples: number;
+  available: number;
+}
+
+/**
+ * Evaluates a model on the dataset's held-out split (the records no worker trains on). At most `maxExamples`
+ * examples, evenly spaced, so a coordinator and a member attesting score exactly the same ones.
+ */
+export async function evaluateHeldOut(
+  model: Model,
+  dataset: Dataset,
+  manifest: DatasetManifest,
+  { maxExamples = DEFAULT_EVAL_EXAMPLES }: { maxExamples?: number } = {},
+): Promise<HeldOutResult> {
+  const all = examplesFor(model.config, evalRecords(dataset, manifest), manifest.labels ?? dataset.labels);
+  if (all.length === 0)
+    throw new WorkerError('E_EVAL_EMPTY', `dataset ${manifest.name} has no held-out examples to evaluate on`);
+  const n = Math.min(all.length, Math.max(1, maxExamples));
+  const picked = Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]!);
+  const result = await evaluate(model, picked, { batchSize: 32 });
+  return {
+    loss: result.loss,
+    ...(result.bitsPerByte !== undefined ? { bitsPerByte: result.bitsPerByte } : {}),
+    ...(result.accuracy !== undefined ? { accuracy: result.accuracy } : {}),
+    examples: n,
+    available: all.length,
+  };
 }
