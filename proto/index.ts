@@ -97,6 +97,7 @@ export interface RoundResult {
   updatesRoot: Uint8Array;
   proof: Uint8Array[];
   leafIndex: number;
+  leafCount: number;
   blockHash: string;
 }
 export interface TaskFailed {

@@ -294,6 +294,8 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
             { kind: 'updateChunk', updateChunk: { taskId, offset } },
             payload.subarray(offset, end),
           );
+          // Awaited on the next turn; until then a failure must not count as unhandled.
+          sent.catch(() => undefined);
           if (inFlight) await inFlight;
           inFlight = sent;
           offset = end;

@@ -1,0 +1,330 @@
+// The trainer's loop: take each task the coordinator sends, check the data against the chain's dataset root, fetch and
+// verify the base checkpoint, train, encode (keeping top-k error feedback across rounds), sign and upload, keep the receipt.
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
+import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts';
+import {
+  datasetForManifest,
+  fetchManifest,
+  verifyProof,
+  type Dataset,
+  type DatasetManifest,
+} from '../datasets/index.ts';
+import { leafHash, toHex } from '../datasets/merkle.ts';
+import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
+import type { Ack, RoundResult, Task } from '../proto/index.ts';
+import { connectWorker, WorkerError, type Signer, type WorkerConnection } from './connection.ts';
+import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
+
+export type WorkerEvent =
+  | { type: 'task'; taskId: string; proposal: number; round: number; shards: number[] }
+  | { type: 'download'; taskId: string; received: number; total: number }
+  | { type: 'step'; taskId: string; step: number; steps: number; loss: number }
+  | { type: 'upload'; taskId: string; sent: number; total: number }
+  | {
+      type: 'ack';
+      taskId: string;
+      proposal: number;
+      round: number;
+      updateHash: string;
+      bytes: number;
+      denseBytes: number;
+      trainLoss: number;
+    }
+  | { type: 'taskFailed'; taskId: string; code: string; message: string }
+  | {
+      type: 'result';
+      proposal: number;
+      round: number;
+      checkpointId: string;
+      blockHash: string;
+      verified: boolean;
+    };
+
+/** What a trainer keeps per round: the receipt, and once the round is committed, the proof that it counted. */
+export interface Receipt {
+  proposal: number;
+  round: number;
+  taskId: string;
+  coordinator: string;
+  updateHash: string;
+  samples: number;
+  shards: number[];
+  trainLoss: number;
+  result?: {
+    checkpointId: string;
+    blockHash: string;
+    updatesRoot: string;
+    leafIndex: number;
+    leafCount: number;
+    proof: string[];
+    verified: boolean;
+  };
+}
+
+export interface RunWorkerOptions {
+  /** The coordinator's WebSocket URL. */
+  url: string;
+  signer: Signer;
+  /** Base checkpoints and receipts are kept here. */
+  cacheDir: string;
+  /** The trainer's copy of a dataset that is not built in (folder of .txt files or .jsonl). */
+  data?: string;
+  logger: Logger;
+  onEvent?: (event: WorkerEvent) => void;
+  reconnect?: { minMs?: number; maxMs?: number };
+  chunkBytes?: number;
+  /** Stop after this many tasks answered (uploaded or failed); resolves `done`. */
+  maxTasks?: number;
+}
+
+export interface RunningWorker {
+  connection: WorkerConnection;
+  /** Resolves once authenticated; rejects with the coordinator's reason (not registered, wrong version, …). */
+  ready: Promise<void>;
+  /** Resolves after maxTasks tasks, or when closed. */
+  done: Promise<void>;
+  receipts(): Receipt[];
+  close(): Promise<void>;
+}
+
+/** Full-training updates are deltas already; LoRA updates are the adapters' values, sent as a delta from the base. */
+function toDelta(update: NamedTensors, kind: 'delta' | 'values', base: Uint8Array): NamedTensors {
+  if (kind === 'delta') return update;
+  const baseTensors = new Map(readSafetensors(base).tensors.map((t) => [t.name, t.data]));
+  return update.map((t) => {
+    const b = baseTensors.get(t.name);
+    if (!b || b.length !== t.data.length)
+      throw new WorkerError(
+        'E_TASK_INVALID',
+        `the base checkpoint has no tensor ${t.name} of the right size`,
+      );
+    const data = new Float32Array(t.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = t.data[i]! - b[i]!;
+    return { name: t.name, shape: t.shape, data };
+  });
+}
+
+export function runWorker(options: RunWorkerOptions): RunningWorker {
+  const { logger, cacheDir } = options;
+  const emit = (event: WorkerEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch (error) {
+      logger.warn({ err: error }, 'event handler failed');
+    }
+  };
+  const manifests = new Map<string, DatasetManifest>();
+  const datasets = new Map<string, Dataset>();
+  const topk = new Map<number, TopKState>();
+  const seen = new Set<string>();
+  const receipts = new Map<string, Receipt>();
+  let queue: Promise<void> = Promise.resolve();
+  let answered = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const receiptsDir = join(cacheDir, 'receipts');
+
+  const saveReceipt = async (r: Receipt) => {
+    await mkdir(receiptsDir, { recursive: true });
+    await writeFileAtomic(
+      receiptsDir,
+      join(receiptsDir, `${r.proposal}-${r.round}.json`),
+      new TextEncoder().encode(`${JSON.stringify(r, null, 2)}\n`),
+    );
+  };
+
+  async function manifestFor(task: Task): Promise<DatasetManifest> {
+    const root = task.datasetRoot;
+    let manifest = manifests.get(root);
+    if (!manifest) {
+      manifest = await fetchManifest(`${task.base.url}/datasets/${root}/manifest`, root);
+      manifests.set(root, manifest);
+    }
+    return manifest;
+  }
+
+  async function handle(task: Task): Promise<void> {
+    emit({
+      type: 'task',
+      taskId: task.taskId,
+      proposal: task.proposal,
+      round: task.round,
+      shards: task.shards,
+    });
+    logger.info(
+      { taskId: task.taskId, proposal: task.proposal, round: task.round, shards: task.shards },
+      'task',
+    );
+    const parsed = parseTask(task);
+    const manifest = await manifestFor(task);
+    let dataset = datasets.get(task.datasetRoot);
+    if (!dataset) {
+      dataset = datasetForManifest(manifest, options.data);
+      datasets.set(task.datasetRoot, dataset);
+    }
+    const records = verifiedShardRecords(dataset, manifest, task.datasetRoot, task.shards);
+    const base = await fetchBaseCheckpoint({
+      task,
+      cacheDir,
+      logger,
+      onProgress: (p: DownloadProgress) =>
+        emit({ type: 'download', taskId: task.taskId, received: p.bytesDone, total: p.bytesTotal }),
+    });
+    const result = await trainTask({
+      parsed,
+      baseCheckpoint: base,
+      records,
+      labels: manifest.labels,
+      logger,
+      onStep: (s: StepInfo) =>
+        emit({ type: 'step', taskId: task.taskId, step: s.step + 1, steps: s.steps, loss: s.loss }),
+    });
+    const delta = toDelta(result.update, result.updateKind, base);
+    let state = topk.get(task.proposal);
+    if (!state) topk.set(task.proposal, (state = createTopKState()));
+    const payload = encodeUpdate(delta, { ...parsed.codec, codec: parsed.codec.codec as CodecName, state });
+    const denseBytes = delta.reduce((n, t) => n + t.data.byteLength, 0);
+    const ack: Ack = await connection.upload({
+      taskId: task.taskId,
+      proposal: task.proposal,
+      round: task.round,
+      base: task.base.id,
+      codec: parsed.codec.codec,
+      payload,
+      samples: result.samples,
+      shards: task.shards,
+      trainLoss: result.trainLoss,
+      deadlineMs: task.deadlineMs > 0 ? task.deadlineMs + 60_000 : undefined,
+      onProgress: (sent, total) => emit({ type: 'upload', taskId: task.taskId, sent, total }),
+    });
+    const receipt: Receipt = {
+      proposal: task.proposal,
+      round: task.round,
+      taskId: task.taskId,
+      coordinator: options.url,
+      updateHash: toHex(ack.updateHash),
+      samples: result.samples,
+      shards: task.shards,
+      trainLoss: result.trainLoss,
+    };
+    receipts.set(`${task.proposal}/${task.round}`, receipt);
+    await saveReceipt(receipt);
+    emit({
+      type: 'ack',
+      taskId: task.taskId,
+      proposal: task.proposal,
+      round: task.round,
+      updateHash: receipt.updateHash,
+      bytes: payload.length,
+      denseBytes,
+      trainLoss: result.trainLoss,
+    });
+    logger.info(
+      { taskId: task.taskId, bytes: payload.length, denseBytes, trainLoss: result.trainLoss },
+      'update acknowledged',
+    );
+  }
+
+  const onTask = (task: Task) => {
+    if (seen.has(task.taskId)) return; // sent again after a reconnect: already taken
+    seen.add(task.taskId);
+    queue = queue.then(async () => {
+      try {
+        await handle(task);
+      } catch (error) {
+        const code = (error as { code?: string }).code ?? 'E_TASK_FAILED';
+        const message = (error as Error).message;
+        logger.error({ taskId: task.taskId, code }, `task failed: ${message}`);
+        emit({ type: 'taskFailed', taskId: task.taskId, code, message });
+        connection.send({ kind: 'taskFailed', taskFailed: { taskId: task.taskId, code, message } });
+      }
+      answered += 1;
+      if (options.maxTasks !== undefined && answered >= options.maxTasks) resolveDone();
+    });
+  };
+
+  const onRoundResult = (result: RoundResult) => {
+    const receipt = receipts.get(`${result.proposal}/${result.round}`);
+    if (!receipt) return;
+    const proof = {
+      leafIndex: result.leafIndex,
+      leafCount: result.leafCount,
+      siblings: result.proof.map((p) => toHex(p)),
+    };
+    const updatesRoot = toHex(result.updatesRoot);
+    const verified = verifyProof(
+      updatesRoot,
+      leafHash(Buffer.from(receipt.updateHash.slice(2), 'hex')),
+      proof,
+    );
+    receipt.result = {
+      checkpointId: result.checkpointId,
+      blockHash: result.blockHash,
+      updatesRoot,
+      leafIndex: result.leafIndex,
+      leafCount: result.leafCount,
+      proof: proof.siblings,
+      verified,
+    };
+    void saveReceipt(receipt).catch((error: unknown) =>
+      logger.warn({ err: error }, 'saving the receipt failed'),
+    );
+    emit({
+      type: 'result',
+      proposal: result.proposal,
+      round: result.round,
+      checkpointId: result.checkpointId,
+      blockHash: result.blockHash,
+      verified,
+    });
+    if (verified)
+      logger.info({ proposal: result.proposal, round: result.round }, 'round committed; update included');
+    else
+      logger.warn(
+        { proposal: result.proposal, round: result.round },
+        'the round result does not prove this update',
+      );
+  };
+
+  // Tasks arrive only after authentication, by which time `connection` is set.
+  const connection: WorkerConnection = connectWorker({
+    url: options.url,
+    signer: options.signer,
+    logger,
+    onTask,
+    onRoundResult,
+    reconnect: options.reconnect,
+    chunkBytes: options.chunkBytes,
+  });
+  const ready = connection.ready.then(() => undefined);
+  ready.catch(() => resolveDone());
+
+  return {
+    connection,
+    ready,
+    done,
+    receipts: () => [...receipts.values()],
+    async close() {
+      await connection.close();
+      resolveDone();
+    },
+  };
+}
+
+/** A receipt kept on disk by an earlier run, or null. */
+export async function readReceipt(
+  cacheDir: string,
+  proposal: number,
+  round: number,
+): Promise<Receipt | null> {
+  try {
+    return JSON.parse(
+      await readFile(join(cacheDir, 'receipts', `${proposal}-${round}.json`), 'utf8'),
+    ) as Receipt;
+  } catch {
+    return null;
+  }
+}
