@@ -72,6 +72,9 @@ export class CoordinatorError extends Error {
   }
 }
 
+/** The chain took the extrinsic but the protocol's rules refused the call: retrying cannot help. */
+class ProtocolRejection extends CoordinatorError {}
+
 // ---- the journal's records ------------------------------------------------------------------------
 
 interface TaskRecord {
@@ -375,8 +378,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   async function waitForHeight(height: number, timeoutMs = 120_000): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (state.height < height) {
-      if (Date.now() > until || closed)
-        throw new CoordinatorError('E_CHAIN_LAG', `the chain did not reach block ${height} in time`);
+      if (closed) throw new Error('coordinator closed');
+      if (Date.now() > until) throw new Error(`the chain did not reach block ${height} in time`);
       await refresh();
       if (state.height < height) await sleep(200);
     }
@@ -389,7 +392,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const broken = state.audit.find(
       (a) => a.block === inclusion.blockNumber && a.extrinsic === inclusion.extrinsicIndex,
     );
-    if (broken) throw new CoordinatorError(broken.code, `${broken.callType} was rejected: ${broken.reason}`);
+    if (broken) throw new ProtocolRejection(broken.code, `${broken.callType} was rejected: ${broken.reason}`);
     return inclusion;
   }
 
@@ -583,7 +586,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       });
     } catch (error) {
       const e = error as { code?: string; message: string };
-      return { ok: false, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message };
+      const code = e.code === 'E_CODEC_MISMATCH' ? 'E_UPDATE_SHAPE' : (e.code ?? 'E_UPDATE_MALFORMED');
+      return { ok: false, code, message: e.message };
     }
     const verdict = ctx.strategy!.accept({ worker: account, samples, tensors });
     return verdict.ok ? { ok: true } : { ok: false, code: verdict.code, message: verdict.reason };
@@ -594,9 +598,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   ): Promise<{ ok: true; updateHash: Uint8Array } | { ok: false; code: string; message: string }> {
     const round = live;
     const reject = (code: string, message: string) => {
+      // A rejected worker may still send a good update; one that gives up says so with TaskFailed.
       if (round) {
-        round.answered.add(update.account);
-        round.wake();
         emit({
           type: 'updateRejected',
           proposal: round.proposal,
@@ -847,7 +850,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         emit({ type: 'failed', proposal: id, reason });
         return;
       } catch (e) {
-        if (e instanceof CoordinatorError) {
+        if (e instanceof ProtocolRejection) {
           logger.error({ err: e }, 'failRound was rejected');
           return;
         }
@@ -1167,7 +1170,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
             (Date.now() - t0) / 1000,
           );
         } catch (error) {
-          if (error instanceof CoordinatorError) {
+          if (closed) return;
+          if (error instanceof ProtocolRejection) {
             await failProposal(record.proposal, error);
             return;
           }

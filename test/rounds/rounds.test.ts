@@ -2,6 +2,12 @@
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
+import WebSocket from 'ws';
+import { encodeUpdate } from '../../aggregation/index.ts';
+import { modelConfig, paramSpecs } from '../../model/index.ts';
+import { decodeFrame, type Task } from '../../proto/index.ts';
+import { signerFromSeed, type KeyringPair } from '../../pallet-bindings/index.ts';
+import { connectWorker, WorkerError, type WorkerConnection } from '../../worker/connection.ts';
 import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/engine.ts';
 import { runWorker, type RunningWorker, type WorkerEvent } from '../../worker/runner.ts';
 import { approveProposal, freeBalance, logger, proposal, setUp, waitFor, type Fixture } from './helpers.ts';
@@ -25,6 +31,7 @@ describe('rounds: coordinator and workers on the dev chain', function () {
 
   const start = (port = 0) =>
     startCoordinator({
+      limits: { maxFrameBytes: 256 * 1024 },
       chain: f.client,
       signer: f.coordinator,
       network: f.network,
@@ -96,5 +103,164 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     expect(proven).to.have.length(4);
     // The coordinator serves the committed checkpoint by its id.
     expect(await coordinator.store.has(r1!.checkpoint.id)).to.equal(true);
+  });
+
+  /** A worker driven by the test: it records its tasks and uploads only what the test tells it to. */
+  function manualWorker(pair: KeyringPair, forger?: KeyringPair) {
+    const tasks: Task[] = [];
+    const signer = {
+      address: pair.address,
+      forge: false,
+      sign(message: Uint8Array) {
+        return (this.forge && forger ? forger : pair).sign(message);
+      },
+    };
+    const conn = connectWorker({
+      url: coordinator!.url,
+      signer,
+      logger,
+      onTask: (t) => tasks.push(t),
+      reconnect: { minMs: 100, maxMs: 500 },
+    });
+    return { conn, tasks, signer };
+  }
+
+  async function until<T>(fn: () => T | undefined | false, ms = 120_000): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = fn();
+      if (v) return v;
+      if (Date.now() > end) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** A zero update of the tiny model's shapes: valid, and harmless to the aggregate. */
+  const zeros = () =>
+    paramSpecs(modelConfig('tiny')).map((p) => ({
+      name: p.name,
+      shape: p.shape,
+      data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)),
+    }));
+
+  const uploadOf = (task: Task, payload: Uint8Array) => ({
+    taskId: task.taskId,
+    proposal: task.proposal,
+    round: task.round,
+    base: task.base.id,
+    codec: 'dense',
+    payload,
+    samples: 4,
+    shards: task.shards,
+    trainLoss: 5,
+  });
+
+  let charlie: ReturnType<typeof manualWorker>;
+
+  it('commits, after a restart, an update acknowledged just before the coordinator was killed', async () => {
+    const port = Number(new URL(coordinator!.url).port);
+    await workers[1]!.close(); // Charlie's trainer stops; a test-driven Charlie takes his place and stays silent
+    charlie = manualWorker(f.workers[1]!, f.workers[2]!);
+    await charlie.conn.ready;
+    const bob = workers[0]!;
+    const id = await approveProposal(f, { minWorkers: 1, roundDeadline: 120 });
+    const receipt = await until(() => bob.receipts().find((r) => r.proposal === id));
+    await coordinator!.abort();
+    charlie.tasks.length = 0;
+    expect((await proposal(f, id)).finalized, 'nothing committed before the kill').to.have.length(0);
+
+    coordinator = await start(port);
+    // Charlie's task comes again on reconnection; he declines it, so every selected worker has answered.
+    const task = await until(() => charlie.tasks.find((t) => t.proposal === id));
+    charlie.conn.send({
+      kind: 'taskFailed',
+      taskFailed: { taskId: task.taskId, code: 'E_TEST', message: 'declined' },
+    });
+    await until(() => bob.receipts().find((r) => r.proposal === id && r.result)?.result);
+
+    const p = await proposal(f, id);
+    expect(p.finalized).to.have.length(1);
+    expect(p.finalized[0]!.contributors.map((c) => c.account)).to.deep.equal([f.workers[0]!.address]);
+    const after = bob.receipts().find((r) => r.proposal === id)!;
+    expect(after.updateHash).to.equal(receipt.updateHash);
+    expect(after.result!.verified).to.equal(true);
+    expect(after.result!.updatesRoot).to.equal(p.finalized[0]!.updatesRoot);
+  });
+
+  it('rejects forged, replayed, misshapen, NaN, oversized, unregistered and garbage input while the round completes', async () => {
+    const id = await approveProposal(f, { minWorkers: 2, roundDeadline: 120 });
+    const task = await until(() => charlie.tasks.find((t) => t.proposal === id));
+    const codeOf = async (p: Promise<unknown>) => {
+      try {
+        await p;
+        return 'accepted';
+      } catch (error) {
+        return (error as WorkerError).code;
+      }
+    };
+    const conn: WorkerConnection = charlie.conn;
+    const good = encodeUpdate(zeros(), { codec: 'dense' });
+
+    charlie.signer.forge = true; // signed by Dave's key, claimed as Charlie's
+    expect(await codeOf(conn.upload(uploadOf(task, good)))).to.equal('E_BAD_SIGNATURE');
+    charlie.signer.forge = false;
+
+    // Replayed: a signed update for an earlier round of this network.
+    expect(await codeOf(conn.upload({ ...uploadOf(task, good), proposal: 0, round: 1 }))).to.equal(
+      'E_WRONG_ROUND',
+    );
+
+    const misshapen = zeros();
+    misshapen[0] = { ...misshapen[0]!, shape: [misshapen[0]!.shape[0]! / 2, misshapen[0]!.shape[1]! * 2] };
+    expect(await codeOf(conn.upload(uploadOf(task, encodeUpdate(misshapen, { codec: 'dense' }))))).to.equal(
+      'E_UPDATE_SHAPE',
+    );
+
+    const nan = new Uint8Array(good);
+    new DataView(nan.buffer).setFloat32(nan.length - 4, NaN, true);
+    expect(await codeOf(conn.upload(uploadOf(task, nan)))).to.equal('E_UPDATE_NOT_FINITE');
+
+    // Raw sockets: a frame over the limit, and bytes that are no frame at all.
+    const raw = async (bytes: Uint8Array) => {
+      const ws = new WebSocket(coordinator!.url);
+      await new Promise((r) => ws.once('open', r));
+      const reply = new Promise<string>((resolve) =>
+        ws.once('message', (data: Buffer) => {
+          const { frame } = decodeFrame(data);
+          resolve(frame.kind === 'error' ? frame.error.code : frame.kind);
+        }),
+      );
+      ws.send(bytes);
+      const code = await reply;
+      ws.terminate();
+      return code;
+    };
+    expect(await raw(new Uint8Array(300 * 1024))).to.equal('E_FRAME_TOO_LARGE');
+    expect(await raw(new Uint8Array([9, 0, 0, 0, 0xff, 0xff, 0xff]))).to.equal('E_FRAME_MALFORMED');
+
+    const eve = runWorker({
+      url: coordinator!.url,
+      signer: await signerFromSeed('//Eve'),
+      cacheDir: join(f.dir, 'eve'),
+      logger,
+    });
+    expect(await codeOf(eve.ready)).to.equal('E_NOT_REGISTERED');
+    await eve.close();
+
+    // Charlie finally sends a good update; with Bob's, the round closes and commits.
+    const committed = waitFor(onCoordinator, (e) => e.type === 'committed' && e.proposal === id);
+    expect(await codeOf(conn.upload(uploadOf(task, good)))).to.equal('accepted');
+    await committed;
+    const p = await proposal(f, id);
+    expect(p.finalized[0]!.contributors.map((c) => c.account).sort()).to.deep.equal(
+      [f.workers[0]!.address, f.workers[1]!.address].sort(),
+    );
+    expect(
+      coordinator!.metrics.value('fedtune_updates_total', {
+        outcome: 'rejected',
+        code: 'E_UPDATE_NOT_FINITE',
+      }),
+    ).to.equal(1);
+    await charlie.conn.close();
   });
 });
