@@ -8,5 +8,7 @@ commands.push((await import('./devnet.ts')).devnetCommand);
 commands.push((await import('./dataset.ts')).datasetCommand);
 commands.push((await import('./network.ts')).networkCommand);
 commands.push((await import('./dao.ts')).daoCommand);
+await import('./worker-run.ts'); // adds `worker run` to the worker group
 commands.push((await import('./worker.ts')).workerCommand);
+commands.push((await import('./coordinator.ts')).coordinatorCommand);
 commands.push((await import('./chain.ts')).chainCommand);

@@ -104,7 +104,7 @@ export const workerSubcommands: CommandModule<GlobalArgs, GlobalArgs>[] = [
 
 export const workerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'worker',
-  describe: 'Worker commands: register on chain, deregister',
+  describe: 'Worker commands: register on chain, run (train for a coordinator), deregister',
   builder: (y) => {
     for (const c of workerSubcommands) y.command(c);
     return y.demandCommand(

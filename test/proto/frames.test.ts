@@ -74,6 +74,7 @@ const examples: Frame[] = [
       updatesRoot: new Uint8Array(32).fill(4),
       proof: [new Uint8Array(32).fill(5), new Uint8Array(32).fill(6)],
       leafIndex: 1,
+      leafCount: 3,
       blockHash: '0x11',
     },
   },
