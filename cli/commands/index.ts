@@ -12,3 +12,4 @@ await import('./worker-run.ts'); // adds `worker run` to the worker group
 commands.push((await import('./worker.ts')).workerCommand);
 commands.push((await import('./coordinator.ts')).coordinatorCommand);
 commands.push((await import('./chain.ts')).chainCommand);
+commands.push((await import('./demo.ts')).demoCommand);
