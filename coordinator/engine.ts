@@ -827,6 +827,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       try {
         ctx = await prepare(p);
       } catch (error) {
+        if (!isProposalFault(error)) throw error;
         await failProposal(id, error as Error);
         return;
       }
@@ -1232,6 +1233,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     try {
       await prepare(p);
     } catch (error) {
+      if (!isProposalFault(error)) throw error;
       await failProposal(p.id, error as Error);
       return;
     }
@@ -1265,6 +1267,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     dirty = true;
     if (!running && !closed) running = loop().finally(() => (running = null));
   };
+  let backoffMs = 1000;
   async function loop() {
     while (dirty && !closed) {
       dirty = false;
@@ -1279,10 +1282,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         }
       } catch (error) {
         if (closed) break;
-        logger.error({ err: error }, 'coordinator step failed; retrying');
-        await sleep(2000);
+        logger.error({ err: error, retryInMs: backoffMs }, 'coordinator step failed; retrying');
+        await sleep(backoffMs);
+        backoffMs = Math.min(30_000, backoffMs * 2);
         dirty = true;
+        continue;
       }
+      backoffMs = 1000;
       const { open, approved } = mine();
       if (open.length === 0 && approved.length === 0) {
         for (const w of idleWaiters) w();
@@ -1330,6 +1336,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     close: () => shutdown(false),
     abort: () => shutdown(true),
   };
+}
+
+/**
+ * Whether an error while preparing a proposal is the proposal's own (a bad config, spec or encoding, a manifest that is
+ * not the registered dataset): then it is failed on chain. Anything else (a manifest server down, data missing here)
+ * is this coordinator's problem, retried while logged.
+ */
+const PROPOSAL_FAULTS = new Set([
+  'E_MODEL_UNKNOWN',
+  'E_MODEL_CONFIG',
+  'E_MODEL_MISMATCH',
+  'E_STRATEGY_SPEC',
+  'E_BAD_ENCODING',
+  'E_MANIFEST_MISMATCH',
+  'E_UNKNOWN_DATASET',
+]);
+
+function isProposalFault(error: unknown): boolean {
+  return PROPOSAL_FAULTS.has((error as { code?: string }).code ?? '');
 }
 
 function sortKeys(value: object): object {
