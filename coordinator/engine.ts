@@ -1007,12 +1007,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
       round.closing = true;
       const record = await close(ctx, round);
-      metrics.inc(
-        'fedtune_round_seconds_total',
-        'Wall time spent in rounds',
-        {},
-        (Date.now() - started) / 1000,
-      );
+      const seconds = (Date.now() - started) / 1000;
+      metrics.inc('fedtune_round_seconds_total', 'Wall time spent in rounds', {}, seconds);
+      metrics.set('fedtune_last_round_seconds', 'Wall time of the last round, start to close', seconds);
       await commit(ctx, record);
       return 'committed';
     } finally {
@@ -1026,6 +1023,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const agg = ctx.strategy!.aggregate();
     const aggregationMs = performance.now() - t0;
     metrics.inc('fedtune_aggregation_seconds_total', 'Time spent aggregating', {}, aggregationMs / 1000);
+    metrics.set(
+      'fedtune_last_aggregation_seconds',
+      'Aggregation time of the last round',
+      aggregationMs / 1000,
+    );
     const model = ctx.current!.model;
     setWeights(model, agg.weights, { partial: true });
     const evaluation = await evaluateHeldOut(model, ctx.dataset, ctx.manifest, { maxExamples: evalExamples });

@@ -1,4 +1,5 @@
 // The round engine end to end: a devnet, a coordinator and three workers in one process, a tiny model on moby-dick.
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
@@ -11,6 +12,16 @@ import { connectWorker, WorkerError, type WorkerConnection } from '../../worker/
 import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/engine.ts';
 import { runWorker, type RunningWorker, type WorkerEvent } from '../../worker/runner.ts';
 import { approveProposal, freeBalance, logger, proposal, setUp, waitFor, type Fixture } from './helpers.ts';
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
 
 describe('rounds: coordinator and workers on the dev chain', function () {
   this.timeout(300_000);
@@ -101,8 +112,13 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     // Each contributor got its receipt and a round result proving its update is under updatesRoot.
     const proven = results.filter((e) => e.type === 'result' && e.verified);
     expect(proven).to.have.length(4);
-    // The coordinator serves the committed checkpoint by its id.
+    // The coordinator serves the committed checkpoint by its id, and reports on /health and /metrics.
     expect(await coordinator.store.has(r1!.checkpoint.id)).to.equal(true);
+    const health = JSON.parse(await httpGet(`${coordinator.httpUrl}/health`)) as { status: string };
+    expect(health.status).to.equal('ok');
+    const metrics = await httpGet(`${coordinator.httpUrl}/metrics`);
+    expect(metrics).to.match(/^fedtune_rounds_committed_total 2$/m);
+    expect(metrics).to.match(/^fedtune_last_aggregation_seconds \d/m);
   });
 
   /** A worker driven by the test: it records its tasks and uploads only what the test tells it to. */
