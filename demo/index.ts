@@ -286,10 +286,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       services.push(w);
     });
     step(`${options.workers} trainers started (${trainerSeeds.join(', ')}); each registers itself on chain`);
+    let registered = 0;
     await until(
       async () => {
         const net = (await readState()).networks[network]!;
-        return trainerSeeds.length <= Object.keys(net.workers).length;
+        const now = Object.keys(net.workers).length;
+        if (now !== registered) step(`  ${(registered = now)}/${trainerSeeds.length} trainers registered`);
+        return trainerSeeds.length <= now;
       },
       180_000,
       'the trainers did not all register',
