@@ -29,3 +29,10 @@ export {
   type DownloadCheckpointResult,
   type DownloadProgress,
 } from './download.ts';
+export {
+  buildProvenance,
+  parentOf,
+  type Provenance,
+  type ProvenanceNetwork,
+  type ProvenanceRound,
+} from './provenance.ts';

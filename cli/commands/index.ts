@@ -12,4 +12,6 @@ await import('./worker-run.ts'); // adds `worker run` to the worker group
 commands.push((await import('./worker.ts')).workerCommand);
 commands.push((await import('./coordinator.ts')).coordinatorCommand);
 commands.push((await import('./chain.ts')).chainCommand);
+commands.push((await import('./checkpoint.ts')).checkpointCommand);
+commands.push((await import('./checkpoint.ts')).generateCommand);
 commands.push((await import('./demo.ts')).demoCommand);

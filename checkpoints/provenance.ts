@@ -1,0 +1,195 @@
+// Where a checkpoint came from, read from the chain's protocol state alone: its round, the rounds and parents back to the
+// pre-training from scratch, the datasets with their roots, the contributors and rewards, the metrics and the blocks.
+import { CheckpointError } from './errors.ts';
+
+/** The slice of pallet-bindings' NetworkState this module reads (checkpoints/ does not import the chain client). */
+export interface ProvenanceNetwork {
+  id: string;
+  name: string;
+  members: string[];
+  datasets: Record<
+    string,
+    {
+      name: string;
+      root: string;
+      records: number;
+      shards: number;
+      bytes: number;
+      license: string;
+      source: string;
+      manifestUri: string;
+    }
+  >;
+  proposals: ({ type: 'membership' } | ProvenanceProposal)[];
+  checkpoints: Record<
+    string,
+    {
+      id: string;
+      proposal: number;
+      round: number;
+      bytes: number;
+      uri: string;
+      block: number;
+      attests: Record<string, { evalLoss: number; verdict: boolean; block: number }>;
+      certified: boolean;
+      certifiedAt: number | null;
+    }
+  >;
+}
+
+interface ProvenanceProposal {
+  type: 'round';
+  id: number;
+  proposer: string;
+  proposedAt: number;
+  status: string;
+  coordinator: string | null;
+  round: {
+    kind: 'Pretrain' | 'Finetune';
+    baseCheckpoint: string | null;
+    dataset: string;
+    model: { config: string } | { hash: string };
+    hyperParams: Record<string, unknown>;
+    rounds: number;
+  };
+  finalized: {
+    round: number;
+    block: number;
+    coordinator: string;
+    checkpoint: { id: string; bytes: number; uri: string };
+    updatesRoot: string;
+    datasetShardsRoot: string;
+    contributors: { account: string; samples: number; shards: number[] }[];
+    metrics: { trainLoss: number; evalLoss: number; extra: { name: string; value: number }[] };
+    rewards: { account: string; amount: string }[];
+  }[];
+}
+
+export interface ProvenanceRound {
+  checkpoint: string;
+  proposal: number;
+  kind: 'pretrain' | 'finetune';
+  round: number;
+  /** The checkpoint this round started from (null: weights initialised from scratch). */
+  parent: string | null;
+  block: number;
+  blockHash: string;
+  coordinator: string;
+  dataset: {
+    name: string;
+    root: string;
+    records: number;
+    shards: number;
+    license: string;
+    source: string;
+    manifestUri: string;
+  };
+  contributors: { account: string; samples: number; shards: number[] }[];
+  rewards: { account: string; amount: string }[];
+  updatesRoot: string;
+  datasetShardsRoot: string;
+  metrics: { trainLoss: number; evalLoss: number; [name: string]: number };
+  hyperParams: Record<string, unknown>;
+}
+
+export interface Provenance {
+  version: 1;
+  genesisHash: string;
+  network: { id: string; name: string; members: string[] };
+  checkpoint: {
+    id: string;
+    bytes: number;
+    uri: string;
+    certified: boolean;
+    certifiedAt: number | null;
+    attestations: { account: string; evalLoss: number; verdict: boolean; block: number }[];
+  };
+  /** This checkpoint's round first, then each parent's, back to a pre-training round 0. */
+  lineage: ProvenanceRound[];
+}
+
+/** The checkpoint a committed round started from: the previous round's, else the proposal's base (null for pre-training). */
+export function parentOf(net: ProvenanceNetwork, id: string): string | null {
+  const c = net.checkpoints[id];
+  if (!c)
+    throw new CheckpointError(
+      'E_UNKNOWN_CHECKPOINT',
+      `checkpoint ${id} is not committed in network ${net.name}`,
+    );
+  const p = net.proposals[c.proposal] as ProvenanceProposal;
+  if (c.round > 0) return p.finalized[c.round - 1]!.checkpoint.id;
+  return p.round.kind === 'Finetune' ? p.round.baseCheckpoint : null;
+}
+
+/**
+ * Builds the provenance of checkpoint `id`. `blockHash(n)` resolves a block number to its hash (the chain client's
+ * getBlockHash), so that every claim can be checked against a block.
+ */
+export async function buildProvenance(
+  net: ProvenanceNetwork,
+  id: string,
+  genesisHash: string,
+  blockHash: (n: number) => Promise<string>,
+): Promise<Provenance> {
+  const c = net.checkpoints[id];
+  if (!c)
+    throw new CheckpointError(
+      'E_UNKNOWN_CHECKPOINT',
+      `checkpoint ${id} is not committed in network ${net.name}`,
+    );
+  const lineage: ProvenanceRound[] = [];
+  const seen = new Set<string>();
+  for (let at: string | null = id; at !== null; at = parentOf(net, at)) {
+    if (seen.has(at)) throw new CheckpointError('E_PROVENANCE_CYCLE', `checkpoint ${at} is its own ancestor`);
+    seen.add(at);
+    const record = net.checkpoints[at];
+    if (!record)
+      throw new CheckpointError('E_UNKNOWN_CHECKPOINT', `parent ${at} is not committed in ${net.name}`);
+    const p = net.proposals[record.proposal] as ProvenanceProposal;
+    const f = p.finalized[record.round]!;
+    const d = net.datasets[p.round.dataset];
+    lineage.push({
+      checkpoint: at,
+      proposal: p.id,
+      kind: p.round.kind === 'Pretrain' ? 'pretrain' : 'finetune',
+      round: record.round,
+      parent: parentOf(net, at),
+      block: f.block,
+      blockHash: await blockHash(f.block),
+      coordinator: f.coordinator,
+      dataset: {
+        name: d?.name ?? '(unregistered)',
+        root: p.round.dataset,
+        records: d?.records ?? 0,
+        shards: d?.shards ?? 0,
+        license: d?.license ?? '',
+        source: d?.source ?? '',
+        manifestUri: d?.manifestUri ?? '',
+      },
+      contributors: f.contributors,
+      rewards: f.rewards,
+      updatesRoot: f.updatesRoot,
+      datasetShardsRoot: f.datasetShardsRoot,
+      metrics: {
+        trainLoss: f.metrics.trainLoss,
+        evalLoss: f.metrics.evalLoss,
+        ...Object.fromEntries(f.metrics.extra.map((m) => [m.name, m.value])),
+      },
+      hyperParams: p.round.hyperParams,
+    });
+  }
+  return {
+    version: 1,
+    genesisHash,
+    network: { id: net.id, name: net.name, members: net.members },
+    checkpoint: {
+      id,
+      bytes: c.bytes,
+      uri: c.uri,
+      certified: c.certified,
+      certifiedAt: c.certifiedAt,
+      attestations: Object.entries(c.attests).map(([account, a]) => ({ account, ...a })),
+    },
+    lineage,
+  };
+}

@@ -1,0 +1,540 @@
+// `fedtune checkpoint list | download | verify | attest` and `fedtune generate`: what a consumer (and an attesting member)
+// does with the checkpoints the chain names — find them, fetch them from anyone, verify every byte, see where they came from.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import {
+  CHECKPOINT_FILE,
+  buildProvenance,
+  downloadCheckpoint,
+  httpSource,
+  parentOf,
+  parseSource,
+  verifyCheckpointDir,
+  type DownloadProgress,
+  type Provenance,
+  type ProvenanceNetwork,
+} from '../../checkpoints/index.ts';
+import { EOS, datasetForManifest, decode, encode, fetchManifest } from '../../datasets/index.ts';
+import {
+  BACKEND_CHOICES,
+  disposeModel,
+  generate,
+  initBackend,
+  modelFromSafetensors,
+  readSafetensors,
+  type BackendChoice,
+} from '../../model/index.ts';
+import type { ChainClient, NetworkState, RoundProposal } from '../../pallet-bindings/index.ts';
+import { evaluateHeldOut } from '../../worker/task.ts';
+import { FedtuneError } from '../errors.ts';
+import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
+import type { Logger } from '../log.ts';
+import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
+import {
+  logger,
+  networkOf,
+  parseHex32,
+  parseNetworkId,
+  print,
+  readState,
+  submitChecked,
+  usage,
+  withClient,
+  withNetwork,
+  type NetworkArgs,
+} from '../protocol.ts';
+import { fields, short, table } from '../table.ts';
+
+type Base = GlobalArgs & ChainArgs & NetworkArgs;
+const PROVENANCE_FILE = 'provenance.json';
+const CONFIG_FILE = 'config.json';
+
+async function loadNetwork(client: ChainClient, args: Base): Promise<NetworkState> {
+  const network = parseNetworkId(args.network);
+  return networkOf(await readState(client, { network, from: args.from }), network);
+}
+
+function record(net: NetworkState, id: string) {
+  const c = net.checkpoints[id as `0x${string}`];
+  if (!c)
+    throw new FedtuneError('E_UNKNOWN_CHECKPOINT', `no checkpoint ${id} is committed in network ${net.name}`);
+  return c;
+}
+
+/** A one-line progress bar on a terminal; nothing otherwise (the downloader logs). */
+function progressBar(label: string): { update(p: DownloadProgress): void; done(): void } {
+  const tty = process.stderr.isTTY === true;
+  const started = Date.now();
+  return {
+    update(p) {
+      if (!tty) return;
+      const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+      const width = 24;
+      const filled = Math.round((p.bytesDone / Math.max(1, p.bytesTotal)) * width);
+      process.stderr.write(
+        `\r\x1b[2K${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(p.bytesDone / 1e6).toFixed(2)}/${(p.bytesTotal / 1e6).toFixed(2)} MB  ${(p.bytesDone / 1e6 / seconds).toFixed(1)} MB/s`,
+      );
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+/**
+ * Downloads checkpoint `id` into `outDir` from the uri the chain names plus any extra sources, verifying every chunk
+ * against the on-chain id, then writes config.json and provenance.json beside it.
+ */
+async function fetchInto(
+  client: ChainClient,
+  net: NetworkState,
+  id: string,
+  outDir: string,
+  extraSources: string[],
+  log: Logger,
+): Promise<{ provenance: Provenance; bytes: Uint8Array }> {
+  const c = record(net, id);
+  await mkdir(outDir, { recursive: true });
+  const bar = progressBar(`download ${short(id)}`);
+  try {
+    await downloadCheckpoint({
+      id,
+      sources: [...(c.uri ? [httpSource(c.uri)] : []), ...extraSources.map((s) => parseSource(s))],
+      outDir,
+      logger: log,
+      onProgress: (p) => bar.update(p),
+    });
+  } finally {
+    bar.done();
+  }
+  const bytes = new Uint8Array(await readFile(join(outDir, CHECKPOINT_FILE)));
+  const config = readSafetensors(bytes).metadata['fedtune.config'];
+  if (config !== undefined)
+    await writeFile(join(outDir, CONFIG_FILE), `${JSON.stringify(JSON.parse(config), null, 2)}\n`);
+  const provenance = await provenanceOf(client, net, id);
+  await writeFile(join(outDir, PROVENANCE_FILE), `${JSON.stringify(provenance, null, 2)}\n`);
+  return { provenance, bytes };
+}
+
+function provenanceOf(client: ChainClient, net: NetworkState, id: string): Promise<Provenance> {
+  return buildProvenance(net as unknown as ProvenanceNetwork, id, client.genesisHash, async (n) =>
+    (await client.api.rpc.chain.getBlockHash(n)).toHex(),
+  );
+}
+
+// ---- list -------------------------------------------------------------------------------------------
+
+interface ListArgs extends Base {
+  certified: boolean;
+}
+
+const list: CommandModule<GlobalArgs, ListArgs> = {
+  command: 'list',
+  describe: 'Checkpoints committed on chain: round, kind, parent, eval loss, attestations, certified',
+  builder: (y) =>
+    withNetwork(withChain(y)).option('certified', {
+      type: 'boolean',
+      default: false,
+      describe: 'Only certified checkpoints',
+    }) as unknown as Argv<ListArgs>,
+  async handler(args) {
+    await withClient(args, logger(args), async (client) => {
+      const net = await loadNetwork(client, args);
+      const rows = Object.values(net.checkpoints)
+        .filter((c) => !args.certified || c.certified)
+        .sort((a, b) => a.block - b.block)
+        .map((c) => {
+          const p = net.proposals[c.proposal] as RoundProposal;
+          const f = p.finalized[c.round]!;
+          const attests = Object.values(c.attests);
+          return {
+            id: c.id,
+            proposal: c.proposal,
+            round: c.round,
+            kind: p.round.kind === 'Pretrain' ? 'pretrain' : 'fine-tune',
+            parent: parentOf(net as unknown as ProvenanceNetwork, c.id),
+            evalLoss: f.metrics.evalLoss,
+            trainLoss: f.metrics.trainLoss,
+            contributors: f.contributors.length,
+            attestations: { positive: attests.filter((a) => a.verdict).length, total: attests.length },
+            certified: c.certified,
+            block: c.block,
+            bytes: c.bytes,
+            uri: c.uri,
+          };
+        });
+      print(args, rows, () =>
+        table(
+          ['id', 'proposal', 'round', 'kind', 'parent', 'eval loss', 'attests', 'certified', 'block'],
+          rows.map((r) => [
+            short(r.id),
+            r.proposal,
+            r.round,
+            r.kind,
+            r.parent ? short(r.parent) : '-',
+            r.evalLoss.toFixed(4),
+            `${r.attestations.positive}/${r.attestations.total}`,
+            r.certified ? 'yes' : 'no',
+            r.block,
+          ]),
+        ),
+      );
+    });
+  },
+};
+
+// ---- download ---------------------------------------------------------------------------------------
+
+interface DownloadArgs extends Base {
+  id: string;
+  out: string;
+  source: string[];
+}
+
+const download: CommandModule<GlobalArgs, DownloadArgs> = {
+  command: 'download <id>',
+  describe:
+    'Fetch a checkpoint (parallel, resumable), verify every chunk against the chain, write its provenance',
+  builder: (y) =>
+    withNetwork(withChain(y))
+      .positional('id', { type: 'string', demandOption: true, describe: 'Checkpoint id (0x + 64 hex)' })
+      .option('out', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Folder for model.safetensors, config.json, provenance.json',
+      })
+      .option('source', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe:
+          'Extra source: a fedtune server URL, or "MANIFEST_TEMPLATE|CHUNK_TEMPLATE" (see docs/checkpoints.md)',
+      }) as unknown as Argv<DownloadArgs>,
+  async handler(args) {
+    const id = parseHex32('the checkpoint id', args.id);
+    const log = logger(args);
+    await withClient(args, log, async (client) => {
+      const net = await loadNetwork(client, args);
+      const out = resolve(args.out);
+      const { provenance } = await fetchInto(client, net, id, out, args.source, log);
+      print(args, { dir: out, ...provenance }, () =>
+        [
+          fields([
+            ['checkpoint', id],
+            ['folder', out],
+            ['bytes', provenance.checkpoint.bytes],
+            ['certified', provenance.checkpoint.certified ? 'yes' : 'no'],
+          ]),
+          '',
+          describeLineage(provenance),
+        ].join('\n'),
+      );
+    });
+  },
+};
+
+function describeLineage(p: Provenance): string {
+  return table(
+    ['checkpoint', 'kind', 'proposal', 'round', 'dataset', 'contributors', 'eval loss', 'block'],
+    p.lineage.map((r) => [
+      short(r.checkpoint),
+      r.kind,
+      r.proposal,
+      r.round,
+      `${r.dataset.name} ${short(r.dataset.root)}`,
+      r.contributors.map((c) => `${short(c.account, 6)}:${c.samples}`).join(' '),
+      r.metrics.evalLoss.toFixed(4),
+      `${r.block} ${short(r.blockHash)}`,
+    ]),
+  );
+}
+
+// ---- verify -----------------------------------------------------------------------------------------
+
+interface VerifyArgs extends Base {
+  dir: string;
+  id?: string;
+}
+
+async function idOf(dir: string, given?: string): Promise<string> {
+  if (given !== undefined) return parseHex32('--id', given);
+  try {
+    const p = JSON.parse(await readFile(join(dir, PROVENANCE_FILE), 'utf8')) as Provenance;
+    return parseHex32('the id in provenance.json', p.checkpoint.id);
+  } catch (error) {
+    if (error instanceof FedtuneError) throw error;
+    throw new FedtuneError('E_NOT_A_CHECKPOINT_DIR', `${dir} has no readable ${PROVENANCE_FILE}; pass --id`);
+  }
+}
+
+const verify: CommandModule<GlobalArgs, VerifyArgs> = {
+  command: 'verify <dir>',
+  describe:
+    'Re-check a downloaded checkpoint: every byte against the on-chain id, and its provenance against the chain',
+  builder: (y) =>
+    withNetwork(withChain(y))
+      .positional('dir', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Folder written by `checkpoint download`',
+      })
+      .option('id', {
+        type: 'string',
+        describe: 'The checkpoint id (default: from provenance.json)',
+      }) as unknown as Argv<VerifyArgs>,
+  async handler(args) {
+    const dir = resolve(args.dir);
+    const id = await idOf(dir, args.id);
+    const manifest = await verifyCheckpointDir(dir, id);
+    await withClient(args, logger(args), async (client) => {
+      const net = await loadNetwork(client, args);
+      const c = record(net, id);
+      if (c.bytes !== manifest.size)
+        throw new FedtuneError(
+          'E_SIZE_MISMATCH',
+          `the chain says ${c.bytes} bytes; the manifest ${manifest.size}`,
+        );
+      const onChain = await provenanceOf(client, net, id);
+      let local: Provenance | null;
+      try {
+        local = JSON.parse(await readFile(join(dir, PROVENANCE_FILE), 'utf8')) as Provenance;
+      } catch {
+        local = null;
+      }
+      const sameLineage =
+        local === null ||
+        JSON.stringify(local.lineage.map((r) => [r.checkpoint, r.blockHash])) ===
+          JSON.stringify(onChain.lineage.map((r) => [r.checkpoint, r.blockHash]));
+      if (!sameLineage)
+        throw new FedtuneError(
+          'E_PROVENANCE_MISMATCH',
+          `${PROVENANCE_FILE} does not match the chain's record of ${id}`,
+        );
+      const result = {
+        id,
+        dir,
+        bytes: manifest.size,
+        chunks: manifest.chunks.length,
+        certified: c.certified,
+        verified: true,
+      };
+      print(
+        args,
+        result,
+        () =>
+          `verified: ${manifest.chunks.length} chunk(s), ${manifest.size} bytes match checkpoint ${id}, committed in block ${c.block}; ${c.certified ? 'certified' : 'NOT certified'}`,
+      );
+    });
+  },
+};
+
+// ---- attest -----------------------------------------------------------------------------------------
+
+interface AttestArgs extends Base, SignerArgs {
+  id: string;
+  out?: string;
+  data?: string;
+  maxExamples: number;
+  verdict: 'auto' | 'yes' | 'no';
+  maxLoss?: number;
+  backend: BackendChoice;
+}
+
+const attest: CommandModule<GlobalArgs, AttestArgs> = {
+  command: 'attest <id>',
+  describe:
+    "Download a checkpoint, evaluate it on its dataset's held-out split and attest the measured loss (members)",
+  builder: (y) =>
+    withSigner(withNetwork(withChain(y)))
+      .positional('id', { type: 'string', demandOption: true, describe: 'Checkpoint id (0x + 64 hex)' })
+      .option('out', { type: 'string', describe: 'Where to download it (default a cache folder)' })
+      .option('data', { type: 'string', describe: 'Local copy of a dataset that is not built in' })
+      .option('max-examples', {
+        type: 'number',
+        default: 256,
+        describe: 'Held-out examples scored (evenly spaced)',
+      })
+      .option('verdict', {
+        choices: ['auto', 'yes', 'no'] as const,
+        default: 'auto' as const,
+        describe:
+          'auto: yes when the measured loss is finite, within --max-loss, and within 5% (+0.05) of the loss the coordinator committed',
+      })
+      .option('max-loss', { type: 'number', describe: 'auto: the highest acceptable eval loss' })
+      .option('backend', {
+        choices: BACKEND_CHOICES,
+        default: 'auto' as BackendChoice,
+      }) as unknown as Argv<AttestArgs>,
+  async handler(args) {
+    const id = parseHex32('the checkpoint id', args.id);
+    const log = logger(args);
+    const signer = await loadSigner(args);
+    await initBackend({ backend: args.backend, logger: log });
+    await withClient(args, log, async (client) => {
+      const net = await loadNetwork(client, args);
+      const c = record(net, id);
+      const p = net.proposals[c.proposal] as RoundProposal;
+      const reported = p.finalized[c.round]!.metrics.evalLoss;
+      const out = resolve(args.out ?? join(homedir(), '.cache', 'fedtune', 'checkpoints', id.slice(2)));
+      const { bytes } = await fetchInto(client, net, id, out, [], log);
+      const dataset = net.datasets[p.round.dataset];
+      if (!dataset)
+        throw new FedtuneError('E_UNKNOWN_DATASET', `dataset ${p.round.dataset} is not registered`);
+      const manifest = await fetchManifest(dataset.manifestUri, p.round.dataset);
+      const model = modelFromSafetensors(bytes);
+      let measured: number;
+      try {
+        measured = (
+          await evaluateHeldOut(model, datasetForManifest(manifest, args.data), manifest, {
+            maxExamples: args.maxExamples,
+          })
+        ).loss;
+      } finally {
+        disposeModel(model);
+      }
+      const ok =
+        Number.isFinite(measured) &&
+        (args.maxLoss === undefined || measured <= args.maxLoss) &&
+        measured <= reported * 1.05 + 0.05;
+      const verdict = args.verdict === 'auto' ? ok : args.verdict === 'yes';
+      const { inclusion, state } = await submitChecked(
+        client,
+        {
+          signer,
+          network: parseNetworkId(args.network),
+          calls: [{ type: 'attest', checkpoint: id, evalLoss: measured, verdict }],
+        },
+        args.from,
+      );
+      const after = networkOf(state, parseNetworkId(args.network)).checkpoints[id]!;
+      const result = {
+        id,
+        evalLoss: measured,
+        reportedEvalLoss: reported,
+        verdict,
+        certified: after.certified,
+        ...inclusion,
+      };
+      print(args, result, () =>
+        fields([
+          ['checkpoint', id],
+          ['measured loss', measured.toFixed(4)],
+          ['reported loss', reported.toFixed(4)],
+          ['verdict', verdict ? 'yes' : 'no'],
+          ['block', inclusion.blockNumber],
+          ['certified', after.certified ? `yes (block ${after.certifiedAt})` : 'not yet'],
+        ]),
+      );
+    });
+  },
+};
+
+export const checkpointCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'checkpoint',
+  describe: 'Checkpoints on chain: list, download and verify every byte, attest (members)',
+  builder: (y) =>
+    y
+      .command(list)
+      .command(download)
+      .command(verify)
+      .command(attest)
+      .demandCommand(1, 'Name a checkpoint command: list, download, verify or attest.'),
+  handler() {},
+};
+
+// ---- generate ---------------------------------------------------------------------------------------
+
+interface GenerateArgs extends GlobalArgs, ChainArgs {
+  checkpoint: string;
+  prompt: string;
+  tokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+  network?: string;
+  from: number;
+  cache: string;
+  allowUncertified: boolean;
+  backend: BackendChoice;
+}
+
+export const generateCommand: CommandModule<GlobalArgs, GenerateArgs> = {
+  command: 'generate',
+  describe:
+    'Generate text from a language-model checkpoint (a verified folder, or a certified id fetched from chain)',
+  builder: (y) =>
+    withChain(y)
+      .option('checkpoint', {
+        type: 'string',
+        demandOption: true,
+        describe: 'Checkpoint id, or a folder from `checkpoint download`',
+      })
+      .option('prompt', { type: 'string', demandOption: true })
+      .option('tokens', {
+        type: 'number',
+        default: 200,
+        describe: 'Bytes to generate (the tokenizer is byte-level)',
+      })
+      .option('temperature', { type: 'number', default: 0.8 })
+      .option('top-k', { type: 'number', default: 40 })
+      .option('seed', { type: 'number', default: 0 })
+      .option('network', {
+        type: 'string',
+        default: process.env.FEDTUNE_NETWORK,
+        describe: 'Network id (with an id)',
+      })
+      .option('from', { type: 'number', default: 0 })
+      .option('cache', { type: 'string', default: join(homedir(), '.cache', 'fedtune', 'checkpoints') })
+      .option('allow-uncertified', { type: 'boolean', default: false })
+      .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
+      .check((argv) => {
+        const tokens = argv.tokens as number;
+        if (!(Number.isInteger(tokens) && tokens >= 1 && tokens <= 100_000))
+          throw usage('--tokens must be 1..100000');
+        if (!((argv.temperature as number) >= 0)) throw usage('--temperature must be >= 0');
+        return true;
+      }) as unknown as Argv<GenerateArgs>,
+  async handler(args) {
+    const log = logger(args);
+    let bytes: Uint8Array;
+    if (/^0x[0-9a-fA-F]{64}$/.test(args.checkpoint)) {
+      const id = parseHex32('--checkpoint', args.checkpoint);
+      bytes = await withClient(args, log, async (client) => {
+        const net = await loadNetwork(client, { ...args, network: args.network ?? '' });
+        if (!record(net, id).certified && !args.allowUncertified)
+          throw new FedtuneError(
+            'E_NOT_CERTIFIED',
+            `checkpoint ${id} is not certified (pass --allow-uncertified to use it anyway)`,
+          );
+        return (await fetchInto(client, net, id, join(resolve(args.cache), id.slice(2)), [], log)).bytes;
+      });
+    } else {
+      const dir = resolve(args.checkpoint);
+      await verifyCheckpointDir(dir, await idOf(dir));
+      bytes = new Uint8Array(await readFile(join(dir, CHECKPOINT_FILE)));
+    }
+    await initBackend({ backend: args.backend, logger: log });
+    const model = modelFromSafetensors(bytes);
+    try {
+      if (model.config.kind !== 'lm')
+        throw new FedtuneError(
+          'E_NOT_LM',
+          'this checkpoint is a classifier; generate needs a language model',
+        );
+      const prompt = encode(args.prompt, { bos: true });
+      const out = generate(model, prompt, {
+        maxTokens: args.tokens,
+        temperature: args.temperature,
+        topK: args.topK,
+        seed: args.seed,
+        stopToken: EOS,
+      });
+      const text = decode(out.filter((t) => t < 256));
+      print(args, { prompt: args.prompt, text }, () => `${args.prompt}${text}`);
+    } finally {
+      disposeModel(model);
+    }
+  },
+};
