@@ -1,0 +1,108 @@
+// `fedtune demo` at its smallest size, as CI runs it: it exits 0, writes a complete summary.json, and the chain it
+// leaves behind, restarted with `startDevnet`, holds every checkpoint of the summary in a finalized finalizeRound.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { pino } from 'pino';
+import { startDevnet } from '../../devchain/index.ts';
+import { connect, initialState, syncState, type RoundProposal } from '../../pallet-bindings/index.ts';
+import { BIN } from '../run-cli.ts';
+import type { DemoSummary } from '../../demo/index.ts';
+
+const logger = pino({ level: 'silent' });
+
+function runDemo(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'demo', ...args], {
+      env: { ...process.env, FEDTUNE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 540_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+describe('fedtune demo (smallest size)', function () {
+  this.timeout(600_000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fedtune-demo-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs pre-training and fine-tuning to certified checkpoints, and leaves a chain that proves them', async () => {
+    const out = join(dir, 'out');
+    const result = await runDemo([
+      '--workers',
+      '2',
+      '--rounds',
+      '2',
+      '--finetune-rounds',
+      '1',
+      '--local-steps',
+      '10',
+      '--out',
+      out,
+      '--json',
+    ]);
+    expect(result.status, result.stderr.slice(-3000)).to.equal(0);
+    expect(result.stderr).to.match(/summary/);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as DemoSummary;
+    expect(summary.chain.dataDir).to.equal(join(out, 'chain'));
+    expect(summary.chain.genesisHash).to.match(/^0x[0-9a-f]{64}$/);
+    expect(summary.rounds.map((r) => [r.kind, r.round])).to.deep.equal([
+      ['pretrain', 0],
+      ['pretrain', 1],
+      ['finetune', 0],
+    ]);
+    for (const r of summary.rounds) {
+      expect(r.checkpointId).to.match(/^0x[0-9a-f]{64}$/);
+      expect(r.finalizeBlockHash).to.match(/^0x[0-9a-f]{64}$/);
+      expect(r.evalLoss).to.be.a('number').and.to.be.greaterThan(0);
+    }
+    expect(summary.evalLoss.after).to.be.lessThan(summary.evalLoss.before);
+    expect(summary.certified).to.include(summary.rounds[1]!.checkpointId);
+    expect(summary.certified).to.include(summary.rounds[2]!.checkpointId);
+    expect(summary.download.checkpointId).to.equal(summary.rounds[2]!.checkpointId);
+    expect(existsSync(join(summary.download.dir, 'model.safetensors'))).to.equal(true);
+    expect(summary.wire.encodedBytes).to.be.greaterThan(0).and.lessThan(summary.wire.denseBytes);
+
+    // The chain folder, restarted: the same blocks, and every checkpoint in a finalized finalizeRound.
+    const devnet = await startDevnet({
+      port: 0,
+      dataDir: summary.chain.dataDir,
+      blockMode: 'manual',
+      logger,
+    });
+    const client = await connect({ url: devnet.url, logger });
+    try {
+      expect(devnet.resumed).to.equal(true);
+      expect(devnet.genesisHash).to.equal(summary.chain.genesisHash);
+      const state = await syncState(client, {
+        state: initialState({ only: summary.network as `0x${string}` }),
+      });
+      const net = state.networks[summary.network as `0x${string}`]!;
+      for (const r of summary.rounds) {
+        expect((await client.api.rpc.chain.getBlockHash(r.finalizeBlock)).toHex()).to.equal(
+          r.finalizeBlockHash,
+        );
+        const p = net.proposals[r.proposal] as RoundProposal;
+        expect(p.finalized[r.round]!.checkpoint.id).to.equal(r.checkpointId);
+        expect(p.finalized[r.round]!.block).to.equal(r.finalizeBlock);
+      }
+    } finally {
+      await client.close();
+      await devnet.close();
+    }
+  });
+});
