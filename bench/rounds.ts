@@ -1,0 +1,262 @@
+// The coordinator under load: N simulated workers on loopback upload ~1M-parameter updates (dense, then top-k) into the
+// real round engine on the in-process dev chain. Figures: updates/s and MB/s accepted, peak memory, and the time from the
+// last acknowledgement to the on-chain commit.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { pino } from 'pino';
+import { encodeUpdate } from '../aggregation/index.ts';
+import { startCoordinator, type CoordinatorEvent } from '../coordinator/engine.ts';
+import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../datasets/index.ts';
+import { startDevnet } from '../devchain/index.ts';
+import { countParams, initBackend, paramSpecs, type ModelConfig } from '../model/index.ts';
+import {
+  connect,
+  initialState,
+  signerFromSeed,
+  submit,
+  syncState,
+  type Hex32,
+  type KeyringPair,
+} from '../pallet-bindings/index.ts';
+import type { Task } from '../proto/index.ts';
+import { connectWorker, type WorkerConnection } from '../worker/connection.ts';
+import type { Bench } from './lib.ts';
+import { memcpyGBs, withRatio } from './lib.ts';
+
+const CONFIG: ModelConfig = {
+  kind: 'lm',
+  vocabSize: 260,
+  context: 64,
+  dModel: 256,
+  nLayer: 1,
+  nHead: 4,
+  dMlp: 1024,
+  dropout: 0,
+};
+
+const bench: Bench = async (ctx) => {
+  const n = ctx.quick ? 8 : 32;
+  const logger = pino({ level: 'silent' });
+  const dir = mkdtempSync(join(tmpdir(), 'fedtune-bench-rounds-'));
+  const params = countParams(CONFIG);
+  const memcpyMBs = (await memcpyGBs(64 * 1024 * 1024)) * 1000;
+  ctx.report({
+    name: 'memory copy',
+    value: memcpyMBs,
+    unit: 'MB/s',
+    note: 'reference: Float32Array.set of 64 MB',
+  });
+
+  await initBackend({ backend: 'auto' });
+  const devnet = await startDevnet({ port: 0, logger, blockMode: 'instant' });
+  const client = await connect({ url: devnet.url, logger });
+  const workers: WorkerConnection[] = [];
+  try {
+    ctx.progress(`dev chain up; funding and registering ${n} workers`);
+    const [alice, ferdie] = await Promise.all([signerFromSeed('//Alice'), signerFromSeed('//Ferdie')]);
+    const pairs = await Promise.all(
+      Array.from({ length: n }, (_, i) => signerFromSeed(`//bench-worker-${i}`)),
+    );
+    const created = await submit(client, {
+      signer: alice,
+      network: null,
+      calls: [
+        {
+          type: 'createNetwork',
+          name: 'bench',
+          members: [alice.address],
+          quorum: { numerator: 1, denominator: 1 },
+          votingPeriod: 1,
+          coordinators: [ferdie.address],
+        },
+      ],
+      transfers: pairs.map((p) => ({ dest: p.address, value: 10n ** 15n })),
+    });
+    const network = Object.keys(
+      (await syncState(client, { state: initialState(), to: created.blockNumber })).networks,
+    )[0] as Hex32;
+    const ds = loadDataset({ name: 'moby-dick' });
+    const manifest = buildManifest(
+      ds,
+      shardDataset(ds, { scheme: 'iid', shards: n, seed: 0, evalFraction: 0.02 }),
+    );
+    const manifestPath = join(dir, 'manifest.json');
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+    await submit(client, {
+      signer: alice,
+      network,
+      calls: [
+        { type: 'registerDataset', ...registerDatasetFields(manifest, pathToFileURL(manifestPath).href) },
+      ],
+    });
+    await Promise.all(
+      pairs.map((w) =>
+        submit(client, {
+          signer: w,
+          network,
+          calls: [
+            {
+              type: 'registerWorker',
+              capabilities: { backend: 'none', device: 'bench', memoryBytes: 0 },
+              endpoint: null,
+            },
+          ],
+        }),
+      ),
+    );
+
+    const events: CoordinatorEvent[] = [];
+    let onEvent = (_e: CoordinatorEvent) => {};
+    const coordinator = await startCoordinator({
+      chain: client,
+      signer: ferdie,
+      network,
+      dataDir: join(dir, 'coordinator'),
+      logger,
+      evalExamples: 32,
+      onEvent: (e) => {
+        events.push(e);
+        onEvent(e);
+      },
+    });
+
+    // One task per worker per proposal; each worker prepares its payload as soon as its task arrives.
+    const tasks = new Map<number, Map<string, { task: Task; payload: Uint8Array }>>();
+    const specs = paramSpecs(CONFIG);
+    const payloadFor = (task: Task, seed: number): Uint8Array => {
+      let s = seed >>> 0 || 1;
+      const tensors = specs.map((p) => {
+        const data = new Float32Array(p.shape.reduce((a, b) => a * b, 1));
+        for (let i = 0; i < data.length; i++) {
+          s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+          data[i] = (s / 2 ** 32 - 0.5) * 2e-3;
+        }
+        return { name: p.name, shape: p.shape, data };
+      });
+      const codec = JSON.parse(task.codecJson) as { codec: 'dense' | 'topk'; fraction?: number };
+      return encodeUpdate(tensors, codec);
+    };
+    pairs.forEach((pair: KeyringPair, i) => {
+      const conn = connectWorker({
+        url: coordinator.url,
+        signer: pair,
+        logger,
+        onTask: (task) => {
+          const forProposal = tasks.get(task.proposal) ?? new Map();
+          tasks.set(task.proposal, forProposal);
+          forProposal.set(pair.address, { task, payload: payloadFor(task, i + 1) });
+        },
+      });
+      workers.push(conn);
+    });
+    await Promise.all(workers.map((w) => w.ready));
+
+    for (const [codec, encoding] of [
+      ['dense', 'dense'],
+      ['top-k 1%', 'topk:0.01'],
+    ] as const) {
+      const before = (await syncState(client, { state: initialState({ only: network }) })).networks[network]!;
+      const id = before.proposals.length;
+      await submit(client, {
+        signer: alice,
+        network,
+        calls: [
+          {
+            type: 'proposeRound',
+            kind: 'Pretrain',
+            baseCheckpoint: null,
+            dataset: manifest.root,
+            model: { config: JSON.stringify(CONFIG) },
+            hyperParams: {
+              localSteps: 1,
+              batchSize: 1,
+              learningRate: 0.001,
+              optimiser: 'adamw',
+              fedProxMu: 0,
+              aggregator: 'fedavg',
+              aggregatorOptions: '{}',
+              updateEncoding: encoding,
+            },
+            rounds: 1,
+            minWorkers: n,
+            maxWorkers: n,
+            roundDeadline: 600,
+            rewardPerRound: '0',
+          },
+        ],
+      });
+      await submit(client, { signer: alice, network, calls: [{ type: 'vote', proposal: id, aye: true }] });
+      ctx.progress(`${codec}: proposal ${id} approved; waiting for ${n} tasks`);
+      while ((tasks.get(id)?.size ?? 0) < n) await new Promise((r) => setTimeout(r, 50));
+
+      // Every worker holds its encoded payload: start all uploads at once and watch the coordinator's memory.
+      const committed = new Promise<Extract<CoordinatorEvent, { type: 'committed' }>>((resolve) => {
+        onEvent = (e) => e.type === 'committed' && e.proposal === id && resolve(e);
+      });
+      global.gc?.();
+      const rssBefore = process.memoryUsage().rss;
+      let peak = rssBefore;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+      const t0 = performance.now();
+      let bytes = 0;
+      let lastAck = 0;
+      await Promise.all(
+        pairs.map(async (pair, i) => {
+          const { task, payload } = tasks.get(id)!.get(pair.address)!;
+          bytes += payload.length;
+          await workers[i]!.upload({
+            taskId: task.taskId,
+            proposal: task.proposal,
+            round: task.round,
+            base: task.base.id,
+            codec: (JSON.parse(task.codecJson) as { codec: string }).codec,
+            payload,
+            samples: 1,
+            shards: task.shards,
+            trainLoss: 5,
+          });
+          lastAck = performance.now();
+        }),
+      );
+      const seconds = (lastAck - t0) / 1000;
+      const done = await committed;
+      const commitSeconds = (performance.now() - lastAck) / 1000;
+      clearInterval(sampler);
+      const closed = events.find(
+        (e): e is Extract<CoordinatorEvent, { type: 'roundClosed' }> =>
+          e.type === 'roundClosed' && e.proposal === id,
+      )!;
+      const note = `${n} workers, ${params.toLocaleString('en')} parameters, ${(bytes / n / 1e6).toFixed(2)} MB per update`;
+      ctx.report({ name: `${codec}: updates accepted`, value: n / seconds, unit: 'updates/s', note });
+      ctx.report(
+        withRatio(
+          { name: `${codec}: payload accepted`, value: bytes / 1e6 / seconds, unit: 'MB/s', note },
+          memcpyMBs,
+        ),
+      );
+      ctx.report({
+        name: `${codec}: peak RSS`,
+        value: peak / 1e6,
+        unit: 'MB',
+        note: `+${((peak - rssBefore) / 1e6).toFixed(0)} MB during the round; the workers and the chain share this process`,
+      });
+      ctx.report({ name: `${codec}: aggregation`, value: closed.aggregationMs, unit: 'ms' });
+      ctx.report({
+        name: `${codec}: last acknowledgement to on-chain commit`,
+        value: commitSeconds,
+        unit: 's',
+        note: `aggregation, held-out evaluation (32 examples), store, finalizeRound to finality (block ${done.blockNumber})`,
+      });
+    }
+    await coordinator.close();
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await client.close();
+    await devnet.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
+
+export default bench;
