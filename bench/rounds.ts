@@ -91,21 +91,23 @@ const bench: Bench = async (ctx) => {
         { type: 'registerDataset', ...registerDatasetFields(manifest, pathToFileURL(manifestPath).href) },
       ],
     });
-    await Promise.all(
-      pairs.map((w) =>
-        submit(client, {
-          signer: w,
-          network,
-          calls: [
-            {
-              type: 'registerWorker',
-              capabilities: { backend: 'none', device: 'bench', memoryBytes: 0 },
-              endpoint: null,
-            },
-          ],
-        }),
-      ),
-    );
+    // Eight at a time: the dev chain's pool turns a burst of dozens of new senders away as Invalid.
+    const register = (w: KeyringPair) =>
+      submit(client, {
+        signer: w,
+        network,
+        calls: [
+          {
+            type: 'registerWorker',
+            capabilities: { backend: 'none', device: 'bench', memoryBytes: 0 },
+            endpoint: null,
+          },
+        ],
+      });
+    for (let i = 0; i < pairs.length; i += 8) {
+      await Promise.all(pairs.slice(i, i + 8).map((w) => register(w).catch(() => register(w))));
+      ctx.progress(`${Math.min(i + 8, pairs.length)}/${pairs.length} workers registered`);
+    }
 
     const events: CoordinatorEvent[] = [];
     let onEvent = (_e: CoordinatorEvent) => {};
