@@ -767,6 +767,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (ctx.current && ctx.current.round === r) return ctx.current;
     const p = ctx.proposal;
     const seed = proposalSeed(network, p.id);
+    // A round-0 base that is not on chain itself (fresh weights, or a parent with new adapters) is stored for workers.
+    const storeBase = async (m: Model, parent: string | null) =>
+      (
+        await store.put(modelToSafetensors(m), {
+          model: ctx.config as never,
+          parent,
+          proposal: p.id,
+          round: null,
+        })
+      ).id;
     let model: Model;
     let id: string;
     if (r > 0) {
@@ -774,14 +784,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       model = modelFromSafetensors(await checkpointBytes(id));
     } else if (p.round.kind === 'Pretrain') {
       model = createModel(ctx.config, { seed });
-      id = (
-        await store.put(modelToSafetensors(model), {
-          model: ctx.config as never,
-          parent: null,
-          proposal: p.id,
-          round: null,
-        })
-      ).id;
+      id = await storeBase(model, null);
     } else {
       const parentId = p.round.baseCheckpoint!;
       const parent = modelFromSafetensors(await checkpointBytes(parentId));
@@ -797,14 +800,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (lora && parent.config.lora === undefined) {
         model = addLora(parent, lora, { seed });
         disposeModel(parent);
-        id = (
-          await store.put(modelToSafetensors(model), {
-            model: ctx.config as never,
-            parent: parentId,
-            proposal: p.id,
-            round: null,
-          })
-        ).id;
+        id = await storeBase(model, parentId);
       } else {
         model = parent;
         id = parentId;
