@@ -279,4 +279,20 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     ).to.equal(1);
     await charlie.conn.close();
   });
+
+  it('retries a round short of minWorkers with new deadlines, then fails the proposal on chain with the reason', async () => {
+    // Only Bob's trainer is still connected; the proposal wants two.
+    const retried: number[] = [];
+    onCoordinator((e) => e.type === 'roundRetried' && retried.push(e.attempt));
+    const failed = waitFor(onCoordinator, (e) => e.type === 'failed');
+    const id = await approveProposal(f, { minWorkers: 2, roundDeadline: 3 });
+    await failed;
+    const p = await proposal(f, id);
+    expect(p.status).to.equal('failed');
+    expect(p.failure!.reason).to.match(
+      /E_TOO_FEW_UPDATES: round 0: 1 accepted update\(s\), minWorkers is 2, after 3 attempt/,
+    );
+    expect(retried).to.deep.equal([1, 2]);
+    expect(p.finalized).to.have.length(0);
+  });
 });
