@@ -225,6 +225,8 @@ export interface Coordinator {
   abort(): Promise<void>;
 }
 
+const NO_PAYLOAD = new Uint8Array(0);
+
 interface Accepted {
   record: UpdateRecord;
 }
@@ -339,13 +341,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     closed: new Map<string, ClosedRecord>(),
     committed: new Set<string>(),
   };
-  for (const rec of journal.recovered) {
+  /** Indexes a record: what the journal holds is what a round is rebuilt from, after a restart or a failed step. */
+  const index = (rec: JournalRecord) => {
     const k = key(rec.proposal, rec.round);
     if (rec.t === 'round') recovered.rounds.set(k, rec);
     else if (rec.t === 'update') recovered.updates.set(k, [...(recovered.updates.get(k) ?? []), rec]);
     else if (rec.t === 'closed') recovered.closed.set(k, rec);
-    else recovered.committed.add(k);
-  }
+    else {
+      recovered.committed.add(k);
+      // A committed round is never rebuilt: free its payloads.
+      recovered.updates.delete(k);
+      recovered.rounds.delete(k);
+    }
+  };
+  journal.recovered.forEach(index);
+  /** Appends a record (fsync'd) and indexes it. */
+  const write = async (rec: JournalRecord) => {
+    await journal.append(rec);
+    index(rec);
+  };
   if (journal.recovered.length > 0)
     logger.info(
       { records: journal.recovered.length, truncatedBytes: journal.truncatedBytes },
@@ -553,7 +567,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   function journalRound(round: LiveRound): Promise<void> {
-    return journal.append({
+    return write({
       t: 'round',
       proposal: round.proposal,
       round: round.round,
@@ -658,8 +672,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }),
       payload: update.payload,
     };
-    round.accepted.set(account, { record });
-    await journal.append(record);
+    // The payload is folded in and goes to the journal; memory keeps only what the receipts and the commit need.
+    round.accepted.set(account, { record: { ...record, payload: NO_PAYLOAD } });
+    try {
+      await write(record);
+    } catch (error) {
+      // The update is in the aggregate but not on disk: stop, so that a restart replays only what is durable.
+      logger.fatal({ err: error }, 'the journal cannot be written; stopping the coordinator');
+      void shutdown(true);
+      throw error;
+    }
     emit({
       type: 'updateAccepted',
       proposal: round.proposal,
@@ -832,7 +854,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         await commit(ctx, pending);
         continue;
       }
-      const outcome = await runRound(ctx, r);
+      let outcome: 'committed' | 'failed';
+      try {
+        outcome = await runRound(ctx, r);
+      } catch (error) {
+        // Start the round over from the journal: the base again, a fresh strategy, every journaled update.
+        if (ctx.current) disposeModel(ctx.current.model);
+        ctx.current = null;
+        ctx.strategy?.dispose();
+        ctx.strategy = null;
+        throw error;
+      }
       if (outcome === 'failed' || closed) return;
     }
   }
@@ -901,7 +933,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         logger.error({ account: rec.account, code: folded.code }, 'a journaled update no longer folds in');
         continue;
       }
-      round.accepted.set(rec.account, { record: rec });
+      round.accepted.set(rec.account, { record: { ...rec, payload: NO_PAYLOAD } });
     }
     if (previous && previous.base !== base.id) {
       throw new CoordinatorError(
@@ -1075,7 +1107,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       transfers,
       leaves,
     };
-    await journal.append(record);
+    await write(record);
     emit({
       type: 'roundClosed',
       proposal: round.proposal,
@@ -1126,7 +1158,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** Submits the journaled finalizeRound (once: a round already on chain is only recorded), then sends receipts. */
   async function commit(ctx: ProposalContext, record: ClosedRecord): Promise<void> {
-    const k = key(record.proposal, record.round);
     for (let attempt = 0; ; attempt++) {
       if (closed) return;
       await refresh();
@@ -1179,14 +1210,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           continue;
         }
       }
-      await journal.append({
+      await write({
         t: 'committed',
         proposal: record.proposal,
         round: record.round,
         blockHash,
         blockNumber,
       });
-      recovered.committed.add(k);
       metrics.inc('fedtune_rounds_committed_total', 'Rounds committed on chain');
       emit({
         type: 'committed',
