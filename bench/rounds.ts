@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
+import { WebSocket, WebSocketServer } from 'ws';
 import { encodeUpdate } from '../aggregation/index.ts';
 import { startCoordinator, type CoordinatorEvent } from '../coordinator/engine.ts';
 import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../datasets/index.ts';
@@ -36,6 +37,32 @@ const CONFIG: ModelConfig = {
   dropout: 0,
 };
 
+/** The baseline: raw WebSocket throughput over loopback in this process (1 MiB binary messages, no protocol). */
+async function rawWebSocketMBs(totalBytes: number): Promise<number> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 8 << 20 });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const { port } = wss.address() as { port: number };
+  let got = 0;
+  let done!: () => void;
+  const all = new Promise<void>((resolve) => (done = resolve));
+  wss.on('connection', (ws) =>
+    ws.on('message', (data: Buffer) => {
+      got += data.length;
+      if (got >= totalBytes) done();
+    }),
+  );
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+  await new Promise((resolve) => client.once('open', resolve));
+  const chunk = Buffer.alloc(1 << 20, 3);
+  const t0 = performance.now();
+  for (let sent = 0; sent < totalBytes; sent += chunk.length) client.send(chunk);
+  await all;
+  const mbs = totalBytes / 1e6 / ((performance.now() - t0) / 1000);
+  client.terminate();
+  await new Promise((resolve) => wss.close(resolve));
+  return mbs;
+}
+
 const bench: Bench = async (ctx) => {
   const n = ctx.quick ? 8 : 32;
   const logger = pino({ level: 'silent' });
@@ -48,6 +75,18 @@ const bench: Bench = async (ctx) => {
     unit: 'MB/s',
     note: 'reference: Float32Array.set of 64 MB',
   });
+  const wsMBs = await rawWebSocketMBs(64 * 1024 * 1024);
+  ctx.report(
+    withRatio(
+      {
+        name: 'raw WebSocket, loopback',
+        value: wsMBs,
+        unit: 'MB/s',
+        note: 'baseline: ws, 1 MiB messages, one process',
+      },
+      memcpyMBs,
+    ),
+  );
 
   await initBackend({ backend: 'auto' });
   const devnet = await startDevnet({ port: 0, logger, blockMode: 'instant' });
@@ -234,8 +273,13 @@ const bench: Bench = async (ctx) => {
       ctx.report({ name: `${codec}: updates accepted`, value: n / seconds, unit: 'updates/s', note });
       ctx.report(
         withRatio(
-          { name: `${codec}: payload accepted`, value: bytes / 1e6 / seconds, unit: 'MB/s', note },
-          memcpyMBs,
+          {
+            name: `${codec}: payload accepted`,
+            value: bytes / 1e6 / seconds,
+            unit: 'MB/s',
+            note: `${note}; ref: raw WebSocket`,
+          },
+          wsMBs,
         ),
       );
       ctx.report({
