@@ -3,7 +3,7 @@ import { TypeRegistry } from '@polkadot/types';
 import type { ChainProperties } from '@polkadot/types/interfaces';
 import type { Codec, RegistryTypes } from '@polkadot/types/types';
 import { blake2AsU8a, decodeAddress, encodeAddress } from '@polkadot/util-crypto';
-import { u8aConcat, u8aToHex, u8aEq, hexToU8a, stringToU8a } from '@polkadot/util';
+import { u8aConcat, u8aToHex, u8aEq, hexToU8a, stringToHex, stringToU8a } from '@polkadot/util';
 import { PalletError } from './errors.ts';
 import type { Account, CallType, FedtuneCall, Hex32, Payload } from './types.ts';
 
@@ -166,7 +166,7 @@ export function encodeCall(call: FedtuneCall): Uint8Array {
   const value = type === 'deregisterWorker' ? null : toCodecInput(call);
   void fields;
   try {
-    return registry.createType('FedtuneCall', { [type]: value }).toU8a();
+    return registry.createType('FedtuneCall', textAsHex('FedtuneCall', { [type]: value })).toU8a();
   } catch (cause) {
     throw new PalletError('E_BAD_CALL', `cannot encode ${type}: ${(cause as Error).message}`, {
       exitCode: 2,
@@ -283,6 +283,36 @@ export function deriveNetworkId(blockHash: string, extrinsicIndex: number, callI
 }
 
 // ---- TS values <-> codec values ------------------------------------------------------------------
+
+/**
+ * Every `Text` value given as the hex of its UTF-8 bytes: @polkadot/types reads a string that looks like hex ("0x12")
+ * as hex, so "0x" would otherwise be stored as an empty text. Walks the input along the type definitions above.
+ */
+function textAsHex(type: string, value: unknown): unknown {
+  if (value === null || value === undefined) return value;
+  if (type === 'Text') return typeof value === 'string' ? stringToHex(value) : value;
+  const wrapped = /^(Option|Vec)<(.+)>$/.exec(type);
+  if (wrapped) {
+    if (wrapped[1] === 'Vec')
+      return Array.isArray(value) ? value.map((v) => textAsHex(wrapped[2]!, v)) : value;
+    // An Option reads an empty hex ("0x") as None: give it the Text itself, so that Some("") stays Some("").
+    if (wrapped[2] === 'Text' && typeof value === 'string')
+      return registry.createType('Text', stringToHex(value));
+    return textAsHex(wrapped[2]!, value);
+  }
+  const def = FEDTUNE_TYPES[type];
+  if (def === undefined || typeof def === 'string')
+    return typeof def === 'string' ? textAsHex(def, value) : value;
+  if (typeof value !== 'object') return value;
+  const fields = (def._enum ?? def) as Record<string, string> | string[];
+  if (Array.isArray(fields)) return value;
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>).map(([k, v]) => [
+      k,
+      fields[k] === undefined ? v : textAsHex(fields[k], v),
+    ]),
+  );
+}
 
 function toCodecInput(call: FedtuneCall): unknown {
   switch (call.type) {

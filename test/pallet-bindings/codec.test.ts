@@ -39,6 +39,43 @@ describe('pallet-bindings codec', () => {
     expect(create[6]).to.equal(CALL_TYPES.indexOf('createNetwork'));
   });
 
+  it('keeps text that looks like hex as text ("0x", "0x12"), which @polkadot/types would read as hex', () => {
+    for (const text of ['0x', '0x12', '0xdeadbeef', '0xzz']) {
+      const call = {
+        type: 'registerDataset' as const,
+        name: text,
+        root: hex32(1),
+        records: 1,
+        shards: 1,
+        bytes: 1,
+        license: text,
+        source: '',
+        tokenizer: text,
+        manifestUri: text,
+      };
+      const network = hex32(9);
+      expect(decodePayload(encodePayload({ network, call }))).to.deep.equal({ network, call });
+      const failed = { type: 'failRound' as const, proposal: 0, reason: text };
+      expect(decodePayload(encodePayload({ network, call: failed })).call).to.deep.equal(failed);
+      const worker = {
+        type: 'registerWorker' as const,
+        capabilities: { backend: text, device: text, memoryBytes: 0 },
+        endpoint: text,
+      };
+      expect(decodePayload(encodePayload({ network, call: worker })).call).to.deep.equal(worker);
+    }
+  });
+
+  it('round-trips every call through its SCALE encoding (and the seed that found the hex-text bug)', () => {
+    fc.assert(
+      fc.property(arbCall, (call) => {
+        const network = call.type === 'createNetwork' ? null : hex32(9);
+        expect(decodePayload(encodePayload({ network, call }))).to.deep.equal({ network, call });
+      }),
+      { numRuns: 300, seed: 887435356 },
+    );
+  });
+
   it('round-trips every call through its SCALE encoding', () => {
     fc.assert(
       fc.property(arbCall, (call) => {
