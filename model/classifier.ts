@@ -53,3 +53,16 @@ export function classifierLogits(
   const pooled = matMul2d(tf.tensor2d(sel, [b, b * t]), hidden); // [b, d]
   return tf.add(matMul2d(pooled, param(model, 'cls.w') as tf.Tensor2D), param(model, 'cls.b')) as tf.Tensor2D;
 }
+
+/** Each text's label probabilities (softmax over the head's logits); tokens framed as in training: text, CLS, PAD. */
+export function classProbabilities(model: Model, tokens: readonly Int32Array[]): Float32Array[] {
+  const { ids, last, t } = packClassBatch(
+    model,
+    tokens.map((tk) => ({ tokens: tk, label: 0 })),
+  );
+  const probsT = tf.tidy(() => tf.softmax(classifierLogits(model, ids, last, t)));
+  const probs = probsT.dataSync() as Float32Array;
+  probsT.dispose();
+  const k = model.config.numLabels ?? 0;
+  return tokens.map((_, i) => probs.slice(i * k, (i + 1) * k));
+}

@@ -33,7 +33,7 @@ export {
   type Model,
   type ParamSpec,
 } from './gpt.ts';
-export { classifierLogits, packClassBatch, type ClassExample } from './classifier.ts';
+export { classProbabilities, classifierLogits, packClassBatch, type ClassExample } from './classifier.ts';
 export { addLora, frozenNames, mergeLora } from './lora.ts';
 export {
   getWeights,

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   addLora,
   batchLoss,
+  classProbabilities,
   createModel,
   disposeModel,
   evaluate,
@@ -79,6 +80,27 @@ describe('model: LoRA and the classifier head (cpu backend)', () => {
     const [la, lb] = [a, b].map((m) => tf.tidy(() => batchLoss(m, batch).loss.dataSync()[0]!));
     expect(lb).to.equal(la);
     for (const m of [base, a, b]) disposeModel(m);
+  });
+
+  it("gives each text a label distribution, the same alone as in a batch, whose log-loss is evaluate's", async () => {
+    const model = createModel(modelConfig('tiny', { kind: 'classifier', numLabels: 3, context: 16 }), {
+      seed: 4,
+    });
+    const examples = classExamples(6, 5);
+    const probs = classProbabilities(
+      model,
+      examples.map((e) => e.tokens),
+    );
+    expect(probs).to.have.length(6);
+    for (const p of probs) {
+      expect(p).to.have.length(3);
+      expect(p.reduce((a, b) => a + b, 0)).to.be.closeTo(1, 1e-5);
+    }
+    const alone = classProbabilities(model, [examples[3]!.tokens])[0]!;
+    alone.forEach((v, i) => expect(v).to.be.closeTo(probs[3]![i]!, 1e-5));
+    const logLoss = -examples.reduce((a, e, i) => a + Math.log(probs[i]![e.label]!), 0) / examples.length;
+    expect(logLoss).to.be.closeTo((await evaluate(model, examples)).loss, 1e-4);
+    disposeModel(model);
   });
 
   it('learns a sequence classification task, reporting accuracy', async function () {
