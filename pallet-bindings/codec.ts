@@ -348,7 +348,10 @@ function arr(value: Primitive): Primitive[] {
   return value as Primitive[];
 }
 function hex(value: Primitive): Hex32 {
-  return str(value) as Hex32;
+  const s = str(value);
+  // toPrimitive gives a fixed-size field whose bytes are all printable ASCII as that text ("\"\"\"…" for 0x2222…), not
+  // as hex; 32 printable bytes can never read as 0x + 64 hex digits, so the text is turned back into its bytes.
+  return (isHex32(s) ? s : u8aToHex(stringToU8a(s))) as Hex32;
 }
 function account(value: Primitive): Account {
   return toAccount(str(value));

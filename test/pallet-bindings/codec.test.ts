@@ -66,6 +66,26 @@ describe('pallet-bindings codec', () => {
     }
   });
 
+  it('keeps 32-byte fields whose bytes are printable ASCII as hex, which @polkadot/types would give as text', () => {
+    const network = hex32(9);
+    for (const byte of [0x20, 0x22, 0x41, 0x7e]) {
+      const h = hex32(byte);
+      const finalize = {
+        type: 'finalizeRound' as const,
+        proposal: 0,
+        round: 0,
+        checkpoint: { id: h, bytes: 1, uri: '' },
+        updatesRoot: h,
+        contributors: [],
+        datasetShardsRoot: h,
+        metrics: { trainLoss: 1, evalLoss: 1, extra: [] },
+      };
+      expect(decodePayload(encodePayload({ network, call: finalize })).call).to.deep.equal(finalize);
+      const attest = { type: 'attest' as const, checkpoint: h, evalLoss: 1, verdict: true };
+      expect(decodePayload(encodePayload({ network, call: attest })).call).to.deep.equal(attest);
+    }
+  });
+
   it('round-trips every call through its SCALE encoding (and the seed that found the hex-text bug)', () => {
     fc.assert(
       fc.property(arbCall, (call) => {
