@@ -33,6 +33,8 @@ export interface ServerLimits {
   idleTimeoutMs: number;
   heartbeatMs: number;
   maxConnections: number;
+  /** Bytes of all uploads held at once (their buffers are allocated at UpdateBegin); over it, E_BUSY until others end. */
+  maxPendingUploadBytes: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -42,6 +44,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 60_000,
   heartbeatMs: 10_000,
   maxConnections: 1024,
+  maxPendingUploadBytes: 2 * 1024 * 1024 * 1024,
 };
 
 export type Verdict = { ok: true } | { ok: false; code: string; message: string };
@@ -143,6 +146,16 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
   const connections = new Set<Connection>();
   // Partial uploads outlive connections, so a worker that reconnects resumes where it stopped.
   const uploads = new Map<string, Upload>();
+  /** Bytes held by partial uploads; those whose task is over (the round moved on) are dropped first. */
+  const pendingBytes = () => {
+    let total = 0;
+    for (const [key, upload] of uploads) {
+      const account = key.slice(0, key.indexOf('|'));
+      if (hooks.expectedUpload(account, upload.begin.taskId) === null) uploads.delete(key);
+      else total += upload.begin.payloadBytes;
+    }
+    return total;
+  };
 
   const http = createServer((req, res) => {
     void routeHttp(req, res).catch((error: unknown) => {
@@ -332,7 +345,16 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
           existing !== undefined &&
           existing.begin.payloadBytes === begin.payloadBytes &&
           Buffer.from(existing.begin.payloadSha256).equals(Buffer.from(begin.payloadSha256));
-        if (!resumable) uploads.set(key, { begin, buffer: new Uint8Array(begin.payloadBytes), received: 0 });
+        if (!resumable) {
+          uploads.delete(key);
+          if (pendingBytes() + begin.payloadBytes > limits.maxPendingUploadBytes) {
+            throw new FrameFault(
+              'E_BUSY',
+              `the coordinator holds ${limits.maxPendingUploadBytes} bytes of uploads already; retry shortly`,
+            );
+          }
+          uploads.set(key, { begin, buffer: new Uint8Array(begin.payloadBytes), received: 0 });
+        }
         send(conn, {
           kind: 'uploadStatus',
           uploadStatus: { taskId: begin.taskId, receivedBytes: uploads.get(key)!.received },

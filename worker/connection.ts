@@ -281,6 +281,11 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
       if (begun.kind === 'ack') return begun.ack;
       if (begun.kind === 'error') {
         if (begun.error.code === 'E_DISCONNECTED') continue;
+        if (begun.error.code === 'E_BUSY') {
+          // The coordinator holds too many uploads at once: wait a little and begin again.
+          await sleep(minMs + Math.floor(Math.random() * minMs));
+          continue;
+        }
         throw new WorkerError(begun.error.code, begun.error.message);
       }
       let offset = begun.status.receivedBytes;

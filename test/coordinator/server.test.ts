@@ -240,6 +240,60 @@ describe('coordinator: websocket server and worker connection', () => {
     expect(received).to.be.lessThan(2 * payload.length);
   });
 
+  it('holds at most maxPendingUploadBytes of uploads: a worker over the budget is told E_BUSY and gets in later', async () => {
+    await server.close();
+    server = await startCoordinatorServer({
+      coordinator: alice.address,
+      network: '0x01',
+      logger,
+      limits: { maxFrameBytes: 256 * 1024, maxPendingUploadBytes: 1.5 * 1024 * 1024 },
+      hooks: {
+        admit: async () => ({ ok: true }),
+        expectedUpload: () => ({ proposal: 0, round: 1, base: BASE, codec: 'dense' }),
+        acceptUpdate: async (update) => {
+          accepted.push(update);
+          return { ok: true, updateHash: new Uint8Array(32) };
+        },
+      },
+    });
+    // Charlie (by hand) begins a 1 MiB upload and holds it.
+    const raw = await RawClient.open(server.url);
+    await raw.authenticate(charlie);
+    const held = new Uint8Array(1024 * 1024).fill(7);
+    raw.send({ kind: 'updateBegin', updateBegin: signedBegin(charlie, 'task-held', held) } as Frame);
+    expect((await raw.next('uploadStatus')).kind).to.equal('uploadStatus');
+    // Bob's 1 MiB would exceed the budget: refused with E_BUSY, retried by the worker until Charlie is done.
+    const w = worker(bob);
+    await w.ready;
+    const payload = new Uint8Array(1024 * 1024).fill(9);
+    const upload = w.upload({
+      taskId: 'task-bob',
+      proposal: 0,
+      round: 1,
+      base: BASE,
+      codec: 'dense',
+      payload,
+      samples: 1,
+      shards: [0],
+      trainLoss: 1,
+    });
+    while (server.metrics.value('fedtune_frames_rejected_total', { code: 'E_BUSY' }) === 0)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(accepted).to.have.length(0);
+    for (let offset = 0; offset < held.length; offset += 128 * 1024) {
+      raw.send(
+        { kind: 'updateChunk', updateChunk: { taskId: 'task-held', offset } } as Frame,
+        held.subarray(offset, offset + 128 * 1024),
+      );
+    }
+    raw.send({ kind: 'updateEnd', updateEnd: { taskId: 'task-held' } } as Frame);
+    expect((await raw.next('ack')).kind).to.equal('ack');
+    const ack = await upload;
+    expect(ack.taskId).to.equal('task-bob');
+    expect(accepted.map((u) => u.begin.taskId)).to.deep.equal(['task-held', 'task-bob']);
+    raw.ws.terminate();
+  });
+
   it('refuses an unregistered account and a forged authentication, and says why', async () => {
     const w = worker(eve);
     const error = await w.ready.then(
