@@ -31,8 +31,11 @@ export {
 } from './download.ts';
 export {
   buildProvenance,
+  listCheckpoints,
   parentOf,
+  type CheckpointSummary,
   type Provenance,
   type ProvenanceNetwork,
   type ProvenanceRound,
+  type RoundKind,
 } from './provenance.ts';

@@ -1,5 +1,6 @@
-// Where a checkpoint came from, read from the chain's protocol state alone: its round, the rounds and parents back to the
-// pre-training from scratch, the datasets with their roots, the contributors and rewards, the metrics and the blocks.
+// What the chain's protocol state alone says about checkpoints: the committed ones with their attestations (the list),
+// and where one came from (its provenance): its round and each parent's back to pre-training from scratch, with the
+// datasets and their roots, the contributors and rewards, the metrics and the blocks.
 import { CheckpointError } from './errors.ts';
 
 /** The slice of pallet-bindings' NetworkState this module reads (checkpoints/ does not import the chain client). */
@@ -49,7 +50,8 @@ interface ProvenanceProposal {
     baseCheckpoint: string | null;
     dataset: string;
     model: { config: string } | { hash: string };
-    hyperParams: Record<string, unknown>;
+    /** pallet-bindings' HyperParams (an interface, so typed as object here). */
+    hyperParams: object;
     rounds: number;
   };
   finalized: {
@@ -68,7 +70,7 @@ interface ProvenanceProposal {
 export interface ProvenanceRound {
   checkpoint: string;
   proposal: number;
-  kind: 'pretrain' | 'finetune';
+  kind: RoundKind;
   round: number;
   /** The checkpoint this round started from (null: weights initialised from scratch). */
   parent: string | null;
@@ -89,7 +91,7 @@ export interface ProvenanceRound {
   updatesRoot: string;
   datasetShardsRoot: string;
   metrics: { trainLoss: number; evalLoss: number; [name: string]: number };
-  hyperParams: Record<string, unknown>;
+  hyperParams: object;
 }
 
 export interface Provenance {
@@ -106,6 +108,60 @@ export interface Provenance {
   };
   /** This checkpoint's round first, then each parent's, back to a pre-training round 0. */
   lineage: ProvenanceRound[];
+}
+
+/** A round's kind in lower case, as `dao propose-round --kind` spells it. */
+export type RoundKind = 'pretrain' | 'finetune';
+
+function kindOf(p: ProvenanceProposal): RoundKind {
+  return p.round.kind === 'Pretrain' ? 'pretrain' : 'finetune';
+}
+
+/** One line of `fedtune checkpoint list`: a committed checkpoint, its round, its parent and where attestation stands. */
+export interface CheckpointSummary {
+  id: string;
+  proposal: number;
+  round: number;
+  kind: RoundKind;
+  parent: string | null;
+  trainLoss: number;
+  evalLoss: number;
+  contributors: number;
+  attestations: { positive: number; total: number };
+  certified: boolean;
+  block: number;
+  bytes: number;
+  uri: string;
+}
+
+/** Every checkpoint committed in the network (only the certified ones with `certified: true`), oldest first. */
+export function listCheckpoints(
+  net: ProvenanceNetwork,
+  { certified = false }: { certified?: boolean } = {},
+): CheckpointSummary[] {
+  return Object.values(net.checkpoints)
+    .filter((c) => !certified || c.certified)
+    .sort((a, b) => a.block - b.block || a.proposal - b.proposal || a.round - b.round)
+    .map((c) => {
+      const p = net.proposals[c.proposal] as ProvenanceProposal;
+      const f = p.finalized[c.round]!;
+      const attests = Object.values(c.attests);
+      return {
+        id: c.id,
+        proposal: c.proposal,
+        round: c.round,
+        kind: kindOf(p),
+        parent: parentOf(net, c.id),
+        trainLoss: f.metrics.trainLoss,
+        evalLoss: f.metrics.evalLoss,
+        contributors: f.contributors.length,
+        attestations: { positive: attests.filter((a) => a.verdict).length, total: attests.length },
+        certified: c.certified,
+        block: c.block,
+        bytes: c.bytes,
+        uri: c.uri,
+      };
+    });
 }
 
 /** The checkpoint a committed round started from: the previous round's, else the proposal's base (null for pre-training). */
@@ -151,7 +207,7 @@ export async function buildProvenance(
     lineage.push({
       checkpoint: at,
       proposal: p.id,
-      kind: p.round.kind === 'Pretrain' ? 'pretrain' : 'finetune',
+      kind: kindOf(p),
       round: record.round,
       parent: parentOf(net, at),
       block: f.block,

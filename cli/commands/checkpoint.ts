@@ -9,12 +9,11 @@ import {
   buildProvenance,
   downloadCheckpoint,
   httpSource,
-  parentOf,
+  listCheckpoints,
   parseSource,
   verifyCheckpointDir,
   type DownloadProgress,
   type Provenance,
-  type ProvenanceNetwork,
 } from '../../checkpoints/index.ts';
 import { EOS, datasetForManifest, decode, encode, fetchManifest } from '../../datasets/index.ts';
 import {
@@ -119,7 +118,7 @@ async function fetchInto(
 }
 
 function provenanceOf(client: ChainClient, net: NetworkState, id: string): Promise<Provenance> {
-  return buildProvenance(net as unknown as ProvenanceNetwork, id, client.genesisHash, async (n) =>
+  return buildProvenance(net, id, client.genesisHash, async (n) =>
     (await client.api.rpc.chain.getBlockHash(n)).toHex(),
   );
 }
@@ -141,30 +140,7 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
     }) as unknown as Argv<ListArgs>,
   async handler(args) {
     await withClient(args, logger(args), async (client) => {
-      const net = await loadNetwork(client, args);
-      const rows = Object.values(net.checkpoints)
-        .filter((c) => !args.certified || c.certified)
-        .sort((a, b) => a.block - b.block)
-        .map((c) => {
-          const p = net.proposals[c.proposal] as RoundProposal;
-          const f = p.finalized[c.round]!;
-          const attests = Object.values(c.attests);
-          return {
-            id: c.id,
-            proposal: c.proposal,
-            round: c.round,
-            kind: p.round.kind === 'Pretrain' ? 'pretrain' : 'fine-tune',
-            parent: parentOf(net as unknown as ProvenanceNetwork, c.id),
-            evalLoss: f.metrics.evalLoss,
-            trainLoss: f.metrics.trainLoss,
-            contributors: f.contributors.length,
-            attestations: { positive: attests.filter((a) => a.verdict).length, total: attests.length },
-            certified: c.certified,
-            block: c.block,
-            bytes: c.bytes,
-            uri: c.uri,
-          };
-        });
+      const rows = listCheckpoints(await loadNetwork(client, args), { certified: args.certified });
       print(args, rows, () =>
         table(
           ['id', 'proposal', 'round', 'kind', 'parent', 'eval loss', 'attests', 'certified', 'block'],
