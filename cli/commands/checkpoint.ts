@@ -1,29 +1,41 @@
 // `fedtune checkpoint list | download | verify | attest` and `fedtune generate`: what a consumer (and an attesting member)
 // does with the checkpoints the chain names — find them, fetch them from anyone, verify every byte, see where they came from.
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import {
   CHECKPOINT_FILE,
+  MANIFEST_FILE,
   buildProvenance,
   downloadCheckpoint,
   httpSource,
   listCheckpoints,
   parseSource,
+  sha256Hex,
   verifyCheckpointDir,
   type DownloadProgress,
   type Provenance,
 } from '../../checkpoints/index.ts';
-import { EOS, datasetForManifest, decode, encode, fetchManifest } from '../../datasets/index.ts';
+import {
+  EOS,
+  classificationExamples,
+  datasetForManifest,
+  decode,
+  encode,
+  fetchManifest,
+} from '../../datasets/index.ts';
 import {
   BACKEND_CHOICES,
+  classProbabilities,
   disposeModel,
   generate,
   initBackend,
   modelFromSafetensors,
   readSafetensors,
   type BackendChoice,
+  type Model,
 } from '../../model/index.ts';
 import type { ChainClient, NetworkState, RoundProposal } from '../../pallet-bindings/index.ts';
 import { evaluateHeldOut } from '../../worker/task.ts';
@@ -234,14 +246,43 @@ interface VerifyArgs extends Base {
   id?: string;
 }
 
+/** A folder's provenance.json, or null when it has none. */
+async function readProvenance(dir: string): Promise<Provenance | null> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, PROVENANCE_FILE), 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    const p = JSON.parse(text) as Provenance;
+    if (typeof p?.checkpoint?.id !== 'string' || !Array.isArray(p.lineage))
+      throw new Error('expected { checkpoint: { id }, lineage: [...] }');
+    return p;
+  } catch (cause) {
+    throw new FedtuneError(
+      'E_BAD_PROVENANCE',
+      `${join(dir, PROVENANCE_FILE)} is not a provenance record: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * The id a folder is checked against: --id, else provenance.json's, else the hash of its manifest.json (which only
+ * proves the folder is self-consistent until the chain is asked whether that id was committed).
+ */
 async function idOf(dir: string, given?: string): Promise<string> {
   if (given !== undefined) return parseHex32('--id', given);
+  const provenance = await readProvenance(dir);
+  if (provenance) return parseHex32(`the id in ${PROVENANCE_FILE}`, provenance.checkpoint.id);
   try {
-    const p = JSON.parse(await readFile(join(dir, PROVENANCE_FILE), 'utf8')) as Provenance;
-    return parseHex32('the id in provenance.json', p.checkpoint.id);
-  } catch (error) {
-    if (error instanceof FedtuneError) throw error;
-    throw new FedtuneError('E_NOT_A_CHECKPOINT_DIR', `${dir} has no readable ${PROVENANCE_FILE}; pass --id`);
+    return sha256Hex(new Uint8Array(await readFile(join(dir, MANIFEST_FILE))));
+  } catch {
+    throw new FedtuneError(
+      'E_NOT_A_CHECKPOINT_DIR',
+      `${dir} has neither ${PROVENANCE_FILE} nor ${MANIFEST_FILE}; is it a folder from \`checkpoint download\`?`,
+    );
   }
 }
 
@@ -273,12 +314,7 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
           `the chain says ${c.bytes} bytes; the manifest ${manifest.size}`,
         );
       const onChain = await provenanceOf(client, net, id);
-      let local: Provenance | null;
-      try {
-        local = JSON.parse(await readFile(join(dir, PROVENANCE_FILE), 'utf8')) as Provenance;
-      } catch {
-        local = null;
-      }
+      const local = await readProvenance(dir);
       const sameLineage =
         local === null ||
         JSON.stringify(local.lineage.map((r) => [r.checkpoint, r.blockHash])) ===
@@ -342,6 +378,15 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
       .option('backend', {
         choices: BACKEND_CHOICES,
         default: 'auto' as BackendChoice,
+      })
+      .check((argv) => {
+        const n = argv.maxExamples as number;
+        if (!(Number.isInteger(n) && n >= 1))
+          throw usage(`--max-examples must be a whole number >= 1, got ${n}`);
+        const max = argv.maxLoss as number | undefined;
+        if (max !== undefined && !Number.isFinite(max))
+          throw usage(`--max-loss must be a number, got ${max}`);
+        return true;
       }) as unknown as Argv<AttestArgs>,
   async handler(args) {
     const id = parseHex32('the checkpoint id', args.id);
@@ -351,6 +396,11 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
     await withClient(args, log, async (client) => {
       const net = await loadNetwork(client, args);
       const c = record(net, id);
+      // Checked before the download and evaluation, which take a while, rather than by the chain afterwards.
+      if (!net.members.includes(signer.address))
+        throw new FedtuneError('E_NOT_MEMBER', `${signer.address} is not a member of network ${net.name}`);
+      if (c.attests[signer.address] !== undefined)
+        throw new FedtuneError('E_DOUBLE_ATTEST', `${signer.address} already attested ${id}`);
       const p = net.proposals[c.proposal] as RoundProposal;
       const reported = p.finalized[c.round]!.metrics.evalLoss;
       const out = resolve(args.out ?? join(homedir(), '.cache', 'fedtune', 'checkpoints', id.slice(2)));
@@ -436,16 +486,66 @@ interface GenerateArgs extends GlobalArgs, ChainArgs {
   backend: BackendChoice;
 }
 
+/**
+ * The checkpoint's bytes and provenance: a folder is re-verified against the id it names; an id must be committed on
+ * chain (and certified unless allowed), and is downloaded into the cache with every chunk checked.
+ */
+async function checkpointFor(
+  args: GenerateArgs,
+  log: Logger,
+): Promise<{ bytes: Uint8Array; provenance: Provenance | null }> {
+  const dir = resolve(args.checkpoint);
+  if (existsSync(dir)) {
+    await verifyCheckpointDir(dir, await idOf(dir));
+    return {
+      bytes: new Uint8Array(await readFile(join(dir, CHECKPOINT_FILE))),
+      provenance: await readProvenance(dir),
+    };
+  }
+  if (!args.checkpoint.startsWith('0x'))
+    throw usage(`--checkpoint ${args.checkpoint} is neither a folder nor a checkpoint id (0x + 64 hex)`);
+  const id = parseHex32('--checkpoint', args.checkpoint);
+  const network = parseNetworkId(args.network);
+  return withClient(args, log, async (client) => {
+    const net = networkOf(await readState(client, { network, from: args.from }), network);
+    if (!record(net, id).certified && !args.allowUncertified)
+      throw new FedtuneError(
+        'E_NOT_CERTIFIED',
+        `checkpoint ${id} is not certified (pass --allow-uncertified to use it anyway)`,
+      );
+    return fetchInto(client, net, id, join(resolve(args.cache), id.slice(2)), [], log);
+  });
+}
+
+/** The label names of a classifier: the dataset's declared labels (its manifest, via provenance), else label0…. */
+async function labelsOf(model: Model, provenance: Provenance | null, log: Logger): Promise<string[]> {
+  const n = model.config.numLabels ?? 0;
+  const dataset = provenance?.lineage[0]?.dataset;
+  if (dataset?.manifestUri) {
+    try {
+      const labels = (await fetchManifest(dataset.manifestUri, dataset.root)).labels ?? [];
+      if (labels.length === n) return labels;
+      log.warn(
+        { dataset: dataset.name, labels: labels.length, numLabels: n },
+        'label count differs from the model',
+      );
+    } catch (error) {
+      log.warn({ err: error, dataset: dataset.name }, 'cannot read the dataset manifest for label names');
+    }
+  }
+  return Array.from({ length: n }, (_, i) => `label${i}`);
+}
+
 export const generateCommand: CommandModule<GlobalArgs, GenerateArgs> = {
   command: 'generate',
   describe:
-    'Generate text from a language-model checkpoint (a verified folder, or a certified id fetched from chain)',
+    "Generate text from a language-model checkpoint, or a classifier's label distribution (a verified folder, or a certified id fetched from chain)",
   builder: (y) =>
-    withChain(y)
+    withNetwork(withChain(y), false)
       .option('checkpoint', {
         type: 'string',
         demandOption: true,
-        describe: 'Checkpoint id, or a folder from `checkpoint download`',
+        describe: 'A folder from `checkpoint download`, or a checkpoint id (needs --network)',
       })
       .option('prompt', { type: 'string', demandOption: true })
       .option('tokens', {
@@ -453,16 +553,14 @@ export const generateCommand: CommandModule<GlobalArgs, GenerateArgs> = {
         default: 200,
         describe: 'Bytes to generate (the tokenizer is byte-level)',
       })
-      .option('temperature', { type: 'number', default: 0.8 })
-      .option('top-k', { type: 'number', default: 40 })
+      .option('temperature', { type: 'number', default: 0.8, describe: '0: always the most likely byte' })
+      .option('top-k', { type: 'number', default: 40, describe: 'Sample among the k most likely (0: all)' })
       .option('seed', { type: 'number', default: 0 })
-      .option('network', {
+      .option('cache', {
         type: 'string',
-        default: process.env.FEDTUNE_NETWORK,
-        describe: 'Network id (with an id)',
+        default: join(homedir(), '.cache', 'fedtune', 'checkpoints'),
+        describe: 'Where an id is downloaded to (a folder per checkpoint)',
       })
-      .option('from', { type: 'number', default: 0 })
-      .option('cache', { type: 'string', default: join(homedir(), '.cache', 'fedtune', 'checkpoints') })
       .option('allow-uncertified', { type: 'boolean', default: false })
       .option('backend', { choices: BACKEND_CHOICES, default: 'auto' as BackendChoice })
       .check((argv) => {
@@ -470,43 +568,44 @@ export const generateCommand: CommandModule<GlobalArgs, GenerateArgs> = {
         if (!(Number.isInteger(tokens) && tokens >= 1 && tokens <= 100_000))
           throw usage('--tokens must be 1..100000');
         if (!((argv.temperature as number) >= 0)) throw usage('--temperature must be >= 0');
+        const topK = argv.topK as number;
+        if (!(Number.isInteger(topK) && topK >= 0)) throw usage('--top-k must be a whole number >= 0');
         return true;
       }) as unknown as Argv<GenerateArgs>,
   async handler(args) {
     const log = logger(args);
-    let bytes: Uint8Array;
-    if (/^0x[0-9a-fA-F]{64}$/.test(args.checkpoint)) {
-      const id = parseHex32('--checkpoint', args.checkpoint);
-      bytes = await withClient(args, log, async (client) => {
-        const net = await loadNetwork(client, { ...args, network: args.network ?? '' });
-        if (!record(net, id).certified && !args.allowUncertified)
-          throw new FedtuneError(
-            'E_NOT_CERTIFIED',
-            `checkpoint ${id} is not certified (pass --allow-uncertified to use it anyway)`,
-          );
-        return (await fetchInto(client, net, id, join(resolve(args.cache), id.slice(2)), [], log)).bytes;
-      });
-    } else {
-      const dir = resolve(args.checkpoint);
-      await verifyCheckpointDir(dir, await idOf(dir));
-      bytes = new Uint8Array(await readFile(join(dir, CHECKPOINT_FILE)));
-    }
+    const { bytes, provenance } = await checkpointFor(args, log);
     await initBackend({ backend: args.backend, logger: log });
     const model = modelFromSafetensors(bytes);
     try {
-      if (model.config.kind !== 'lm')
-        throw new FedtuneError(
-          'E_NOT_LM',
-          'this checkpoint is a classifier; generate needs a language model',
+      if (model.config.kind === 'classifier') {
+        const labels = await labelsOf(model, provenance, log);
+        // Framed exactly as in training: the text's bytes, CLS, padding (the label given is not used).
+        const [example] = classificationExamples(
+          [{ id: 'prompt', text: args.prompt, label: labels[0] }],
+          labels,
+          model.config.context,
         );
-      const prompt = encode(args.prompt, { bos: true });
-      const out = generate(model, prompt, {
+        const probs = classProbabilities(model, [example!.tokens])[0]!;
+        const ranked = labels
+          .map((label, i) => ({ label, probability: probs[i]! }))
+          .sort((a, b) => b.probability - a.probability);
+        print(args, { prompt: args.prompt, labels: ranked }, () =>
+          table(
+            ['label', 'probability'],
+            ranked.map((r) => [r.label, r.probability.toFixed(4)]),
+          ),
+        );
+        return;
+      }
+      const out = generate(model, encode(args.prompt, { bos: true }), {
         maxTokens: args.tokens,
         temperature: args.temperature,
         topK: args.topK,
         seed: args.seed,
         stopToken: EOS,
       });
+      // Special tokens (BOS, EOS, PAD, CLS) are not text.
       const text = decode(out.filter((t) => t < 256));
       print(args, { prompt: args.prompt, text }, () => `${args.prompt}${text}`);
     } finally {
