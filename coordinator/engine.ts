@@ -12,6 +12,7 @@ import {
   CODECS,
   type CodecName,
   type NamedTensor as AggTensor,
+  type TensorSpec,
   type Strategy,
 } from '../aggregation/index.ts';
 import {
@@ -19,7 +20,6 @@ import {
   handleCheckpointRequest,
   httpSource,
   openStore,
-  CHECKPOINT_FILE,
   type CheckpointStore,
 } from '../checkpoints/index.ts';
 import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
@@ -38,8 +38,12 @@ import {
   type ModelConfig,
 } from '../model/index.ts';
 import {
+  approvedRounds,
   finalizedHead,
   initialState,
+  isCoordinator,
+  isWorker,
+  openRounds,
   submit,
   syncState,
   type ChainClient,
@@ -257,6 +261,8 @@ interface ProposalContext {
   /** The model the next round starts from, its checkpoint id, and the strategy that carries server state. */
   current: { id: string; model: Model; round: number } | null;
   strategy: Strategy | null;
+  /** What an update must decode to: the strategy's tensor names and shapes, and their total size. */
+  expect: { expect: TensorSpec[]; maxValues: number } | null;
   baseEvalLoss: number | null;
 }
 
@@ -438,8 +444,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     http: routeHttp,
     hooks: {
       async admit(account) {
-        if (net()?.workers[account] === undefined) await refresh();
-        if (net()?.workers[account] === undefined) {
+        const registered = () => net() !== undefined && isWorker(net()!, account);
+        if (!registered()) await refresh();
+        if (!registered()) {
           return {
             ok: false,
             code: 'E_NOT_REGISTERED',
@@ -528,17 +535,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** Registered workers connected now, in the round's deterministic order. */
   function eligible(proposal: number, round: number): string[] {
-    const workers = net()?.workers ?? {};
+    const n = net();
     return server
       .connectedAccounts()
-      .filter((a) => workers[a] !== undefined)
+      .filter((a) => n !== undefined && isWorker(n, a))
       .map((a) => ({ a, h: Buffer.from(sha256(`${network}:${proposal}:${round}:${a}`)).toString('hex') }))
       .sort((x, y) => (x.h < y.h ? -1 : 1))
       .map((x) => x.a);
   }
 
   function newTask(round: LiveRound, account: string): TaskRecord | null {
-    const used = new Set([...round.tasks.values()].map((t) => slotOf(round, t)));
+    const used = new Set([...round.tasks.values()].map(slotOf));
     const ctx = contexts.get(round.proposal)!;
     for (let slot = 0; slot < round.slots; slot++) {
       if (used.has(slot)) continue;
@@ -550,7 +557,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
     return null;
   }
-  const slotOf = (_round: LiveRound, t: TaskRecord) => Number(t.taskId.split('-')[3]);
+  /** Task ids are `proposal-round-attempt-slot`. */
+  const slotOf = (t: TaskRecord) => Number(t.taskId.split('-')[3]);
 
   function taskCap(ctx: ProposalContext): number {
     const { maxWorkers } = ctx.proposal.round;
@@ -558,7 +566,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   async function assignLate(round: LiveRound, account: string) {
-    if (net()?.workers[account] === undefined) return;
+    const n = net();
+    if (n === undefined || !isWorker(n, account)) return;
     const task = newTask(round, account);
     if (!task) return;
     round.tasks.set(account, task);
@@ -579,10 +588,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
   }
 
-  function tensorSpecs(ctx: ProposalContext) {
-    return ctx.strategy!.weights().map((t) => ({ name: t.name, shape: t.shape }));
-  }
-
   /** Decodes and folds an update into the strategy; the reason when it does not fit. */
   function fold(
     ctx: ProposalContext,
@@ -592,12 +597,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   ): { ok: true } | { ok: false; code: string; message: string } {
     let tensors: AggTensor[];
     try {
-      const specs = tensorSpecs(ctx);
-      tensors = decodeUpdate(payload, {
-        codec: ctx.codec.codec,
-        expect: specs,
-        maxValues: specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0),
-      });
+      tensors = decodeUpdate(payload, { codec: ctx.codec.codec, ...ctx.expect! });
     } catch (error) {
       const e = error as { code?: string; message: string };
       const code = e.code === 'E_CODEC_MISMATCH' ? 'E_UPDATE_SHAPE' : (e.code ?? 'E_UPDATE_MALFORMED');
@@ -754,6 +754,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       codec,
       current: null,
       strategy: null,
+      expect: null,
       baseEvalLoss: null,
     };
     contexts.set(p.id, ctx);
@@ -765,23 +766,26 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const record = net()?.checkpoints[id as Hex32];
     if (!record) throw new CoordinatorError('E_UNKNOWN_CHECKPOINT', `checkpoint ${id} is not on chain`);
     const dir = join(options.dataDir, 'downloads', id.slice(2));
-    await downloadCheckpoint({ id, sources: [httpSource(record.uri)], outDir: dir, logger });
-    const bytes = new Uint8Array(await readFile(join(dir, CHECKPOINT_FILE)));
-    const manifest = await readFile(join(dir, 'manifest.json'), 'utf8');
-    const m = JSON.parse(manifest) as {
-      model: never;
-      parent: string | null;
-      proposal: number | null;
-      round: number | null;
-    };
-    const put = await store.put(bytes, {
-      model: m.model,
-      parent: m.parent,
-      proposal: m.proposal,
-      round: m.round,
+    const { manifest, path } = await downloadCheckpoint({
+      id,
+      sources: [httpSource(record.uri)],
+      outDir: dir,
+      logger,
     });
+    const bytes = new Uint8Array(await readFile(path));
+    const { model, parent, proposal, round, chunkSize } = manifest;
+    const put = await store.put(bytes, { model, parent, proposal, round, chunkSize });
     if (put.id !== id) throw new CoordinatorError('E_CHECKPOINT_MISMATCH', `re-stored ${id} as ${put.id}`);
     return bytes;
+  }
+
+  /** Drops a proposal's model and strategy: the next round rebuilds them from the store and the journal. */
+  function resetContext(ctx: ProposalContext) {
+    if (ctx.current) disposeModel(ctx.current.model);
+    ctx.current = null;
+    ctx.strategy?.dispose();
+    ctx.strategy = null;
+    ctx.expect = null;
   }
 
   /** The model round r starts from, stored so that workers can fetch it by id. */
@@ -828,10 +832,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         id = parentId;
       }
     }
-    if (ctx.current) disposeModel(ctx.current.model);
+    resetContext(ctx);
     ctx.current = { id, model, round: r };
-    ctx.strategy?.dispose();
-    ctx.strategy = null;
     return ctx.current;
   }
 
@@ -859,10 +861,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         outcome = await runRound(ctx, r);
       } catch (error) {
         // Start the round over from the journal: the base again, a fresh strategy, every journaled update.
-        if (ctx.current) disposeModel(ctx.current.model);
-        ctx.current = null;
-        ctx.strategy?.dispose();
-        ctx.strategy = null;
+        resetContext(ctx);
         throw error;
       }
       if (outcome === 'failed' || closed) return;
@@ -896,10 +895,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const baseBytes = (await store.getManifest(base.id))!.size;
     if (!ctx.strategy) {
       try {
-        ctx.strategy = createStrategy(
-          ctx.spec,
-          getWeights(base.model, { names: trainableNames(base.model) }),
-        );
+        const weights = getWeights(base.model, { names: trainableNames(base.model) });
+        ctx.strategy = createStrategy(ctx.spec, weights);
+        ctx.expect = {
+          expect: weights.map((t) => ({ name: t.name, shape: t.shape })),
+          maxValues: weights.reduce((n, t) => n + t.data.length, 0),
+        };
       } catch (error) {
         await failProposal(p.id, error as Error);
         return 'failed';
@@ -979,26 +980,22 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       );
       for (const task of round.tasks.values()) if (!round.accepted.has(task.account)) sendTask(round, task);
       for (;;) {
+        // Until an update, a failed task, a new worker or the deadline; the timer goes when woken early.
         await new Promise<void>((resolve) => {
-          wake = resolve;
-          const timer = setTimeout(resolve, Math.max(0, round.deadlineMs - Date.now()));
-          timer.unref();
+          const timer = setTimeout(done, Math.max(0, round.deadlineMs - Date.now()));
+          function done() {
+            clearTimeout(timer);
+            resolve();
+          }
+          wake = done;
         });
         if (closed) return 'failed';
         const all = [...round.tasks.keys()].every((a) => round.accepted.has(a) || round.answered.has(a));
         const full = round.accepted.size >= p.round.maxWorkers;
         const late = Date.now() >= round.deadlineMs;
-        if (!(all || full || late)) continue;
-        if (round.accepted.size >= p.round.minWorkers) break;
-        if (!late) {
-          // Everyone answered, too few were accepted: wait for the deadline, for workers to connect or retry.
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, Math.max(0, round.deadlineMs - Date.now())).unref();
-          });
-          if (round.accepted.size >= p.round.minWorkers) break;
-          if (Date.now() < round.deadlineMs) continue;
-        }
+        if ((all || full || late) && round.accepted.size >= p.round.minWorkers) break;
+        // Still waiting, or everyone answered with too few accepted: the deadline decides on a retry.
+        if (!late) continue;
         if (round.attempt >= maxRetries) {
           round.closing = true;
           await failProposal(
@@ -1247,12 +1244,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         });
       }
       // The next round starts from this checkpoint: make sure the context holds it.
-      if (ctx.current?.id !== record.call.checkpoint.id) {
-        if (ctx.current) disposeModel(ctx.current.model);
-        ctx.current = null;
-        ctx.strategy?.dispose();
-        ctx.strategy = null;
-      }
+      if (ctx.current?.id !== record.call.checkpoint.id) resetContext(ctx);
       return;
     }
   }
@@ -1282,11 +1274,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const mine = () => {
     const n = net();
     if (!n) return { open: [] as RoundProposal[], approved: [] as RoundProposal[] };
-    const rounds = n.proposals.filter((p): p is RoundProposal => p.type === 'round');
-    return {
-      open: rounds.filter((p) => p.status === 'open' && p.coordinator === me),
-      approved: n.coordinators.includes(me) ? rounds.filter((p) => p.status === 'approved') : [],
-    };
+    return { open: openRounds(n, me), approved: isCoordinator(n, me) ? approvedRounds(n) : [] };
   };
   let idleWaiters: (() => void)[] = [];
   let dirty = true;
