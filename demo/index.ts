@@ -5,8 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { BIN, runFedtune } from '../cli/spawn.ts';
 import { startDevnet, type Devnet } from '../devchain/index.ts';
 import { modelConfig, type PresetName } from '../model/index.ts';
 import {
@@ -20,8 +20,6 @@ import {
   type ProtocolState,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
-
-const BIN = fileURLToPath(new URL('../bin/fedtune.js', import.meta.url));
 
 export class DemoError extends Error {
   readonly code: string;
@@ -76,28 +74,13 @@ export interface DemoSummary {
 const PLANCK_PER_ROC = 10n ** 12n;
 
 /** Runs one CLI command to completion; a non-zero exit is a DemoError carrying its stderr. */
-function fedtune(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, FEDTUNE_LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      if (status === 0) resolvePromise(stdout);
-      else
-        reject(
-          new DemoError(
-            'E_DEMO_STEP',
-            `\`fedtune ${args.join(' ')}\` exited ${status}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
-          ),
-        );
-    });
-  });
+async function fedtune(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const { status, stdout, stderr } = await runFedtune(args, env, { timeoutMs: 10 * 60_000 });
+  if (status === 0) return stdout;
+  throw new DemoError(
+    'E_DEMO_STEP',
+    `\`fedtune ${args.join(' ')}\` exited ${status}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+  );
 }
 
 interface Service {

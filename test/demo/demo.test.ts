@@ -1,6 +1,5 @@
 // `fedtune demo` at its smallest size, as CI runs it: it exits 0, writes a complete summary.json, and the chain it
 // leaves behind, restarted with `startDevnet`, holds every checkpoint of the summary in a finalized finalizeRound.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,29 +7,12 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { startDevnet } from '../../devchain/index.ts';
 import { connect, initialState, syncState, type RoundProposal } from '../../pallet-bindings/index.ts';
-import { BIN } from '../run-cli.ts';
+import { runFedtune } from '../../cli/spawn.ts';
 import type { DemoSummary } from '../../demo/index.ts';
 
 const logger = pino({ level: 'silent' });
 
-function runDemo(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'demo', ...args], {
-      env: { ...process.env, FEDTUNE_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 540_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const runDemo = (args: string[]) => runFedtune(['demo', ...args], {}, { timeoutMs: 540_000 });
 
 describe('fedtune demo (smallest size)', function () {
   this.timeout(600_000);
