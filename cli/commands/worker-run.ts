@@ -11,12 +11,11 @@ import {
   logger as makeLogger,
   parseNetworkId,
   readState,
-  submitChecked,
   usage,
   withClient,
   type NetworkArgs,
 } from '../protocol.ts';
-import { workerSubcommands } from './worker.ts';
+import { registerWorker, workerSubcommands } from './worker.ts';
 
 interface RunArgs extends GlobalArgs, ChainArgs, SignerArgs, Partial<NetworkArgs> {
   coordinator: string;
@@ -92,6 +91,7 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
   async handler(args) {
     const log = makeLogger(args);
     const signer = await loadSigner(args);
+    const backend = await initBackend({ backend: args.backend, logger: log });
     if (args.network !== undefined) {
       const network = parseNetworkId(args.network);
       await withClient(args, log, async (client) => {
@@ -100,26 +100,16 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
         if (net === undefined) throw usage(`no network ${network} on ${args.chain}`);
         if (net.workers[signer.address] !== undefined) return;
         if (!args.register) throw usage(`${signer.address} is not a registered worker (drop --no-register)`);
-        const backend = await initBackend({ backend: args.backend, logger: log });
-        const { inclusion } = await submitChecked(
+        const inclusion = await registerWorker(
           client,
-          {
-            signer,
-            network,
-            calls: [
-              {
-                type: 'registerWorker',
-                capabilities: { backend: backend.name, device: 'cpu', memoryBytes: 0 },
-                endpoint: null,
-              },
-            ],
-          },
-          args.from,
+          signer,
+          network,
+          { capabilities: { backend: backend.name, device: 'cpu', memoryBytes: 0 }, endpoint: null },
+          args.from ?? 0,
         );
         log.info({ worker: signer.address, block: inclusion.blockNumber }, 'registered as a worker');
       });
     }
-    await initBackend({ backend: args.backend, logger: log });
     const status = statusLine();
     const onEvent = (e: WorkerEvent) => {
       switch (e.type) {

@@ -1,5 +1,12 @@
 // `fedtune worker register | deregister`: a trainer's on-chain registration. The trainer runtime (`worker run`) joins this group.
 import type { Argv, CommandModule } from 'yargs';
+import type {
+  ChainClient,
+  Hex32,
+  Inclusion,
+  KeyringPair,
+  RegisterWorker,
+} from '../../pallet-bindings/index.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import {
@@ -21,6 +28,22 @@ interface RegisterArgs extends Base {
   device: string;
   memory: number;
   endpoint?: string;
+}
+
+/** Submits `registerWorker` for `signer` and waits for the protocol's verdict (also used by `worker run`). */
+export async function registerWorker(
+  client: ChainClient,
+  signer: KeyringPair,
+  network: Hex32,
+  registration: RegisterWorker,
+  from: number,
+): Promise<Inclusion> {
+  const { inclusion } = await submitChecked(
+    client,
+    { signer, network, calls: [{ type: 'registerWorker', ...registration }] },
+    from,
+  );
+  return inclusion;
 }
 
 const register: CommandModule<GlobalArgs, RegisterArgs> = {
@@ -45,22 +68,13 @@ const register: CommandModule<GlobalArgs, RegisterArgs> = {
       throw usage(`--memory must be whole MB, got ${args.memory}`);
     const signer = await loadSigner(args);
     await withClient(args, logger(args), async (client) => {
-      const { inclusion } = await submitChecked(
+      const inclusion = await registerWorker(
         client,
+        signer,
+        network,
         {
-          signer,
-          network,
-          calls: [
-            {
-              type: 'registerWorker',
-              capabilities: {
-                backend: args.backend,
-                device: args.device,
-                memoryBytes: args.memory * 1_000_000,
-              },
-              endpoint: args.endpoint ?? null,
-            },
-          ],
+          capabilities: { backend: args.backend, device: args.device, memoryBytes: args.memory * 1_000_000 },
+          endpoint: args.endpoint ?? null,
         },
         args.from,
       );
