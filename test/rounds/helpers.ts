@@ -185,3 +185,14 @@ export function waitFor<E>(
     });
   });
 }
+
+/** Polls `fn` every 50 ms until it returns something truthy, which it resolves with; rejects after `ms`. */
+export async function until<T>(fn: () => T | undefined | false, ms = 120_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -9,7 +9,7 @@ import type { Task } from '../../proto/index.ts';
 import { connectWorker } from '../../worker/connection.ts';
 import { runWorker, type RunningWorker } from '../../worker/runner.ts';
 import { BIN } from '../run-cli.ts';
-import { approveProposal, logger, proposal, setUp, type Fixture } from './helpers.ts';
+import { approveProposal, logger, proposal, setUp, type Fixture, until } from './helpers.ts';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -18,16 +18,6 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-async function until<T>(fn: () => T | undefined | false, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('fedtune coordinator: killed with SIGKILL after an acknowledgement', function () {

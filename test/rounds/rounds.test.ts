@@ -11,7 +11,16 @@ import { signerFromSeed, type KeyringPair } from '../../pallet-bindings/index.ts
 import { connectWorker, WorkerError, type WorkerConnection } from '../../worker/connection.ts';
 import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/engine.ts';
 import { runWorker, type RunningWorker, type WorkerEvent } from '../../worker/runner.ts';
-import { approveProposal, freeBalance, logger, proposal, setUp, waitFor, type Fixture } from './helpers.ts';
+import {
+  approveProposal,
+  freeBalance,
+  logger,
+  proposal,
+  setUp,
+  waitFor,
+  type Fixture,
+  until,
+} from './helpers.ts';
 
 function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -139,16 +148,6 @@ describe('rounds: coordinator and workers on the dev chain', function () {
       reconnect: { minMs: 100, maxMs: 500 },
     });
     return { conn, tasks, signer };
-  }
-
-  async function until<T>(fn: () => T | undefined | false, ms = 120_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = fn();
-      if (v) return v;
-      if (Date.now() > end) throw new Error('timed out');
-      await new Promise((r) => setTimeout(r, 50));
-    }
   }
 
   /** A zero update of the tiny model's shapes: valid, and harmless to the aggregate. */
