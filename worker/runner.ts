@@ -1,6 +1,6 @@
 // The trainer's loop: take each task the coordinator sends, check the data against the chain's dataset root, fetch and
 // verify the base checkpoint, train, encode (keeping top-k error feedback across rounds), sign and upload, keep the receipt.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
@@ -312,19 +312,4 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       resolveDone();
     },
   };
-}
-
-/** A receipt kept on disk by an earlier run, or null. */
-export async function readReceipt(
-  cacheDir: string,
-  proposal: number,
-  round: number,
-): Promise<Receipt | null> {
-  try {
-    return JSON.parse(
-      await readFile(join(cacheDir, 'receipts', `${proposal}-${round}.json`), 'utf8'),
-    ) as Receipt;
-  } catch {
-    return null;
-  }
 }
