@@ -12,7 +12,6 @@ import {
   CODECS,
   type CodecName,
   type NamedTensor as AggTensor,
-  type TensorSpec,
   type Strategy,
 } from '../aggregation/index.ts';
 import {
@@ -261,8 +260,8 @@ interface ProposalContext {
   /** The model the next round starts from, its checkpoint id, and the strategy that carries server state. */
   current: { id: string; model: Model; round: number } | null;
   strategy: Strategy | null;
-  /** What an update must decode to: the strategy's tensor names and shapes, and their total size. */
-  expect: { expect: TensorSpec[]; maxValues: number } | null;
+  /** The most values an update may decode to: the size of what the strategy aggregates. */
+  maxValues: number | null;
   baseEvalLoss: number | null;
 }
 
@@ -597,11 +596,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   ): { ok: true } | { ok: false; code: string; message: string } {
     let tensors: AggTensor[];
     try {
-      tensors = decodeUpdate(payload, { codec: ctx.codec.codec, ...ctx.expect! });
+      // Names and shapes are the strategy's to check (E_UPDATE_SHAPE); the decoder only bounds the size.
+      tensors = decodeUpdate(payload, { codec: ctx.codec.codec, maxValues: ctx.maxValues! });
     } catch (error) {
       const e = error as { code?: string; message: string };
-      const code = e.code === 'E_CODEC_MISMATCH' ? 'E_UPDATE_SHAPE' : (e.code ?? 'E_UPDATE_MALFORMED');
-      return { ok: false, code, message: e.message };
+      return { ok: false, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message };
     }
     const verdict = ctx.strategy!.accept({ worker: account, samples, tensors });
     return verdict.ok ? { ok: true } : { ok: false, code: verdict.code, message: verdict.reason };
@@ -754,7 +753,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       codec,
       current: null,
       strategy: null,
-      expect: null,
+      maxValues: null,
       baseEvalLoss: null,
     };
     contexts.set(p.id, ctx);
@@ -785,7 +784,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ctx.current = null;
     ctx.strategy?.dispose();
     ctx.strategy = null;
-    ctx.expect = null;
+    ctx.maxValues = null;
   }
 
   /** The model round r starts from, stored so that workers can fetch it by id. */
@@ -897,10 +896,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       try {
         const weights = getWeights(base.model, { names: trainableNames(base.model) });
         ctx.strategy = createStrategy(ctx.spec, weights);
-        ctx.expect = {
-          expect: weights.map((t) => ({ name: t.name, shape: t.shape })),
-          maxValues: weights.reduce((n, t) => n + t.data.length, 0),
-        };
+        ctx.maxValues = weights.reduce((n, t) => n + t.data.length, 0);
       } catch (error) {
         await failProposal(p.id, error as Error);
         return 'failed';
