@@ -21,6 +21,8 @@ export {
 } from './spec.ts';
 export {
   aggregateEvaluate,
+  DEFAULT_FIT,
+  type FitConfig,
   type Strategy,
   type ClientUpdate,
   type AcceptResult,

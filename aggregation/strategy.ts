@@ -22,6 +22,29 @@ export interface ClientUpdate {
 export type AcceptResult =
   { ok: true; norm: number; clipped: boolean } | { ok: false; code: string; reason: string };
 
+/** A round's local training, as every worker's task carries it (names as in the proposal's hyper-parameters). */
+export interface FitConfig {
+  localSteps: number;
+  batchSize: number;
+  learningRate: number;
+  optimiser: 'adamw' | 'sgd';
+  /** FedProx proximal weight for the local objective (0: plain local training). */
+  fedProxMu: number;
+  /** Local gradient clipping by global norm. */
+  gradClipNorm: number;
+  warmupSteps: number;
+}
+
+export const DEFAULT_FIT: FitConfig = {
+  localSteps: 1,
+  batchSize: 16,
+  learningRate: 1e-3,
+  optimiser: 'adamw',
+  fedProxMu: 0,
+  gradClipNorm: 1,
+  warmupSteps: 0,
+};
+
 /** What the coordinator sends workers with a round's task. */
 export interface RoundConfig {
   round: number;
@@ -33,6 +56,8 @@ export interface RoundConfig {
   /** FedProx mu for the workers' local objective (0: plain local training). */
   proximalMu: number;
   minUpdates: number;
+  /** The local training every task of this round carries: the proposal's, with this strategy's FedProx mu. */
+  fit: FitConfig;
 }
 
 export interface AggregateResult {
@@ -58,8 +83,11 @@ export interface Strategy {
   readonly backend: 'wasm' | 'js';
   /** The current global weights (views; do not mutate). */
   weights(): NamedTensor[];
-  /** Opens a round (after the previous one was aggregated); returns what workers need to know. */
-  configureRound(round: number): RoundConfig;
+  /**
+   * Opens a round (after the previous one was aggregated); returns what workers need to know. `fit` is the proposal's
+   * local training; the strategy completes it (a spec's proximalMu overrides the proposal's fedProxMu when set).
+   */
+  configureRound(round: number, fit?: Partial<FitConfig>): RoundConfig;
   /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
   accept(update: ClientUpdate): AcceptResult;
   /** Closes the round: aggregates, applies the server optimiser, returns the new weights and metrics. */
@@ -140,7 +168,7 @@ export abstract class BaseStrategy implements Strategy {
     return this.previousNorms.length > 0 ? clip.multiplier * median(this.previousNorms) : clip.initial;
   }
 
-  configureRound(round: number): RoundConfig {
+  configureRound(round: number, fit: Partial<FitConfig> = {}): RoundConfig {
     if (!Number.isSafeInteger(round) || round < 0)
       fail('E_ROUND', `round must be a non-negative integer, got ${round}`);
     if (this.round !== null)
@@ -162,6 +190,7 @@ export abstract class BaseStrategy implements Strategy {
       clipNorm: this.roundClip(),
       proximalMu: o.proximalMu,
       minUpdates: o.minUpdates,
+      fit: { ...DEFAULT_FIT, ...fit, fedProxMu: o.proximalMu > 0 ? o.proximalMu : (fit.fedProxMu ?? 0) },
     };
   }
 

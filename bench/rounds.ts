@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { encodeUpdate } from '../aggregation/index.ts';
-import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../coordinator/engine.ts';
+import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../coordinator/index.ts';
 import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../datasets/index.ts';
 import { startDevnet } from '../devchain/index.ts';
 import { countParams, initBackend, paramSpecs, type ModelConfig } from '../model/index.ts';
@@ -275,10 +275,10 @@ const bench: Bench = async (ctx) => {
           }),
         );
         await until(`proposal ${id} to be committed`, () => {
-          const failed = find('failed', id);
+          const failed = find('failRound', id);
           if (failed)
             throw new Error(`bench rounds: the engine failed proposal ${id}: ${failed.event.reason}`);
-          return find('committed', id) !== undefined;
+          return find('finalizeRound', id) !== undefined;
         });
       } finally {
         clearInterval(sampler);
@@ -292,7 +292,7 @@ const bench: Bench = async (ctx) => {
       );
       const seconds = (lastAck - t0) / 1000;
       const closed = find('roundClosed', id)!;
-      const committed = find('committed', id)!;
+      const committed = find('finalizeRound', id)!;
       const note = `${n} workers, ${params.toLocaleString('en')} parameters, ${(bytes / n / 1e6).toFixed(2)} MB per update`;
       ctx.report({
         name: `${codec}: updates accepted`,

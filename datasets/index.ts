@@ -38,15 +38,6 @@ export {
   type ShardScheme,
 } from './sharding.ts';
 export {
-  LEAF_PREFIX,
-  NODE_PREFIX,
-  isHex32,
-  merkleRoot,
-  verifyProof,
-  type Hex32,
-  type MerkleProof,
-} from './merkle.ts';
-export {
   LEAF_TAG,
   MANIFEST_FORMAT,
   buildManifest,
@@ -75,3 +66,10 @@ export {
   type LmWindowsOptions,
 } from './examples.ts';
 export { datasetForManifest, fetchManifest } from './resolve.ts';
+export {
+  DEFAULT_EVAL_EXAMPLES,
+  examplesFor,
+  heldOutExamples,
+  type Example,
+  type ExampleShape,
+} from './heldout.ts';

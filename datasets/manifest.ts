@@ -11,7 +11,7 @@ import {
   merkleProof,
   rootFromProof,
   toHex,
-} from './merkle.ts';
+} from '../pallet-bindings/index.ts';
 import type { ShardPlan, ShardScheme } from './sharding.ts';
 import { TOKENIZER_ID } from './tokenizer.ts';
 import type { Dataset, DatasetRecord } from './types.ts';

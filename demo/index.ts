@@ -230,11 +230,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         step(
           `  proposal ${e.proposal} round ${e.round}: ${e.accepted} updates aggregated; eval loss ${(e.evalLoss as number).toFixed(4)}${e.baseEvalLoss !== null ? ` (before: ${(e.baseEvalLoss as number).toFixed(4)})` : ''}`,
         );
-      else if (e.type === 'committed')
+      else if (e.type === 'finalizeRound')
         step(
           `  proposal ${e.proposal} round ${e.round} committed in block ${e.blockNumber}, ${(e.rewards as unknown[]).length} rewards paid`,
         );
-      else if (e.type === 'updateRejected' || e.type === 'failed') step(`  ${line}`);
+      else if (e.type === 'updateRejected' || e.type === 'failRound') step(`  ${line}`);
     });
 
     const trainerSeeds = Array.from({ length: options.workers }, (_, i) =>

@@ -20,6 +20,29 @@ export {
   toAccount,
 } from './codec.ts';
 export { ayesNeeded, reduceBlock, reduceBlocks } from './reducer.ts';
+export {
+  LEAF_PREFIX,
+  NODE_PREFIX,
+  fromHex,
+  leafHash,
+  merkleLevels,
+  merkleProof,
+  merkleRoot,
+  nodeHash,
+  rootFromProof,
+  sha256,
+  toHex,
+  verifyProof,
+  type MerkleProof,
+} from './merkle.ts';
+export {
+  updateLeafHash,
+  updatesTree,
+  verifyReceipt,
+  type UpdateLeaf,
+  type ReceiptCheck,
+} from './receipts.ts';
+export { submitChecked, ProtocolRejection, type CheckedSubmission, type SubmitCheckedParameters } from './actions.ts';
 export { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.ts';
 export { signerFromKeyfile, signerFromSeed, type KeyringPair } from './keys.ts';
 export { markOutcomes, type UtilityEvent } from './outcomes.ts';

@@ -5,14 +5,9 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
 import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts';
-import {
-  datasetForManifest,
-  fetchManifest,
-  verifyProof,
-  type Dataset,
-  type DatasetManifest,
-} from '../datasets/index.ts';
-import { leafHash, toHex } from '../datasets/merkle.ts';
+import { createHash } from 'node:crypto';
+import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
+import { fromHex, toHex, verifyReceipt, type Hex32 } from '../pallet-bindings/index.ts';
 import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
 import type { Ack, RoundResult, Task } from '../proto/index.ts';
 import { connectWorker, WorkerError, type Signer, type WorkerConnection } from './connection.ts';
@@ -49,6 +44,9 @@ export interface Receipt {
   round: number;
   taskId: string;
   coordinator: string;
+  /** The fields of the update's leaf under updatesRoot, so the leaf is recomputed here, never taken from the coordinator. */
+  account: string;
+  payloadSha256: string;
   updateHash: string;
   samples: number;
   shards: number[];
@@ -205,6 +203,8 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       round: task.round,
       taskId: task.taskId,
       coordinator: options.url,
+      account: options.signer.address,
+      payloadSha256: toHex(new Uint8Array(createHash('sha256').update(payload).digest())),
       updateHash: toHex(ack.updateHash),
       samples: result.samples,
       shards: task.shards,
@@ -255,11 +255,18 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       siblings: result.proof.map((p) => toHex(p)),
     };
     const updatesRoot = toHex(result.updatesRoot);
-    const verified = verifyProof(
-      updatesRoot,
-      leafHash(Buffer.from(receipt.updateHash.slice(2), 'hex')),
+    const verified = verifyReceipt({
+      leaf: {
+        proposal: receipt.proposal,
+        round: receipt.round,
+        account: receipt.account,
+        samples: receipt.samples,
+        payloadSha256: fromHex(receipt.payloadSha256),
+      },
+      acknowledged: fromHex(receipt.updateHash),
       proof,
-    );
+      updatesRoot: updatesRoot as Hex32,
+    }).ok;
     receipt.result = {
       checkpointId: result.checkpointId,
       blockHash: result.blockHash,

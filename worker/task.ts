@@ -4,9 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
-  classificationExamples,
-  evalRecords,
-  lmWindows,
+  examplesFor,
   shardProof,
   shardRecords,
   verifyManifest,
@@ -17,11 +15,9 @@ import {
 } from '../datasets/index.ts';
 import {
   disposeModel,
-  evaluate,
   modelFromSafetensors,
   trainLocal,
   validateConfig,
-  type Example,
   type Model,
   type ModelConfig,
   type NamedTensors,
@@ -34,21 +30,12 @@ import {
   verifyCheckpointDir,
   type DownloadProgress,
 } from '../checkpoints/index.ts';
+import { DEFAULT_FIT, type FitConfig } from '../aggregation/index.ts';
 import type { Task } from '../proto/index.ts';
 import { WorkerError } from './connection.ts';
 
-/** The local-training part of a round's hyper-parameters, as the task carries them. */
-export interface LocalHyperparams {
-  localSteps: number;
-  batchSize: number;
-  lr: number;
-  optimizer: 'adamw' | 'sgd';
-  /** FedProx proximal weight; 0 is plain FedAvg local training. */
-  proxMu: number;
-  clipNorm: number;
-  warmupSteps: number;
-  seed: number;
-}
+/** The local-training part of a round's hyper-parameters, as the task carries them (the strategy's RoundConfig.fit). */
+export type LocalHyperparams = FitConfig & { seed: number };
 
 export interface ParsedTask {
   task: Task;
@@ -97,20 +84,20 @@ export function parseTask(task: Task): ParsedTask {
     );
   }
   const h = parseJson('hyper-parameters', task.hyperparamsJson);
-  const optimizer = h.optimizer ?? 'adamw';
-  if (optimizer !== 'adamw' && optimizer !== 'sgd')
+  const optimiser = h.optimiser ?? DEFAULT_FIT.optimiser;
+  if (optimiser !== 'adamw' && optimiser !== 'sgd')
     throw new WorkerError(
       'E_TASK_INVALID',
-      `optimizer must be adamw or sgd, got ${JSON.stringify(optimizer)}`,
+      `optimiser must be adamw or sgd, got ${JSON.stringify(optimiser)}`,
     );
   const hyper: LocalHyperparams = {
     localSteps: positive(h, 'localSteps', undefined, true),
-    batchSize: positive(h, 'batchSize', 16, true),
-    lr: positive(h, 'lr', 1e-3),
-    optimizer,
-    proxMu: positive(h, 'proxMu', 0),
-    clipNorm: positive(h, 'clipNorm', 1),
-    warmupSteps: positive(h, 'warmupSteps', 0, true),
+    batchSize: positive(h, 'batchSize', DEFAULT_FIT.batchSize, true),
+    learningRate: positive(h, 'learningRate', DEFAULT_FIT.learningRate),
+    optimiser,
+    fedProxMu: positive(h, 'fedProxMu', DEFAULT_FIT.fedProxMu),
+    gradClipNorm: positive(h, 'gradClipNorm', DEFAULT_FIT.gradClipNorm),
+    warmupSteps: positive(h, 'warmupSteps', DEFAULT_FIT.warmupSteps, true),
     seed: positive(h, 'seed', 0, true),
   };
   if (hyper.localSteps === 0 || hyper.batchSize === 0)
@@ -209,11 +196,11 @@ export async function trainTask(params: {
       examples,
       steps: hyper.localSteps,
       batchSize: hyper.batchSize,
-      optimizer: hyper.optimizer,
-      lr: hyper.lr,
+      optimizer: hyper.optimiser,
+      lr: hyper.learningRate,
       schedule: { warmupSteps: hyper.warmupSteps, decay: 'cosine', minLrRatio: 0.1 },
-      clipNorm: hyper.clipNorm,
-      proxMu: hyper.proxMu,
+      clipNorm: hyper.gradClipNorm,
+      proxMu: hyper.fedProxMu,
       seed: hyper.seed,
       onStep: params.onStep,
       logger,
@@ -228,48 +215,4 @@ export async function trainTask(params: {
   } finally {
     if (model) disposeModel(model);
   }
-}
-
-/** The examples a model of this config trains and evaluates on: LM windows of context+1 tokens, or labelled texts. */
-export function examplesFor(config: ModelConfig, records: DatasetRecord[], labels: string[] = []): Example[] {
-  return config.kind === 'classifier'
-    ? classificationExamples(records, labels, config.context)
-    : lmWindows(records, config.context + 1);
-}
-
-/** Held-out examples scored by default: evenly spaced over the eval split, so every evaluator scores the same ones. */
-export const DEFAULT_EVAL_EXAMPLES = 256;
-
-export interface HeldOutResult {
-  loss: number;
-  bitsPerByte?: number;
-  accuracy?: number;
-  /** Examples scored, and how many the eval split has in all. */
-  examples: number;
-  available: number;
-}
-
-/**
- * Evaluates a model on the dataset's held-out split (the records no worker trains on). At most `maxExamples`
- * examples, evenly spaced, so a coordinator and a member attesting score exactly the same ones.
- */
-export async function evaluateHeldOut(
-  model: Model,
-  dataset: Dataset,
-  manifest: DatasetManifest,
-  { maxExamples = DEFAULT_EVAL_EXAMPLES }: { maxExamples?: number } = {},
-): Promise<HeldOutResult> {
-  const all = examplesFor(model.config, evalRecords(dataset, manifest), manifest.labels ?? dataset.labels);
-  if (all.length === 0)
-    throw new WorkerError('E_EVAL_EMPTY', `dataset ${manifest.name} has no held-out examples to evaluate on`);
-  const n = Math.min(all.length, Math.max(1, maxExamples));
-  const picked = Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]!);
-  const result = await evaluate(model, picked, { batchSize: 32 });
-  return {
-    loss: result.loss,
-    ...(result.bitsPerByte !== undefined ? { bitsPerByte: result.bitsPerByte } : {}),
-    ...(result.accuracy !== undefined ? { accuracy: result.accuracy } : {}),
-    examples: n,
-    available: all.length,
-  };
 }

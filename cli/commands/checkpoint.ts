@@ -38,7 +38,7 @@ import {
   type Model,
 } from '../../model/index.ts';
 import type { ChainClient, NetworkState, RoundProposal } from '../../pallet-bindings/index.ts';
-import { evaluateHeldOut } from '../../worker/task.ts';
+import { evaluateHeldOut } from '../../coordinator/index.ts';
 import { FedtuneError } from '../errors.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import type { Logger } from '../log.ts';

@@ -1,7 +1,7 @@
 // `fedtune coordinator`: runs the approved rounds this key coordinates, serving workers over WebSocket and checkpoints over HTTP.
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { startCoordinator, type CoordinatorEvent } from '../../coordinator/engine.ts';
+import { startCoordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../model/index.ts';
 import { connect } from '../../pallet-bindings/index.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
@@ -33,12 +33,14 @@ export function parseListen(value: string): { host: string; port: number } {
 
 function describeEvent(e: CoordinatorEvent): string {
   switch (e.type) {
-    case 'opened':
+    case 'openRound':
       return `proposal ${e.proposal} opened in block ${e.blockNumber}`;
     case 'roundStarted':
       return `proposal ${e.proposal} round ${e.round}: ${e.tasks} task(s)${e.resumed ? ' (resumed from the journal)' : ''}, deadline ${new Date(e.deadlineMs).toISOString()}`;
     case 'taskSent':
       return `  task to ${e.account} (shards ${e.shards.join(',')})`;
+    case 'taskHandedOn':
+      return `  task of ${e.from} handed on [${e.reason}]`;
     case 'updateAccepted':
       return `  update from ${e.account}: ${e.samples} samples, ${(e.bytes / 1e6).toFixed(2)} MB`;
     case 'updateRejected':
@@ -47,9 +49,9 @@ function describeEvent(e: CoordinatorEvent): string {
       return `proposal ${e.proposal} round ${e.round}: only ${e.accepted} update(s); retry ${e.attempt}`;
     case 'roundClosed':
       return `proposal ${e.proposal} round ${e.round}: ${e.accepted} update(s) aggregated in ${e.aggregationMs.toFixed(0)} ms, eval loss ${e.evalLoss.toFixed(4)}${e.baseEvalLoss !== null ? ` (base ${e.baseEvalLoss.toFixed(4)})` : ''}`;
-    case 'committed':
+    case 'finalizeRound':
       return `proposal ${e.proposal} round ${e.round} committed in block ${e.blockNumber}: checkpoint ${e.checkpointId}, ${e.rewards.length} reward(s)`;
-    case 'failed':
+    case 'failRound':
       return `proposal ${e.proposal} failed: ${e.reason}`;
   }
 }

@@ -44,7 +44,7 @@ import {
   type NetworkState,
   type RoundProposal,
 } from '../../pallet-bindings/index.ts';
-import { evaluateHeldOut } from '../../worker/task.ts';
+import { evaluateHeldOut } from '../../coordinator/index.ts';
 import { fedtune } from '../run-cli.ts';
 
 const logger = pino({ level: 'silent' });

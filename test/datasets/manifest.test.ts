@@ -5,22 +5,27 @@ import {
   buildManifest,
   evalProof,
   evalRecords,
-  isHex32,
   manifestRoot,
-  merkleRoot,
   recordProof,
   registerDatasetFields,
   shardDataset,
   shardProof,
   shardRecords,
   verifyManifest,
-  verifyProof,
   verifyRecord,
   verifyShard,
   type DatasetManifest,
   type DatasetRecord,
 } from '../../datasets/index.ts';
-import { leafHash, merkleLevels, merkleProof, toHex } from '../../datasets/merkle.ts';
+import {
+  isHex32,
+  leafHash,
+  merkleLevels,
+  merkleProof,
+  merkleRoot,
+  toHex,
+  verifyProof,
+} from '../../pallet-bindings/index.ts';
 import { corpus, expectCode } from './corpora.ts';
 
 const sha = (...parts: Uint8Array[]) => {

@@ -9,7 +9,7 @@ import { modelConfig, paramSpecs } from '../../model/index.ts';
 import { decodeFrame, type Task } from '../../proto/index.ts';
 import { signerFromSeed, type KeyringPair } from '../../pallet-bindings/index.ts';
 import { connectWorker, WorkerError, type WorkerConnection } from '../../worker/connection.ts';
-import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/engine.ts';
+import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
 import { runWorker, type RunningWorker, type WorkerEvent } from '../../worker/runner.ts';
 import {
   approveProposal,
@@ -95,9 +95,9 @@ describe('rounds: coordinator and workers on the dev chain', function () {
       },
       8 * 1024,
     );
-    const committed: Extract<CoordinatorEvent, { type: 'committed' }>[] = [];
-    onCoordinator((e) => e.type === 'committed' && committed.push(e));
-    await waitFor(onCoordinator, (e) => e.type === 'committed' && e.round === 1);
+    const committed: Extract<CoordinatorEvent, { type: 'finalizeRound' }>[] = [];
+    onCoordinator((e) => e.type === 'finalizeRound' && committed.push(e));
+    await waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.round === 1);
     expect(cut, 'Dave was cut mid-upload').to.equal(true);
 
     const p = await proposal(f, id);
@@ -263,7 +263,7 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     await eve.close();
 
     // Charlie finally sends a good update; with Bob's, the round closes and commits.
-    const committed = waitFor(onCoordinator, (e) => e.type === 'committed' && e.proposal === id);
+    const committed = waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.proposal === id);
     expect(await codeOf(conn.upload(uploadOf(task, good)))).to.equal('accepted');
     await committed;
     const p = await proposal(f, id);
@@ -283,7 +283,7 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     // Only Bob's trainer is still connected; the proposal wants two.
     const retried: number[] = [];
     onCoordinator((e) => e.type === 'roundRetried' && retried.push(e.attempt));
-    const failed = waitFor(onCoordinator, (e) => e.type === 'failed');
+    const failed = waitFor(onCoordinator, (e) => e.type === 'failRound');
     const id = await approveProposal(f, { minWorkers: 2, roundDeadline: 3 });
     await failed;
     const p = await proposal(f, id);

@@ -30,7 +30,7 @@ function task(overrides: Partial<Task> = {}): Task {
     shards: [0, 2],
     datasetRoot: `0x${'00'.repeat(32)}`,
     modelJson: JSON.stringify(model),
-    hyperparamsJson: JSON.stringify({ localSteps: 3, batchSize: 4, lr: 0.003, seed: 1 }),
+    hyperparamsJson: JSON.stringify({ localSteps: 3, batchSize: 4, learningRate: 0.003, seed: 1 }),
     codecJson: JSON.stringify({ codec: 'dense' }),
     deadlineMs: Date.now() + 60_000,
     ...overrides,
@@ -56,12 +56,18 @@ describe('worker: task', () => {
 
   it('parses a task and refuses malformed settings with E_TASK_INVALID', () => {
     const parsed = parseTask(task());
-    expect(parsed.hyper).to.include({ localSteps: 3, batchSize: 4, optimizer: 'adamw', proxMu: 0 });
+    expect(parsed.hyper).to.include({
+      localSteps: 3,
+      batchSize: 4,
+      learningRate: 0.003,
+      optimiser: 'adamw',
+      fedProxMu: 0,
+    });
     expect(parsed.codec.codec).to.equal('dense');
     expectCode(() => parseTask(task({ hyperparamsJson: '[1]' })), 'E_TASK_INVALID');
     expectCode(() => parseTask(task({ hyperparamsJson: '{"localSteps": -1}' })), 'E_TASK_INVALID');
     expectCode(
-      () => parseTask(task({ hyperparamsJson: '{"localSteps": 2, "optimizer": "lion"}' })),
+      () => parseTask(task({ hyperparamsJson: '{"localSteps": 2, "optimiser": "lion"}' })),
       'E_TASK_INVALID',
     );
     expectCode(() => parseTask(task({ modelJson: '{"kind":"lm","dModel":-3}' })), 'E_TASK_INVALID');

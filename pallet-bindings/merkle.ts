@@ -1,12 +1,10 @@
-// A binary SHA-256 Merkle tree with domain-separated leaves (0x00) and nodes (0x01); an odd last node is promoted unchanged.
+// The protocol's commitment scheme (dataset roots, updatesRoot, shard roots): a binary SHA-256 Merkle tree with domain-separated leaves (0x00) and nodes (0x01); an odd last node is promoted unchanged.
 import { createHash } from 'node:crypto';
-import { DatasetError } from './errors.ts';
+import { PalletError } from './errors.ts';
+import type { Hex32 } from './types.ts';
 
 export const LEAF_PREFIX = 0x00;
 export const NODE_PREFIX = 0x01;
-
-/** A 32-byte hash written as 0x + 64 lowercase hex characters, the form committed on chain. */
-export type Hex32 = `0x${string}`;
 
 /** The path from one leaf to the root: the siblings bottom-up, and where the leaf sits. */
 export interface MerkleProof {
@@ -33,7 +31,7 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
 
 /** Every level of the tree, leaves first, root last. */
 export function merkleLevels(leaves: Uint8Array[]): Uint8Array[][] {
-  if (leaves.length === 0) throw new DatasetError('E_MERKLE_EMPTY', 'a Merkle tree needs at least one leaf');
+  if (leaves.length === 0) throw new PalletError('E_MERKLE_EMPTY', 'a Merkle tree needs at least one leaf');
   const levels = [leaves];
   let level = leaves;
   while (level.length > 1) {
@@ -55,7 +53,7 @@ export function merkleRoot(leaves: Uint8Array[]): Uint8Array {
 export function merkleProof(levels: Uint8Array[][], leafIndex: number): MerkleProof {
   const leafCount = levels[0]!.length;
   if (!(Number.isInteger(leafIndex) && leafIndex >= 0 && leafIndex < leafCount)) {
-    throw new DatasetError('E_MERKLE_BAD_INDEX', `leaf ${leafIndex} is not in 0..${leafCount - 1}`);
+    throw new PalletError('E_MERKLE_BAD_INDEX', `leaf ${leafIndex} is not in 0..${leafCount - 1}`);
   }
   const siblings: Hex32[] = [];
   let index = leafIndex;
@@ -81,7 +79,7 @@ export function rootFromProof(leaf: Uint8Array, proof: MerkleProof): Uint8Array 
     const promoted = index === width - 1 && width % 2 === 1;
     if (!promoted) {
       const s = siblings[used++];
-      if (s === undefined || !isHex32(s)) return undefined;
+      if (s === undefined || !isHash(s)) return undefined;
       const sibling = fromHex(s);
       hash = index % 2 === 0 ? nodeHash(hash, sibling) : nodeHash(sibling, hash);
     }
@@ -93,20 +91,20 @@ export function rootFromProof(leaf: Uint8Array, proof: MerkleProof): Uint8Array 
 
 export function verifyProof(root: Hex32 | string, leaf: Uint8Array, proof: MerkleProof): boolean {
   const computed = rootFromProof(leaf, proof);
-  return computed !== undefined && isHex32(root) && toHex(computed) === root.toLowerCase();
+  return computed !== undefined && isHash(root) && toHex(computed) === root.toLowerCase();
 }
+
+/** Any-case 0x + 64 hex digits: proofs and roots from peers are compared after lowercasing. */
+const isHash = (value: unknown): value is Hex32 =>
+  typeof value === 'string' && /^0x[0-9a-fA-F]{64}$/.test(value);
 
 export function toHex(bytes: Uint8Array): Hex32 {
   return `0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
 }
 
-export function isHex32(value: unknown): value is Hex32 {
-  return typeof value === 'string' && /^0x[0-9a-fA-F]{64}$/.test(value);
-}
-
 export function fromHex(hex: Hex32 | string): Uint8Array {
-  if (!isHex32(hex)) {
-    throw new DatasetError('E_DATASET_BAD_HASH', `"${hex}" is not a 32-byte hash (0x + 64 hex characters)`);
+  if (!isHash(hex)) {
+    throw new PalletError('E_DATASET_BAD_HASH', `"${hex}" is not a 32-byte hash (0x + 64 hex characters)`);
   }
   return new Uint8Array(Buffer.from(hex.slice(2), 'hex'));
 }

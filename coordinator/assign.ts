@@ -1,0 +1,128 @@
+// Task assignment: which connected worker gets which slot (and so which shards), and the task frame it is sent. One
+// function hands out slots at a round's start, to late joiners, on a retry, and when a task fails or its worker goes
+// silent; every choice is a pure function of the round, so a restarted coordinator makes the same ones.
+import { createHash } from 'node:crypto';
+import type { FitConfig } from '../aggregation/index.ts';
+import type { Task } from '../proto/index.ts';
+import type { TaskRecord } from './records.ts';
+
+/** The task state of one round attempt. */
+export interface Assignment {
+  proposal: number;
+  round: number;
+  attempt: number;
+  /** How many slots the round has; slot s trains the shards `slotShards(s, …)`. */
+  slots: number;
+  shardCount: number;
+  /** The outstanding or answered task of each account. */
+  tasks: Map<string, TaskRecord>;
+  /** Accounts whose task failed or who went silent: their slot went to another worker, and they get none again. */
+  released: Set<string>;
+}
+
+const hashHex = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Candidates in the round's deterministic order (a hash of network, proposal, round and account). */
+export function eligibleOrder(
+  network: string,
+  proposal: number,
+  round: number,
+  accounts: readonly string[],
+): string[] {
+  return accounts
+    .map((a) => ({ a, h: hashHex(`${network}:${proposal}:${round}:${a}`) }))
+    .sort((x, y) => (x.h < y.h ? -1 : x.h > y.h ? 1 : 0))
+    .map((x) => x.a);
+}
+
+/** The shards of a slot: shard j goes to slot (j + round) mod slots, so shards rotate between rounds. */
+export function slotShards(slot: number, slots: number, round: number, shardCount: number): number[] {
+  const out: number[] = [];
+  for (let j = 0; j < shardCount; j++) if ((j + round) % slots === slot) out.push(j);
+  return out;
+}
+
+/** Task ids are `proposal-round-attempt-slot`. */
+export const slotOf = (task: TaskRecord): number => Number(task.taskId.split('-')[3]);
+
+/** How many slots a round may have: maxWorkers plus the over-selection, no more than there are shards. */
+export function slotCap(maxWorkers: number, overselect: number, shardCount: number): number {
+  return Math.max(1, Math.min(shardCount, Math.ceil(maxWorkers * (1 + overselect))));
+}
+
+/** The slot count at a round's start: every connected candidate up to the cap, with room for late joiners up to minWorkers. */
+export function initialSlots(candidates: number, minWorkers: number, cap: number): number {
+  return Math.max(1, Math.min(cap, Math.max(candidates, minWorkers)));
+}
+
+/**
+ * Gives free slots to candidates (in the order given) that hold no task and were not released; returns the new tasks,
+ * already recorded in the assignment. A slot is free when no task holds it.
+ */
+export function assignSlots(a: Assignment, candidates: readonly string[]): TaskRecord[] {
+  const used = new Set([...a.tasks.values()].map(slotOf));
+  const added: TaskRecord[] = [];
+  let slot = 0;
+  for (const account of candidates) {
+    if (a.tasks.has(account) || a.released.has(account)) continue;
+    while (slot < a.slots && used.has(slot)) slot++;
+    if (slot >= a.slots) break;
+    const task: TaskRecord = {
+      account,
+      taskId: `${a.proposal}-${a.round}-${a.attempt}-${slot}`,
+      shards: slotShards(slot, a.slots, a.round, a.shardCount),
+    };
+    used.add(slot);
+    a.tasks.set(account, task);
+    added.push(task);
+  }
+  return added;
+}
+
+/** Takes an unanswered task back (it failed, or its worker went silent) so that its slot can go to someone else. */
+export function releaseTask(a: Assignment, account: string): TaskRecord | null {
+  const task = a.tasks.get(account);
+  if (!task) return null;
+  a.tasks.delete(account);
+  a.released.add(account);
+  return task;
+}
+
+/** A seed for a task's local training: derived, so a re-execution of the task uses the same one. */
+export function taskSeed(proposal: number, round: number, account: string): number {
+  return createHash('sha256').update(`${proposal}:${round}:${account}`).digest().readUInt32LE(0);
+}
+
+/** The Task frame for a slot: everything the worker needs, its local training exactly the strategy's RoundConfig.fit. */
+export function taskFrame(params: {
+  task: TaskRecord;
+  proposal: number;
+  round: number;
+  base: { id: string; bytes: number; url: string };
+  datasetRoot: string;
+  modelJson: string;
+  fit: FitConfig;
+  updateEncoding: Record<string, unknown>;
+  deadlineMs: number;
+}): Task {
+  const { task } = params;
+  return {
+    taskId: task.taskId,
+    proposal: params.proposal,
+    round: params.round,
+    base: params.base,
+    shards: task.shards,
+    datasetRoot: params.datasetRoot,
+    modelJson: params.modelJson,
+    hyperparamsJson: JSON.stringify({
+      ...params.fit,
+      seed: taskSeed(params.proposal, params.round, task.account),
+    }),
+    codecJson: JSON.stringify(params.updateEncoding),
+    deadlineMs: params.deadlineMs,
+  };
+}
+
+/** The samples an update stands for, derived from its task: local steps × batch size, never the worker's claim. */
+export const taskSamples = (fit: Pick<FitConfig, 'localSteps' | 'batchSize'>): number =>
+  fit.localSteps * fit.batchSize;

@@ -1,0 +1,53 @@
+// What the engine reports as it goes (the CLI's progress lines, the demo, tests), named after the protocol's calls.
+export type CoordinatorEvent =
+  | { type: 'openRound'; proposal: number; blockNumber: number }
+  | {
+      type: 'roundStarted';
+      proposal: number;
+      round: number;
+      attempt: number;
+      base: string;
+      deadlineMs: number;
+      tasks: number;
+      resumed: boolean;
+    }
+  | { type: 'taskSent'; proposal: number; round: number; account: string; shards: number[] }
+  | { type: 'taskHandedOn'; proposal: number; round: number; from: string; reason: string }
+  | {
+      type: 'updateAccepted';
+      proposal: number;
+      round: number;
+      account: string;
+      samples: number;
+      bytes: number;
+    }
+  | {
+      type: 'updateRejected';
+      proposal: number;
+      round: number;
+      account: string;
+      code: string;
+      message: string;
+    }
+  | { type: 'roundRetried'; proposal: number; round: number; attempt: number; accepted: number }
+  | {
+      type: 'roundClosed';
+      proposal: number;
+      round: number;
+      accepted: number;
+      checkpointId: string;
+      evalLoss: number;
+      baseEvalLoss: number | null;
+      aggregationMs: number;
+    }
+  | {
+      type: 'finalizeRound';
+      proposal: number;
+      round: number;
+      checkpointId: string;
+      blockHash: string;
+      blockNumber: number;
+      evalLoss: number;
+      rewards: { account: string; amount: string }[];
+    }
+  | { type: 'failRound'; proposal: number; reason: string };

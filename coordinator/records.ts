@@ -1,0 +1,107 @@
+// The journal's records and the index a round is rebuilt from (after a restart, or after a step failed in-process).
+import type { FinalizeRound } from '../pallet-bindings/index.ts';
+import { openJournal, type Journal } from './journal.ts';
+
+export interface TaskRecord {
+  account: string;
+  /** `proposal-round-attempt-slot`. */
+  taskId: string;
+  shards: number[];
+}
+
+/** A round attempt began (or was retried, or a task was added or handed on): the tasks outstanding now. */
+export interface RoundRecord {
+  t: 'round';
+  proposal: number;
+  round: number;
+  attempt: number;
+  base: string;
+  deadlineMs: number;
+  slots: number;
+  tasks: TaskRecord[];
+}
+
+/** An update that passed every check; written (and fsync'd) before the worker is acknowledged. */
+export interface UpdateRecord {
+  t: 'update';
+  proposal: number;
+  round: number;
+  account: string;
+  taskId: string;
+  /** Derived from the task (steps × batch size), never the worker's claim. */
+  samples: number;
+  shards: number[];
+  trainLoss: number;
+  payloadSha256: Uint8Array;
+  updateHash: Uint8Array;
+  payload: Uint8Array;
+}
+
+/** The round was aggregated and stored; this exact call is what gets committed (again, after a crash). */
+export interface ClosedRecord {
+  t: 'closed';
+  proposal: number;
+  round: number;
+  call: Omit<FinalizeRound, 'proposal' | 'round'>;
+  transfers: { dest: string; value: string }[];
+  leaves: { account: string; updateHash: Uint8Array }[];
+}
+
+export interface CommittedRecord {
+  t: 'committed';
+  proposal: number;
+  round: number;
+  blockHash: string;
+  blockNumber: number;
+}
+
+export type JournalRecord = RoundRecord | UpdateRecord | ClosedRecord | CommittedRecord;
+
+export const roundKey = (proposal: number, round: number) => `${proposal}/${round}`;
+
+/** The journal and what it holds per round: the latest round record, its updates, its call, whether it is committed. */
+export class RoundLog {
+  readonly rounds = new Map<string, RoundRecord>();
+  readonly updates = new Map<string, UpdateRecord[]>();
+  readonly closed = new Map<string, ClosedRecord>();
+  readonly committed = new Set<string>();
+
+  private constructor(private readonly journal: Journal<JournalRecord>) {
+    journal.recovered.forEach((rec) => this.index(rec));
+  }
+
+  static async open(path: string): Promise<RoundLog> {
+    return new RoundLog(await openJournal<JournalRecord>(path));
+  }
+
+  get recoveredCount(): number {
+    return this.journal.recovered.length;
+  }
+
+  get truncatedBytes(): number {
+    return this.journal.truncatedBytes;
+  }
+
+  /** Appends a record (fsync'd) and indexes it. */
+  async write(rec: JournalRecord): Promise<void> {
+    await this.journal.append(rec);
+    this.index(rec);
+  }
+
+  close(): Promise<void> {
+    return this.journal.close();
+  }
+
+  private index(rec: JournalRecord): void {
+    const k = roundKey(rec.proposal, rec.round);
+    if (rec.t === 'round') this.rounds.set(k, rec);
+    else if (rec.t === 'update') this.updates.set(k, [...(this.updates.get(k) ?? []), rec]);
+    else if (rec.t === 'closed') this.closed.set(k, rec);
+    else {
+      this.committed.add(k);
+      // A committed round is never rebuilt: free its payloads.
+      this.updates.delete(k);
+      this.rounds.delete(k);
+    }
+  }
+}
