@@ -42,7 +42,13 @@ export {
   type UpdateLeaf,
   type ReceiptCheck,
 } from './receipts.ts';
-export { submitChecked, ProtocolRejection, type CheckedSubmission, type SubmitCheckedParameters } from './actions.ts';
+export {
+  dryRun,
+  submitChecked,
+  ProtocolRejection,
+  type CheckedSubmission,
+  type SubmitCheckedParameters,
+} from './actions.ts';
 export { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.ts';
 export { signerFromKeyfile, signerFromSeed, type KeyringPair } from './keys.ts';
 export { markOutcomes, type UtilityEvent } from './outcomes.ts';
