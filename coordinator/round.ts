@@ -42,7 +42,8 @@ export interface RoundDependencies {
   send(account: string, frame: FrameInput): boolean;
   /** Journals the round's task state (fsync'd). */
   journal(record: RoundRecord): Promise<void>;
-  publicUrl: string;
+  /** The HTTP base URL workers fetch bases from. */
+  publicUrl(): string;
   overselect: number;
   /** How long a worker with an open task may stay disconnected before its slot goes to someone else. */
   silentAfterMs: number;
@@ -119,7 +120,7 @@ export function sendTask(
     task,
     proposal: round.assignment.proposal,
     round: round.assignment.round,
-    base: { ...round.base, url: deps.publicUrl },
+    base: { ...round.base, url: deps.publicUrl() },
     datasetRoot: ctx.proposal.round.dataset,
     modelJson: JSON.stringify(ctx.config),
     fit: round.config.fit,

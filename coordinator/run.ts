@@ -156,7 +156,7 @@ async function runRound(
       base: base.id,
       accepted: [...round.accepted.values()],
       store: deps.store,
-      publicUrl: deps.round.publicUrl,
+      publicUrl: deps.round.publicUrl(),
       evalExamples: deps.evalExamples,
       rewards: { payer: deps.me },
       payable: (transfers) => payable(transfers, deps),

@@ -165,7 +165,10 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     base: task.base.id,
     codec: 'dense',
     payload,
-    samples: 4,
+    // What the task stands for: the coordinator derives samples from it and refuses any other claim.
+    samples: (({ localSteps, batchSize }) => localSteps * batchSize)(
+      JSON.parse(task.hyperparamsJson) as { localSteps: number; batchSize: number },
+    ),
     shards: task.shards,
     trainLoss: 5,
   });

@@ -1,0 +1,114 @@
+// The engine's side of the worker server: who may take part, which upload a worker owes, what happens when an update
+// arrives, a task fails, or a worker comes and goes. Each hook reads the live round and hands the work to its module.
+import type { Logger } from 'pino';
+import { isWorker, type Hex32 } from '../pallet-bindings/index.ts';
+import { acceptUpdate } from './accept.ts';
+import type { CoordinatorEvent } from './events.ts';
+import type { ChainView } from './follow.ts';
+import type { ProposalContext } from './prepare.ts';
+import type { RoundLog } from './records.ts';
+import { handOn, watchSilent, welcome, type LiveRound, type RoundDependencies } from './round.ts';
+import type { RoundEngineHooks, UploadedUpdate } from './server.ts';
+
+export interface HookDependencies {
+  network: Hex32;
+  view: ChainView;
+  log: RoundLog;
+  round: RoundDependencies;
+  live(): { round: LiveRound; ctx: ProposalContext } | null;
+  emit(event: CoordinatorEvent): void;
+  /** A journal write failed: the coordinator stops, so a restart replays only what is durable. */
+  stepFailed(error: unknown): void;
+  logger: Logger;
+}
+
+export function engineHooks(deps: HookDependencies): RoundEngineHooks {
+  async function accept(update: UploadedUpdate) {
+    const current = deps.live();
+    const verdict = acceptUpdate({
+      assignment: current?.round.assignment ?? null,
+      closing: current?.round.closing ?? true,
+      accepted: current?.round.accepted ?? new Map(),
+      maxWorkers: current?.ctx.proposal.round.maxWorkers ?? 0,
+      samples: current?.round.samples ?? 0,
+      strategy: current?.ctx.strategy as never,
+      codec: current?.ctx.updateEncoding.codec ?? '',
+      maxValues: current?.ctx.maxValues ?? 0,
+      update,
+    });
+    const where = { proposal: update.begin.proposal, round: update.begin.round, account: update.account };
+    if (!verdict.ok) {
+      // A rejected worker may still send a good update; one that gives up says so with TaskFailed.
+      deps.emit({ type: 'updateRejected', ...where, code: verdict.code, message: verdict.message });
+      deps.logger.info(
+        { account: update.account, code: verdict.code },
+        `update rejected: ${verdict.message}`,
+      );
+      return verdict;
+    }
+    const { record } = verdict;
+    // The payload is folded in and goes to the journal; memory keeps only what the receipts and the commit need.
+    current!.round.accepted.set(update.account, { ...record, payload: new Uint8Array(0) });
+    try {
+      await deps.log.write(record);
+    } catch (error) {
+      deps.stepFailed(error);
+      throw error;
+    }
+    deps.emit({ type: 'updateAccepted', ...where, samples: record.samples, bytes: update.payload.length });
+    current!.round.signal.wake();
+    return { ok: true as const, updateHash: record.updateHash };
+  }
+
+  return {
+    async admit(account) {
+      const registered = () => deps.view.net() !== undefined && isWorker(deps.view.net()!, account);
+      if (!registered()) await deps.view.refresh();
+      if (registered()) return { ok: true };
+      return {
+        ok: false,
+        code: 'E_NOT_REGISTERED',
+        message: `${account} is not registered as a worker of network ${deps.network}: run \`fedtune worker register\``,
+      };
+    },
+    expectedUpload(account, taskId) {
+      const live = deps.live();
+      const task = live?.round.assignment.tasks.get(account);
+      if (!live || !task || task.taskId !== taskId) return null;
+      const a = live.round.assignment;
+      return {
+        proposal: a.proposal,
+        round: a.round,
+        base: live.round.base.id,
+        codec: live.ctx.updateEncoding.codec,
+      };
+    },
+    receiptFor(account, taskId, payloadSha256) {
+      const got = deps.live()?.round.accepted.get(account);
+      if (!got || got.taskId !== taskId) return null;
+      return Buffer.from(got.payloadSha256).equals(Buffer.from(payloadSha256)) ? got.updateHash : null;
+    },
+    acceptUpdate: (update) => accept(update),
+    taskFailed(account, failure) {
+      const current = deps.live();
+      if (!current || current.round.assignment.tasks.get(account)?.taskId !== failure.taskId) return;
+      deps.logger.warn({ account, code: failure.code }, `worker failed its task: ${failure.message}`);
+      deps.emit({
+        type: 'taskHandedOn',
+        proposal: current.ctx.id,
+        round: current.round.assignment.round,
+        from: account,
+        reason: failure.code,
+      });
+      void handOn(current.round, account, current.ctx, deps.round).catch(deps.stepFailed);
+    },
+    connected(account) {
+      const live = deps.live();
+      if (live) void welcome(live.round, account, live.ctx, deps.round).catch(deps.stepFailed);
+    },
+    disconnected(account) {
+      const live = deps.live();
+      if (live) watchSilent(live.round, account, live.ctx, deps.round);
+    },
+  };
+}
