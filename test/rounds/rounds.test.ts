@@ -7,7 +7,10 @@ import WebSocket from 'ws';
 import { encodeUpdate } from '../../aggregation/index.ts';
 import { modelConfig, paramSpecs } from '../../model/index.ts';
 import { decodeFrame, type Task } from '../../proto/index.ts';
-import { signerFromSeed, type KeyringPair } from '../../pallet-bindings/index.ts';
+import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../../datasets/index.ts';
+import { signerFromSeed, submit, type Hex32, type KeyringPair } from '../../pallet-bindings/index.ts';
 import { connectWorker, WorkerError, type WorkerConnection } from '../../worker/connection.ts';
 import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
 import { runWorker, type RunningWorker, type WorkerEvent } from '../../worker/runner.ts';
@@ -282,6 +285,41 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     await charlie.conn.close();
   });
 
+  it('hands a declined task to an idle worker before the deadline', async () => {
+    // Charlie and Dave (test-driven) take the round's two slots; Bob's trainer joins after, with no slot left.
+    await workers[0]!.close();
+    const charlie2 = manualWorker(f.workers[1]!);
+    const dave = manualWorker(f.workers[2]!);
+    await Promise.all([charlie2.conn.ready, dave.conn.ready]);
+    const sent: Extract<CoordinatorEvent, { type: 'taskSent' | 'taskHandedOn' }>[] = [];
+    onCoordinator((e) => (e.type === 'taskSent' || e.type === 'taskHandedOn') && sent.push(e));
+    const id = await approveProposal(f, { minWorkers: 1, maxWorkers: 1, roundDeadline: 120 });
+    const task = await until(() => charlie2.tasks.find((t) => t.proposal === id));
+    await until(() => dave.tasks.find((t) => t.proposal === id));
+    const bob = worker(0);
+    await bob.ready;
+    expect(sent.filter((e) => e.type === 'taskSent' && e.account === f.workers[0]!.address)).to.have.length(
+      0,
+    );
+
+    const committed = waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.proposal === id);
+    charlie2.conn.send({
+      kind: 'taskFailed',
+      taskFailed: { taskId: task.taskId, code: 'E_DATA_MISSING', message: 'no such data here' },
+    });
+    await committed;
+    const handedOn = sent.findIndex((e) => e.type === 'taskHandedOn' && e.proposal === id);
+    expect(handedOn).to.be.greaterThan(-1);
+    const toBob = sent
+      .slice(handedOn)
+      .find((e) => e.type === 'taskSent' && e.account === f.workers[0]!.address);
+    expect(toBob, 'the declined slot went to Bob').to.not.equal(undefined);
+    if (toBob?.type === 'taskSent') expect(toBob.shards).to.deep.equal(task.shards);
+    const p = await proposal(f, id);
+    expect(p.finalized[0]!.contributors.map((c) => c.account)).to.deep.equal([f.workers[0]!.address]);
+    await Promise.all([charlie2.conn.close(), dave.conn.close()]);
+  });
+
   it('retries a round short of minWorkers with new deadlines, then fails the proposal on chain with the reason', async () => {
     // Only Bob's trainer is still connected; the proposal wants two.
     const retried: number[] = [];
@@ -296,5 +334,37 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     );
     expect(retried).to.deep.equal([1, 2]);
     expect(p.finalized).to.have.length(0);
+  });
+
+  it('fails, after bounded tries, a proposal whose data this coordinator does not hold, saying how to give it', async () => {
+    // A trainer's own data, registered on chain; the coordinator was started without --data for it.
+    coordinator ??= await start();
+    const path = join(f.dir, 'letters.jsonl');
+    writeFileSync(
+      path,
+      Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `letter ${i}: the sea was calm` })).join(
+        '\n',
+      ),
+    );
+    const own = loadDataset({ name: path });
+    const manifest = buildManifest(
+      own,
+      shardDataset(own, { scheme: 'iid', shards: 2, seed: 0, evalFraction: 0.1 }),
+    );
+    const manifestPath = join(f.dir, 'letters.json');
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+    await submit(f.client, {
+      signer: f.alice,
+      network: f.network,
+      calls: [
+        { type: 'registerDataset', ...registerDatasetFields(manifest, pathToFileURL(manifestPath).href) },
+      ],
+    });
+    const failed = waitFor(onCoordinator, (e) => e.type === 'failRound');
+    const id = await approveProposal(f, { dataset: manifest.root as Hex32, minWorkers: 1 });
+    await failed;
+    const p = await proposal(f, id);
+    expect(p.status).to.equal('failed');
+    expect(p.failure!.reason).to.match(/^E_DATASET_NOT_LOCAL: .*--data [^ ]+=PATH/);
   });
 });
