@@ -4,10 +4,9 @@ import {
   connect,
   initialState,
   isHex32,
-  submit,
+  submitChecked as submitCheckedAction,
   syncState,
   toAccount,
-  type AuditEntry,
   type ChainClient,
   type Hex32,
   type Inclusion,
@@ -134,17 +133,8 @@ export async function submitChecked(
   params: SubmitParameters,
   from = 0,
 ): Promise<{ inclusion: Inclusion; state: ProtocolState }> {
-  const inclusion = await submit(client, params);
-  const state = await readState(client, { network: params.network, from, to: inclusion.blockNumber });
-  const broken = state.audit.filter(
-    (a: AuditEntry) => a.block === inclusion.blockNumber && a.extrinsic === inclusion.extrinsicIndex,
-  );
-  if (broken.length > 0) {
-    const first = broken[0]!;
-    throw new FedtuneError(
-      first.code,
-      `${first.callType} landed in block ${inclusion.blockNumber} but the protocol rejected it: ${first.reason}`,
-    );
-  }
-  return { inclusion, state };
+  return submitCheckedAction(client, {
+    ...params,
+    sync: (to) => readState(client, { network: params.network, from, to }),
+  });
 }
