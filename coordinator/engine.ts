@@ -55,6 +55,8 @@ export interface CoordinatorOptions {
   silentAfterMs?: number;
   /** Held-out examples scored after each round (default 256, evenly spaced). */
   evalExamples?: number;
+  /** How long close() lets the current step finish before it stops anyway (default 2 s). */
+  stopGraceMs?: number;
   /** Time as the engine sees it (tests move it forward). */
   clock?: Clock;
   logger: Logger;
@@ -241,7 +243,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     stopping.abort();
     live?.round.signal.wake();
     await server.close();
-    if (!abort) await running?.catch(() => undefined);
+    // The current step may finish what it must (a commit in flight), but a stop never waits longer than the grace.
+    if (!abort && running) await Promise.race([running.catch(() => undefined), sleep(clock, options.stopGraceMs ?? 2000)]);
     await view.stop();
     await log.close();
     for (const ctx of proposals.contexts.values()) resetContext(ctx);
