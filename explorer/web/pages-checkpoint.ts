@@ -48,6 +48,8 @@ function renderRun(el: HTMLElement, id: string) {
   }
   const p = run.progress;
   const verdict = run.result?.verdict ?? 'running';
+  const count = document.getElementById('chunk-count');
+  if (count && p) count.textContent = `${p.chunksTotal} (from the verified manifest)`;
   el.innerHTML = `
     <p><strong>${esc(run.label)}</strong></p>
     ${p ? `<progress max="${p.chunksTotal}" value="${p.chunksDone}"></progress> <span id="verify-progress">${p.chunksDone}/${p.chunksTotal} chunks, ${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)}</span>` : '<span class="muted">fetching the manifest…</span>'}
@@ -117,7 +119,7 @@ export function checkpointPage(ctx: Ctx, id: string): Rendered {
       ['size', `${bytes(c.bytes)} (${c.bytes} bytes)`],
       [
         'chunks',
-        `<span id="chunk-count">${runs.get(id)?.progress ? String(runs.get(id)!.progress!.chunksTotal) : 'listed in the manifest (verify to fetch it)'}</span>`,
+        `<span id="chunk-count">${runs.get(id)?.progress ? `${runs.get(id)!.progress!.chunksTotal} (from the verified manifest)` : 'listed in the manifest (verify to fetch it)'}</span>`,
       ],
       [
         'round',
