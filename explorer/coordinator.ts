@@ -2,6 +2,7 @@
 // as time series, so the coordinator page charts them from the explorer's start, not from when a page was opened.
 import type { Logger } from 'pino';
 import type { CoordinatorSample, CoordinatorView } from './view.ts';
+import { reasonOf } from './errors.ts';
 
 /** Samples kept: an hour at the default 5 s poll. */
 const MAX_SAMPLES = 720;
@@ -67,7 +68,7 @@ export function watchCoordinator(params: {
       if (error !== null) params.logger.info({ url: base }, 'coordinator answers again');
       error = null;
     } catch (cause) {
-      const reason = (cause as Error & { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
+      const reason = reasonOf(cause);
       if (error === null) params.logger.warn({ url: base, reason }, 'coordinator unreachable');
       error = `the coordinator at ${base} does not answer (${reason}): is \`fedtune coordinator\` running there? --coordinator takes its HTTP base URL, e.g. http://127.0.0.1:7300`;
     }

@@ -11,3 +11,9 @@ export class ExplorerError extends Error {
     this.exitCode = options.exitCode ?? 1;
   }
 }
+
+/** Why a fetch failed, in the words that help: the socket's code (ECONNREFUSED, …), else the cause's message. */
+export function reasonOf(error: unknown): string {
+  const e = error as (Error & { cause?: { code?: string; message?: string } }) | null;
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(error);
+}

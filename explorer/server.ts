@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { httpSource, parseSource, type CheckpointSource } from '../checkpoints/index.ts';
 import type { Hex32, NetworkState } from '../pallet-bindings/index.ts';
 import type { CoordinatorWatch } from './coordinator.ts';
-import { ExplorerError } from './errors.ts';
+import { ExplorerError, reasonOf } from './errors.ts';
 import type { Follower } from './follower.ts';
 import { buildView, pickNetwork, type SourceView } from './view.ts';
 
@@ -179,7 +179,7 @@ export async function startExplorerServer(params: ExplorerServerParameters): Pro
     try {
       upstream = await fetch(url, { signal: AbortSignal.timeout(RELAY_TIMEOUT_MS) });
     } catch (cause) {
-      const reason = (cause as Error & { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
+      const reason = reasonOf(cause);
       sendError(res, 502, 'E_SOURCE_DOWN', `${source.name} does not answer for ${label} (${reason})`);
       return;
     }

@@ -11,7 +11,7 @@ import { Metrics } from '../../coordinator/metrics.ts';
 import { startExplorer, type Explorer } from '../../explorer/index.ts';
 import type { RoundProposal } from '../../pallet-bindings/index.ts';
 import { openBrowser, type Browser } from './browser.ts';
-import { buildFixture, chainRelay, lossAt, type Fixture } from './fixture.ts';
+import { buildFixture, chainRelay, closedPort, lossAt, type Fixture } from './fixture.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -34,6 +34,7 @@ describe('fedtune explorer in Chromium', function () {
   let browser: Browser;
   let coordinator: { url: string; server: Server };
   let relay: Awaited<ReturnType<typeof chainRelay>>;
+  let downPort: number;
   const metrics = new Metrics();
 
   const text = (selector: string) => browser.page.locator(selector).innerText();
@@ -55,13 +56,14 @@ describe('fedtune explorer in Chromium', function () {
     metrics.inc('fedtune_rounds_committed_total', 'Rounds committed', {}, 3);
     coordinator = await fakeCoordinator(metrics);
     relay = await chainRelay(fx.devnet.url);
+    downPort = await closedPort();
     explorer = await startExplorer({
       chain: relay.url,
       network: fx.network,
       coordinator: coordinator.url,
       coordinatorPollMs: 200,
       // After the URI on chain: a source that corrupts chunk 2, and one that is down.
-      sources: [fx.corrupt.url, 'http://127.0.0.1:9'],
+      sources: [fx.corrupt.url, `http://127.0.0.1:${downPort}`],
       port: 0,
       logger,
     });
@@ -77,7 +79,8 @@ describe('fedtune explorer in Chromium', function () {
   });
 
   afterEach(function () {
-    expect(browser.errors, 'errors in the page').to.deep.equal([]);
+    // Taken out, so that one test's page error fails that test only.
+    expect(browser.errors.splice(0), 'errors in the page').to.deep.equal([]);
   });
 
   it('network: members, coordinators, datasets, workers and reward totals', async () => {
@@ -171,8 +174,8 @@ describe('fedtune explorer in Chromium', function () {
     await browser.page.click('[data-verify-source="2"]');
     await browser.page.waitForSelector('#verify-verdict:not([data-verdict="running"])');
     expect(await browser.page.getAttribute('#verify-verdict', 'data-verdict')).to.equal('unavailable');
-    expect(await text('#verify-verdict')).to.match(
-      /every source is down.*127\.0\.0\.1:9 does not answer.*E_SOURCE_DOWN/,
+    expect(await text('#verify-verdict')).to.include(
+      `every source is down for ${fine}: http://127.0.0.1:${downPort}: http://127.0.0.1:${downPort} does not answer for the manifest (ECONNREFUSED) [E_SOURCE_DOWN]`,
     );
   });
 

@@ -125,6 +125,15 @@ async function startCorruptSource(store: CheckpointStore): Promise<{ url: string
   };
 }
 
+/** A port nothing listens on (it was free a moment ago): connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 /**
  * A TCP relay in front of the node: `cut()` drops every connection and refuses new ones, as a node that went away
  * does (closing the devnet itself leaves its open WebSockets half alive); `restore()` listens again on the same port.

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { pino } from 'pino';
 import { Metrics } from '../../coordinator/metrics.ts';
+import { watchCoordinator } from '../../explorer/coordinator.ts';
 import { parsePrometheus } from '../../explorer/index.ts';
 import type { Follower, FollowerEvent } from '../../explorer/follower.ts';
 import { startExplorerServer, type ExplorerServer } from '../../explorer/server.ts';
@@ -12,6 +13,7 @@ import type { ExplorerView } from '../../explorer/view.ts';
 import { initialState, reduceBlocks, type ProtocolState } from '../../pallet-bindings/index.ts';
 import { ALICE, callsBlock, createCall, datasetCall, hex32, networkAt } from '../pallet-bindings/fixtures.ts';
 import { fedtune } from '../run-cli.ts';
+import { closedPort } from './fixture.ts';
 
 const logger = pino({ level: 'silent' });
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -136,6 +138,22 @@ describe('explorer server', () => {
     expect(figures['fedtune_updates_total{code="E_NORM",outcome="rejected"}']).to.equal(1);
     expect(figures.fedtune_connected_workers).to.equal(3);
     expect(Object.keys(figures)).to.have.length(4);
+  });
+
+  it('says which coordinator does not answer and how to point at one', async () => {
+    const port = await closedPort();
+    const watch = watchCoordinator({ url: `http://127.0.0.1:${port}/`, intervalMs: 200, logger });
+    try {
+      await new Promise<void>((resolve) => watch.onSample(resolve));
+      const view = watch.view();
+      expect(view.samples).to.deep.equal([]);
+      expect(view.error).to.include(
+        `the coordinator at http://127.0.0.1:${port} does not answer (ECONNREFUSED)`,
+      );
+      expect(view.error).to.include('--coordinator takes its HTTP base URL');
+    } finally {
+      watch.close();
+    }
   });
 
   it('has a committed bundle that is what the page sources build', function () {
