@@ -1,7 +1,11 @@
 // `fedtune explorer`: serves the web explorer for a chain (and optionally a coordinator) until Ctrl-C.
 import type { Argv, CommandModule } from 'yargs';
+import { FedtuneError } from '../errors.ts';
+import { createLogger } from '../log.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
-import { logger as makeLogger, parseNetworkId, usage } from '../protocol.ts';
+
+// Only light imports at the top (no chain client): the explorer itself is loaded by the handler.
+const usage = (message: string) => new FedtuneError('E_USAGE', message, { exitCode: 2 });
 
 const DEFAULT_LISTEN = '127.0.0.1:7400';
 
@@ -62,17 +66,19 @@ export const explorerCommand: CommandModule<GlobalArgs, ExplorerArgs> = {
       ) as unknown as Argv<ExplorerArgs>,
   async handler(args) {
     const { host, port } = parseListen(args.listen);
-    const network = args.network === undefined || args.network === '' ? null : parseNetworkId(args.network);
+    const network = args.network === undefined || args.network === '' ? null : args.network.toLowerCase();
+    if (network !== null && !/^0x[0-9a-f]{64}$/.test(network))
+      throw usage(`--network must be 0x followed by 64 hex digits, got ${args.network}`);
     if (args.coordinator !== undefined && !/^https?:\/\//.test(args.coordinator))
       throw usage(
         `--coordinator takes an http(s) base URL like http://127.0.0.1:7300, got ${args.coordinator}`,
       );
-    const log = makeLogger(args);
+    const log = createLogger({ level: args.logLevel });
     // Loaded here, not at the top: `fedtune --help` and other commands do not pay for the explorer.
     const { startExplorer } = await import('../../explorer/index.ts');
     const explorer = await startExplorer({
       chain: args.chain,
-      network,
+      network: network as `0x${string}` | null,
       coordinator: args.coordinator ?? null,
       sources: args.source,
       from: args.from,
