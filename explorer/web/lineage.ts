@@ -30,7 +30,7 @@ export function lineageSvg(net: NetworkState, checkpoints: CheckpointSummary[], 
     y: TOP + lanes.indexOf(c.proposal) * DY,
   });
   const width = LEFT * 2 + (Math.max(0, ...checkpoints.map((c) => depthOf(c.id))) + 1) * DX + 200;
-  const height = TOP + lanes.length * DY;
+  const height = TOP + Math.max(0, lanes.length - 1) * DY + 16;
   const edges = checkpoints
     .filter((c) => c.parent && byId.has(c.parent))
     .map((c) => {
