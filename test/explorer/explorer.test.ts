@@ -232,12 +232,18 @@ describe('fedtune explorer in Chromium', function () {
     await browser.page.goto(`${explorer.url}#/proposal/2`);
     await browser.page.waitForSelector('#loss-chart canvas');
     expect((await chartData())[0]).to.have.length(100);
-    const timing = await browser.page.evaluate(() => ({
-      rendered: performance.getEntriesByName('explorer:rendered')[0]!.startTime,
-      load: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).loadEventEnd,
-    }));
+    // Five loads of the page (each a fresh document): navigation start to the first render with the chain's data.
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await browser.page.reload();
+      await browser.page.waitForSelector('#loss-chart canvas');
+      times.push(
+        await browser.page.evaluate(() => performance.getEntriesByName('explorer:rendered')[0]!.startTime),
+      );
+    }
+    times.sort((a, b) => a - b);
     console.log(
-      `      page load, 100-round proposal: rendered with data at ${timing.rendered.toFixed(0)} ms, load event ${timing.load.toFixed(0)} ms`,
+      `      page load, 100-round proposal: first render with data in ${times[2]!.toFixed(0)} ms (median of 5; ${times[0]!.toFixed(0)}–${times[4]!.toFixed(0)} ms)`,
     );
     await browser.screenshot('proposal-100-rounds');
 
