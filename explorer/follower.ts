@@ -5,6 +5,7 @@ import {
   follow,
   initialState,
   syncState,
+  type ChainBlock,
   type ChainClient,
   type ProtocolState,
 } from '../pallet-bindings/index.ts';
@@ -14,6 +15,8 @@ export type FollowerEvent = { type: 'head'; height: number; blockHash: string | 
 
 export interface Follower {
   state(): ProtocolState;
+  /** The block each vote was cast in, by proposal and account (the reducer keeps the vote, not its block). */
+  votedAt(network: string): Record<number, Record<string, number>>;
   status(): ChainStatus;
   /** Returns the function that removes the listener. */
   on(listener: (event: FollowerEvent) => void): () => void;
@@ -34,8 +37,24 @@ export async function followChain(params: {
   let connected = true;
   let error: string | null = null;
 
+  // The reducer keeps who voted, not when: a vote is dated by the block after which it first appears.
+  const votes = new Map<string, Record<number, Record<string, number>>>();
+  const dateVotes = (s: ProtocolState, block: ChainBlock) => {
+    for (const net of Object.values(s.networks)) {
+      let byProposal = votes.get(net.id);
+      for (const p of net.proposals) {
+        if (p.decidedAt !== null && p.decidedAt < block.number) continue;
+        for (const account of Object.keys(p.votes)) {
+          if (byProposal?.[p.id]?.[account] !== undefined) continue;
+          if (!byProposal) votes.set(net.id, (byProposal = {}));
+          (byProposal[p.id] ??= {})[account] = block.number;
+        }
+      }
+    }
+  };
+
   // Every network is followed (no `only`), so an unknown --network can be answered with the ones that exist.
-  let state = await syncState(client, { state: initialState(), from: params.from });
+  let state = await syncState(client, { state: initialState(), from: params.from, onBlock: dateVotes });
   logger.info({ height: state.height, networks: Object.keys(state.networks).length }, 'explorer synced');
 
   const onDisconnected = () => {
@@ -56,8 +75,9 @@ export async function followChain(params: {
 
   const stop = await follow(client, {
     state,
-    onState: (next) => {
+    onState: (next, block) => {
       state = next;
+      dateVotes(next, block);
       emit({ type: 'head', height: next.height, blockHash: next.blockHash });
     },
     onError: (cause) => {
@@ -69,6 +89,7 @@ export async function followChain(params: {
 
   return {
     state: () => state,
+    votedAt: (network) => votes.get(network) ?? {},
     status: () => ({
       url: client.url,
       genesisHash: client.genesisHash,

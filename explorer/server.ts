@@ -118,6 +118,7 @@ export async function startExplorerServer(params: ExplorerServerParameters): Pro
         network: picked.id,
         error: picked.error,
         sourcesOf: (net, id) => sourcesFor(net, id).map((x) => x.view),
+        votedAt: follower.votedAt,
         coordinator: coordinator?.view().url ?? null,
       }),
     );

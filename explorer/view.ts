@@ -27,6 +27,8 @@ export interface ExplorerView {
   /** The network the page shows, or null with `error` saying why. */
   network: NetworkState | null;
   error: { code: string; message: string } | null;
+  /** The block each vote was cast in, by proposal id and account (votes before --from are not dated). */
+  votedAt: Record<number, Record<string, number>>;
   /** Calls addressed to this network that broke a rule. */
   audit: AuditEntry[];
   checkpoints: CheckpointSummary[];
@@ -97,6 +99,7 @@ export function buildView(params: {
   network: Hex32 | null;
   error: ExplorerView['error'];
   sourcesOf: (net: NetworkState, checkpoint: string) => SourceView[];
+  votedAt: (network: string) => Record<number, Record<string, number>>;
   coordinator: string | null;
 }): ExplorerView {
   const { state, network } = params;
@@ -112,6 +115,7 @@ export function buildView(params: {
       networks,
       network: null,
       error: params.error,
+      votedAt: {},
       audit: [],
       checkpoints: [],
       sources: {},
@@ -123,6 +127,7 @@ export function buildView(params: {
     networks,
     network: net,
     error: null,
+    votedAt: params.votedAt(net.id),
     audit: state.audit.filter((a) => a.network === net.id),
     checkpoints: listCheckpoints(net),
     sources: Object.fromEntries(Object.keys(net.checkpoints).map((id) => [id, params.sourcesOf(net, id)])),

@@ -62,11 +62,13 @@ export function proposalPage(ctx: Ctx, id: number): Rendered {
     return notFound(
       `There is no proposal ${esc(id)} in ${esc(ctx.net.name)}: see <a href="#/proposals">the proposals</a>.`,
     );
+  const votedAt = ctx.view.votedAt[id] ?? {};
   const votes = table(
-    ['member', 'vote'],
+    ['member', 'vote', 'when'],
     p.electorate.map((m) => [
       account(m),
       p.votes[m] === undefined ? '<span class="muted">not voted</span>' : p.votes[m] ? 'aye' : 'nay',
+      votedAt[m] === undefined ? '' : `block ${votedAt[m]}`,
     ]),
     'id="votes"',
   );

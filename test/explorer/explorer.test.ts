@@ -115,7 +115,15 @@ describe('fedtune explorer in Chromium', function () {
     expect(train).to.deep.equal([0, 1, 2].map((r) => lossAt(0, r).trainLoss));
     expect(held).to.deep.equal([0, 1, 2].map((r) => lossAt(0, r).evalLoss));
     expect(base).to.deep.equal([5.9, 5.9, 5.9]);
-    expect(await text('#votes')).to.match(/aye[\s\S]*aye[\s\S]*not voted/);
+    // Alice proposed and voted in one extrinsic, Bob voted in a later block, Charlie not at all.
+    const p0 = (await fx.net()).proposals[0]!;
+    const votes = (await text('#votes')).split('\n');
+    expect(votes[1]).to.match(new RegExp(`aye\\s+block ${p0.proposedAt}$`));
+    expect(votes[2]).to.match(/aye\s+block (\d+)$/);
+    expect(Number(/block (\d+)$/.exec(votes[2]!)![1]))
+      .to.be.greaterThan(p0.proposedAt)
+      .and.at.most(p0.deadline);
+    expect(votes[3]).to.match(/not voted\s*$/);
     expect(await text('main'))
       .to.include('fedavg')
       .and.to.include('adamw');

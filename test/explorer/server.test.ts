@@ -23,6 +23,7 @@ function followerOf(state: ProtocolState): Follower & { announce(): void } {
   const listeners = new Set<(e: FollowerEvent) => void>();
   return {
     state: () => state,
+    votedAt: () => ({}),
     status: () => ({
       url: 'ws://chain.test',
       genesisHash: '0x00',
