@@ -3,7 +3,14 @@ import type { CheckpointSummary } from '../../checkpoints/provenance.ts';
 import { account, bytes, checkpointLink, esc, fields, loss, short, table } from './format.ts';
 import { lineageSvg } from './lineage.ts';
 import { notFound, type Ctx, type Rendered } from './page.ts';
-import { verifyCheckpoint, type VerifyFailure, type VerifyProgress, type VerifyResult } from './verify.ts';
+import {
+  fetchManifest,
+  verifyCheckpoint,
+  type VerifyFailure,
+  type VerifyProgress,
+  type VerifyResult,
+  type VerifySource,
+} from './verify.ts';
 
 export function checkpointsPage({ view }: Ctx): Rendered {
   const rows = [...view.checkpoints]
@@ -48,8 +55,6 @@ function renderRun(el: HTMLElement, id: string) {
   }
   const p = run.progress;
   const verdict = run.result?.verdict ?? 'running';
-  const count = document.getElementById('chunk-count');
-  if (count && p) count.textContent = `${p.chunksTotal} (from the verified manifest)`;
   el.innerHTML = `
     <p><strong>${esc(run.label)}</strong></p>
     ${p ? `<progress max="${p.chunksTotal}" value="${p.chunksDone}"></progress> <span id="verify-progress">${p.chunksDone}/${p.chunksTotal} chunks, ${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)}</span>` : '<span class="muted">fetching the manifest…</span>'}
@@ -91,6 +96,30 @@ function startRun(root: HTMLElement, id: string, label: string, sources: { index
   void root;
 }
 
+/** What the page says about a checkpoint's chunks, once its manifest was read and checked (failures are retried). */
+const chunkInfo = new Map<string, string>();
+
+async function showChunks(id: string, sources: VerifySource[]): Promise<void> {
+  let info = chunkInfo.get(id);
+  if (info === undefined) {
+    if (!globalThis.crypto?.subtle) {
+      info = 'listed in the manifest (this page has no WebCrypto to check it: see the verdict below)';
+    } else {
+      const failures: VerifyFailure[] = [];
+      const manifest = await fetchManifest(id, sources, (f) => failures.push(f));
+      if (manifest) {
+        info = `${manifest.chunks.length} of ${bytes(manifest.chunkSize)} (manifest checked against the id)`;
+        chunkInfo.set(id, info);
+      } else {
+        info = `unknown: no source served the manifest (${failures.map((f) => `${f.source}: ${f.detail}`).join('; ') || 'no source'})`;
+      }
+    }
+  }
+  // The page may show another checkpoint by now.
+  const el = document.getElementById('chunk-count');
+  if (el && document.getElementById('checkpoint-id')?.textContent === id) el.textContent = info;
+}
+
 export function checkpointPage(ctx: Ctx, id: string): Rendered {
   const { net, view } = ctx;
   const c = net.checkpoints[id as `0x${string}`];
@@ -117,10 +146,7 @@ export function checkpointPage(ctx: Ctx, id: string): Rendered {
           : '<span id="certified">not yet</span>',
       ],
       ['size', `${bytes(c.bytes)} (${c.bytes} bytes)`],
-      [
-        'chunks',
-        `<span id="chunk-count">${runs.get(id)?.progress ? `${runs.get(id)!.progress!.chunksTotal} (from the verified manifest)` : 'listed in the manifest (verify to fetch it)'}</span>`,
-      ],
+      ['chunks', `<span id="chunk-count">${esc(chunkInfo.get(id) ?? 'reading the manifest…')}</span>`],
       [
         'round',
         `<a href="#/round/${c.proposal}/${c.round}">proposal ${c.proposal}, round ${c.round}</a> (${esc(summary.kind)})`,
@@ -178,6 +204,7 @@ export function checkpointPage(ctx: Ctx, id: string): Rendered {
     mount(root) {
       const panel = root.querySelector<HTMLElement>('#verify-panel');
       if (panel) renderRun(panel, id);
+      void showChunks(id, sources);
       root
         .querySelector('#verify-all')
         ?.addEventListener('click', () =>

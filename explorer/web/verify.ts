@@ -31,7 +31,7 @@ export interface VerifyResult {
   file: Blob | null;
 }
 
-interface Manifest {
+export interface Manifest {
   size: number;
   chunkSize: number;
   chunks: string[];
@@ -77,6 +77,47 @@ function checkManifest(value: unknown): Manifest | string {
   return m as Manifest;
 }
 
+/**
+ * The manifest from the first source whose copy hashes to the on-chain id and is self-consistent; every source
+ * that fails is told to `fail`. Null when none serves it.
+ */
+export async function fetchManifest(
+  id: string,
+  sources: VerifySource[],
+  fail: (f: VerifyFailure) => void,
+  signal?: AbortSignal,
+): Promise<Manifest | null> {
+  for (const source of sources) {
+    const got = await get(`api/source/${source.index}/checkpoints/${id}/manifest`, signal);
+    if (!got.ok) {
+      fail({ what: 'manifest', source: source.name, kind: 'unavailable', detail: got.detail });
+      continue;
+    }
+    const actual = await sha256Hex(got.bytes);
+    if (actual !== id) {
+      fail({
+        what: 'manifest',
+        source: source.name,
+        kind: 'corrupt',
+        detail: `hashes to ${actual}, not to the on-chain id`,
+      });
+      continue;
+    }
+    let parsed: Manifest | string;
+    try {
+      parsed = checkManifest(JSON.parse(new TextDecoder().decode(got.bytes)));
+    } catch {
+      parsed = 'not JSON';
+    }
+    if (typeof parsed === 'string') {
+      fail({ what: 'manifest', source: source.name, kind: 'corrupt', detail: parsed });
+      continue;
+    }
+    return parsed;
+  }
+  return null;
+}
+
 export async function verifyCheckpoint(params: {
   id: string;
   sources: VerifySource[];
@@ -105,36 +146,7 @@ export async function verifyCheckpoint(params: {
   }
   const base = (s: VerifySource) => `api/source/${s.index}/checkpoints/${id}`;
 
-  let manifest: Manifest | null = null;
-  for (const source of sources) {
-    const got = await get(`${base(source)}/manifest`, signal);
-    if (!got.ok) {
-      fail({ what: 'manifest', source: source.name, kind: 'unavailable', detail: got.detail });
-      continue;
-    }
-    const actual = await sha256Hex(got.bytes);
-    if (actual !== id) {
-      fail({
-        what: 'manifest',
-        source: source.name,
-        kind: 'corrupt',
-        detail: `hashes to ${actual}, not to the on-chain id`,
-      });
-      continue;
-    }
-    let parsed: Manifest | string;
-    try {
-      parsed = checkManifest(JSON.parse(new TextDecoder().decode(got.bytes)));
-    } catch {
-      parsed = 'not JSON';
-    }
-    if (typeof parsed === 'string') {
-      fail({ what: 'manifest', source: source.name, kind: 'corrupt', detail: parsed });
-      continue;
-    }
-    manifest = parsed;
-    break;
-  }
+  const manifest = await fetchManifest(id, sources, fail, signal);
   if (manifest === null) {
     const corrupt = failures.some((f) => f.kind === 'corrupt');
     return {
