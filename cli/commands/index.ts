@@ -15,3 +15,4 @@ commands.push((await import('./chain.ts')).chainCommand);
 commands.push((await import('./checkpoint.ts')).checkpointCommand);
 commands.push((await import('./checkpoint.ts')).generateCommand);
 commands.push((await import('./demo.ts')).demoCommand);
+commands.push((await import('./explorer.ts')).explorerCommand);
