@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { WebSocket, WebSocketServer } from 'ws';
 import { encodeUpdate } from '../aggregation/index.ts';
-import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../coordinator/engine.ts';
+import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../coordinator/index.ts';
 import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../datasets/index.ts';
 import { startDevnet } from '../devchain/index.ts';
 import { countParams, initBackend, paramSpecs, type ModelConfig } from '../model/index.ts';
@@ -22,7 +22,7 @@ import {
   type KeyringPair,
 } from '../pallet-bindings/index.ts';
 import type { Task } from '../proto/index.ts';
-import { connectWorker, type WorkerConnection } from '../worker/connection.ts';
+import { connectWorker, type WorkerConnection } from '../worker/index.ts';
 import type { Bench } from './lib.ts';
 import { memcpyGBs, withRatio } from './lib.ts';
 
