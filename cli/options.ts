@@ -4,6 +4,16 @@ import type { LevelWithSilent } from 'pino';
 
 export const DEFAULT_CHAIN_URL = 'ws://127.0.0.1:9944';
 
+export const LOG_LEVELS: readonly LevelWithSilent[] = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+];
+
 export interface GlobalArgs {
   'log-level': LevelWithSilent;
   logLevel: LevelWithSilent;

@@ -1,20 +1,16 @@
 // What the chain-facing commands share: the network option, one connection per command, state sync, checked submission.
+// pallet-bindings (and with it @polkadot/api) loads inside the functions that talk to the chain, so `--help` stays light.
 import type { Argv } from 'yargs';
-import {
-  connect,
-  initialState,
-  isHex32,
-  submit,
-  syncState,
-  toAccount,
-  type AuditEntry,
-  type ChainClient,
-  type Hex32,
-  type Inclusion,
-  type NetworkState,
-  type ProtocolState,
-  type Quorum,
-  type SubmitParameters,
+import { isHex32 } from '../datasets/index.ts';
+import type {
+  AuditEntry,
+  ChainClient,
+  Hex32,
+  Inclusion,
+  NetworkState,
+  ProtocolState,
+  Quorum,
+  SubmitParameters,
 } from '../pallet-bindings/index.ts';
 import { FedtuneError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -65,7 +61,9 @@ export function parseHex32(name: string, value: string): Hex32 {
   return v;
 }
 
-export function parseAccount(value: string): string {
+/** The canonical SS58 form of an address (E_BAD_ACCOUNT otherwise); async because the SS58 codec loads on first use. */
+export async function parseAccount(value: string): Promise<string> {
+  const { toAccount } = await import('../pallet-bindings/index.ts');
   return toAccount(value);
 }
 
@@ -97,6 +95,7 @@ export async function withClient<R>(
   log: Logger,
   fn: (client: ChainClient) => Promise<R>,
 ): Promise<R> {
+  const { connect } = await import('../pallet-bindings/index.ts');
   const client = await connect({ url: args.chain, logger: log, attempts: 3 });
   try {
     return await fn(client);
@@ -110,6 +109,7 @@ export async function readState(
   client: ChainClient,
   options: { network?: Hex32 | null; from?: number; to?: number } = {},
 ): Promise<ProtocolState> {
+  const { initialState, syncState } = await import('../pallet-bindings/index.ts');
   return syncState(client, {
     state: initialState({ only: options.network ?? null }),
     from: options.from,
@@ -134,6 +134,7 @@ export async function submitChecked(
   params: SubmitParameters,
   from = 0,
 ): Promise<{ inclusion: Inclusion; state: ProtocolState }> {
+  const { submit } = await import('../pallet-bindings/index.ts');
   const inclusion = await submit(client, params);
   const state = await readState(client, { network: params.network, from, to: inclusion.blockNumber });
   const broken = state.audit.filter(

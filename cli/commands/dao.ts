@@ -170,7 +170,7 @@ const proposeMember: CommandModule<GlobalArgs, ProposeMemberArgs> = {
     const network = parseNetworkId(args.network);
     const target = args.add ?? args.remove;
     if (target === undefined) throw usage('name the change: --add ACCOUNT or --remove ACCOUNT');
-    const account = parseAccount(target);
+    const account = await parseAccount(target);
     const signer = await loadSigner(args);
     await withClient(args, logger(args), async (client) => {
       const { inclusion, state } = await submitChecked(
