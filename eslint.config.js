@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'out/**', 'demo-out*/**', '**/*.cjs'] },
+  { ignores: ['node_modules/**', 'dist/**', 'out/**', 'demo-out*/**', '**/*.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
