@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 /** What runs as `fedtune`; a new top-level folder that the CLI imports is added here. Tests and bench run through tsx. */
 export const FOLDERS = [
+  'bin',
   'cli',
   'devchain',
   'pallet-bindings',
@@ -45,7 +46,8 @@ for (const folder of FOLDERS) {
     if (!entry.isFile()) continue;
     const file = join(entry.parentPath, entry.name);
     if (file.endsWith('.ts')) entryPoints.push(file);
-    else {
+    else if (folder !== 'bin') {
+      // bin/fedtune.js is the entry point that picks dist/ or the sources; it is not part of the build.
       const to = join(dist, relative(root, file));
       mkdirSync(dirname(to), { recursive: true });
       copyFileSync(file, to);
