@@ -1,11 +1,11 @@
-// The DAO commands as a user runs them: bin/fedtune.js against a devnet, tables, --json, and coded errors.
+// The DAO commands as a user runs them: bin/fedtune.js against a devnet, tables, --json, and coded errors (argument
+// errors in this process).
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { BIN, fedtune } from '../run-cli.ts';
+import { fedtune, inProcess, startFedtune } from '../run-cli.ts';
 import { startDevnet } from '../../devchain/index.ts';
 import { ALICE, BOB, CHARLIE, DAVE } from './fixtures.ts';
 
@@ -89,10 +89,9 @@ describe('fedtune network / dao / worker / chain commands', function () {
   it('registers a worker under the worker command group while chain watch streams the changes and keeps a snapshot', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedtune-watch-'));
     const snapshot = join(dir, 'state.msgpack');
-    const watcher = spawn(
-      process.execPath,
-      [BIN, 'chain', 'watch', '--json', '--snapshot', snapshot, '--snapshot-every', '1'],
-      { env: { ...process.env, ...env, FEDTUNE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    const watcher = startFedtune(
+      ['chain', 'watch', '--json', '--snapshot', snapshot, '--snapshot-every', '1'],
+      env,
     );
     try {
       let stdout = '';
@@ -149,16 +148,16 @@ describe('fedtune network / dao / worker / chain commands', function () {
   });
 
   it('refuses bad arguments with exit status 2 and an unreachable chain with E_CHAIN_UNREACHABLE', async () => {
-    const bad = await fedtune(['dao', 'vote', '0', 'aye', '--seed', '//Alice', '--network', '0x12'], env);
+    const bad = await inProcess(['dao', 'vote', '0', 'aye', '--seed', '//Alice', '--network', '0x12'], env);
     expect(bad.status).to.equal(2);
     expect(bad.stderr).to.match(/error \[E_USAGE\].*--network/);
-    const noSigner = await fedtune(['network', 'create', '--name', 'x', '--member', ALICE], {
+    const noSigner = await inProcess(['network', 'create', '--name', 'x', '--member', ALICE], {
       ...env,
       FEDTUNE_SEED: '',
     });
     expect(noSigner.status).to.equal(2);
     expect(noSigner.stderr).to.match(/E_NO_SIGNER/);
-    const down = await fedtune(['chain', 'state', '--chain', 'ws://127.0.0.1:1']);
+    const down = await inProcess(['chain', 'state', '--chain', 'ws://127.0.0.1:1']);
     expect(down.status).to.equal(1);
     expect(down.stderr).to.match(/error \[E_CHAIN_UNREACHABLE\]/);
   });
