@@ -33,4 +33,7 @@ if (freshBuild()) {
   register();
   cli = await import('../cli/index.ts');
 }
-process.exitCode = await cli.main(process.argv.slice(2));
+// A command is over when main resolves (long-running ones resolve when stopped). Exit then, rather than wait for
+// what libraries leave behind: @polkadot/api's closed connection keeps a socket and timers alive for about 2 s.
+// stdout and stderr are synchronous for files and pipes on Linux, so nothing printed is lost.
+process.exit(await cli.main(process.argv.slice(2)));
