@@ -3,13 +3,13 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { BIN, inProcess } from './run-cli.ts';
-import { commands } from '../cli/commands/index.ts';
-import * as choices from '../cli/choices.ts';
-import { BACKEND_CHOICES, PRESETS } from '../model/index.ts';
-import { BLOCK_MODES, DEFAULT_DEVNET_PORT } from '../devchain/index.ts';
+import { BIN, inProcess } from '../run-cli.ts';
+import { commands } from '../../cli/commands/index.ts';
+import * as choices from '../../cli/choices.ts';
+import { BACKEND_CHOICES, PRESETS } from '../../model/index.ts';
+import { BLOCK_MODES, DEFAULT_DEVNET_PORT } from '../../devchain/index.ts';
 
-const TRACE = fileURLToPath(new URL('./trace-packages.mjs', import.meta.url));
+const TRACE = fileURLToPath(new URL('../trace-packages.mjs', import.meta.url));
 
 /** The npm packages a real `fedtune ARGS` process imports. */
 function packagesLoadedBy(args: string[]): string[] {
