@@ -63,6 +63,34 @@ describe('fedtune CLI', function () {
     expect(chain.stdout).to.contain('fedtune chain state').and.contain('fedtune chain watch');
   });
 
+  it('spells options and commands as the protocol does, keeping the old spellings as aliases', async () => {
+    const round = await inProcess(['dao', 'propose-round', '--help']);
+    expect(round.stdout)
+      .to.match(/--fed-prox-mu, --mu/)
+      .and.match(/--update-encoding, --encoding/)
+      .and.match(/--optimiser, --optimizer/);
+    const dao = await inProcess(['dao', '--help']);
+    expect(dao.stdout).to.match(/fedtune dao propose-membership\s[^\n]*\n?[^\n]*\[aliases: propose-member\]/);
+    // An alias is accepted and checked like the option it names.
+    const bad = await inProcess(
+      [
+        'dao',
+        'propose-round',
+        '--seed',
+        '//Alice',
+        '--dataset',
+        `0x${'ab'.repeat(32)}`,
+        '--model-hash',
+        `0x${'ef'.repeat(32)}`,
+        '--mu',
+        '-1',
+      ],
+      { FEDTUNE_NETWORK: `0x${'cd'.repeat(32)}` },
+    );
+    expect(bad.status, bad.stderr).to.equal(2);
+    expect(bad.stderr).to.match(/error \[E_USAGE\]: --fed-prox-mu must be a number >= 0, got -1/);
+  });
+
   it("names each command as its file does: the list's name and description are the loaded module's", async () => {
     for (const c of commands) {
       const loaded = await c.load();

@@ -56,7 +56,7 @@ describe('fedtune network / dao / worker / chain commands', function () {
     expect(shown.stdout).to.contain('cli-dao').and.contain(BOB).and.contain('2/3 of members');
 
     const member = await fedtune(
-      ['dao', 'propose-member', '--seed', '//Bob', '--add', DAVE, '--json'],
+      ['dao', 'propose-membership', '--seed', '//Bob', '--add', DAVE, '--json'],
       netEnv,
     );
     expect(member.status, member.stderr).to.equal(0);
@@ -70,6 +70,7 @@ describe('fedtune network / dao / worker / chain commands', function () {
     expect(again.status).to.equal(1);
     expect(again.stderr).to.match(/error \[E_DOUBLE_VOTE\]/);
 
+    // The old name stays as an alias.
     const outsider = await fedtune(['dao', 'propose-member', '--seed', '//Eve', '--add', DAVE], netEnv);
     expect(outsider.stderr).to.match(/error \[E_NOT_MEMBER\]/);
 
