@@ -1,19 +1,10 @@
 // The `fedtune` command tree (yargs): global options, the subcommands, and one place that turns errors into exit codes.
 import yargs, { type CommandModule } from 'yargs';
 import { commands, lazyCommand } from './commands/index.ts';
-import { LOG_LEVELS, type GlobalArgs } from './options.ts';
+import { LOG_LEVELS, processIo, type GlobalArgs, type Io } from './options.ts';
 import type { LevelWithSilent } from 'pino';
 
-/** Where `main` writes what it prints itself (help, usage and error lines); commands print to the process's stdout. */
-export interface Io {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
-
-export const processIo: Io = {
-  stdout: (text) => void process.stdout.write(text),
-  stderr: (text) => void process.stderr.write(text),
-};
+export { processIo, type Io } from './options.ts';
 
 /** A yargs validation failure (unknown option, bad choice, missing command): exit status 2. */
 class UsageError extends Error {}
@@ -26,7 +17,8 @@ function codeOf(error: unknown): string | undefined {
 
 /**
  * Runs `fedtune ARGV` in this process and resolves with its exit status; it never exits the process, so tests call
- * it for argument and usage checks. Help, usage errors and coded errors go to `io`.
+ * it in-process. Help, usage errors, coded errors and the results of one-shot commands go to `io`; long-running
+ * commands (devnet, coordinator, worker run, chain watch, demo) stream to the process's stdout.
  */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const cli = yargs(argv)
@@ -59,7 +51,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   try {
     // With a callback yargs hands back what it would print (help, version) instead of writing it.
     let output = '';
-    await cli.parseAsync(argv, {}, (_err, _args: GlobalArgs | object, text) => {
+    await cli.parseAsync(argv, { io }, (_err, _args: GlobalArgs | object, text) => {
       output = text;
     });
     if (output !== '') io.stdout(output.endsWith('\n') ? output : `${output}\n`);

@@ -14,10 +14,23 @@ export const LOG_LEVELS: readonly LevelWithSilent[] = [
   'silent',
 ];
 
+/** Where a command's results and main's messages go: the process's stdout and stderr, or a test's buffers. */
+export interface Io {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export const processIo: Io = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
 export interface GlobalArgs {
   'log-level': LevelWithSilent;
   logLevel: LevelWithSilent;
   json: boolean;
+  /** main's io, handed to every handler (yargs merges it into the arguments); results are printed through it. */
+  io?: Io;
 }
 
 export interface ChainArgs {

@@ -14,7 +14,7 @@ import type {
 } from '../pallet-bindings/index.ts';
 import { FedtuneError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { ChainArgs, GlobalArgs } from './options.ts';
+import { processIo, type ChainArgs, type GlobalArgs } from './options.ts';
 
 export interface NetworkArgs {
   network: string;
@@ -42,7 +42,7 @@ export function logger(args: GlobalArgs): Logger {
 }
 
 export function print(args: GlobalArgs, json: unknown, text: () => string): void {
-  process.stdout.write(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
+  (args.io ?? processIo).stdout(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
 }
 
 export function usage(message: string): FedtuneError {

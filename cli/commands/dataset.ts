@@ -27,7 +27,7 @@ import {
   type ShardScheme,
 } from '../../datasets/index.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
+import { processIo, withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { parseNetworkId, submitChecked, withClient, withNetwork, type NetworkArgs } from '../protocol.ts';
 
@@ -104,7 +104,7 @@ function logger(args: GlobalArgs): Logger {
 }
 
 function print(args: GlobalArgs, json: unknown, text: () => string): void {
-  process.stdout.write(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
+  (args.io ?? processIo).stdout(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
 }
 
 function table(header: string[], rows: (string | number)[][]): string {

@@ -1,10 +1,9 @@
-// `fedtune dataset …` as a user runs it: tables, --json, a manifest written and verified (a real process, whose
-// output the tests read), and coded errors for bad input (in this process).
+// `fedtune dataset …` through main, in this process: tables, --json, a manifest written and verified, coded errors.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { fedtune as runFedtune, inProcess } from '../run-cli.ts';
+import { inProcess } from '../run-cli.ts';
 
 describe('fedtune dataset', function () {
   this.timeout(120_000);
@@ -15,7 +14,7 @@ describe('fedtune dataset', function () {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('list prints the three corpora with licence and source', async () => {
-    const { status, stdout } = await runFedtune(['dataset', 'list', '--json']);
+    const { status, stdout } = await inProcess(['dataset', 'list', '--json']);
     expect(status).to.equal(0);
     const rows = JSON.parse(stdout) as { name: string; records: number; license: string }[];
     expect(rows.map((r) => [r.name, r.records, r.license])).to.deep.equal([
@@ -32,7 +31,7 @@ describe('fedtune dataset', function () {
     );
     writeFileSync(data, `${lines.join('\n')}\n`);
     const out = join(dir, 'mail.manifest.json');
-    const shard = await runFedtune([
+    const shard = await inProcess([
       'dataset',
       'shard',
       data,
@@ -52,7 +51,7 @@ describe('fedtune dataset', function () {
     const manifest = JSON.parse(readFileSync(out, 'utf8')) as { root: string; shards: unknown[] };
     expect(manifest.shards).to.have.length(3);
 
-    const ok = await runFedtune([
+    const ok = await inProcess([
       'dataset',
       'verify',
       data,
@@ -65,7 +64,7 @@ describe('fedtune dataset', function () {
     expect(ok.status, ok.stderr).to.equal(0);
     expect(JSON.parse(ok.stdout)).to.deep.include({ ok: true, root: manifest.root, records: 40 });
 
-    const rebuilt = await runFedtune([
+    const rebuilt = await inProcess([
       'dataset',
       'verify',
       data,
@@ -102,7 +101,7 @@ describe('fedtune dataset', function () {
   });
 
   it('shard sotu --scheme partition prints one president per shard', async () => {
-    const { status, stdout } = await runFedtune([
+    const { status, stdout } = await inProcess([
       'dataset',
       'shard',
       'sotu',
