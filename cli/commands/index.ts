@@ -1,5 +1,11 @@
 // The list of `fedtune` subcommands: each one's name and one-line description, and how to load the file it lives in.
 // Only the command that runs is loaded, so `fedtune --help` reads this list and nothing else.
+//
+// A new top-level command: its file exports a CommandModule (command, describe, builder, handler) whose imports of
+// heavy folders (pallet-bindings, model, devchain, coordinator, worker, demo, aggregation, proto) are `import type`
+// only, values taken with `await import(...)` inside the handler (eslint's fedtune/lazy-cli says where); option
+// choices that come from a heavy folder go in cli/choices.ts. Then one entry below, with the same command string and
+// description (test/cli/cli.test.ts checks they agree). A subcommand of an existing group is added in the group's file.
 import type { CommandModule } from 'yargs';
 import type { GlobalArgs } from '../options.ts';
 
