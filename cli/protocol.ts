@@ -1,7 +1,6 @@
 // What the chain-facing commands share: the network option, one connection per command, state sync, checked submission.
 // pallet-bindings (and with it @polkadot/api) loads inside the functions that talk to the chain, so `--help` stays light.
 import type { Argv } from 'yargs';
-import { isHex32 } from '../datasets/index.ts';
 import type {
   AuditEntry,
   ChainClient,
@@ -47,6 +46,14 @@ export function print(args: GlobalArgs, json: unknown, text: () => string): void
 
 export function usage(message: string): FedtuneError {
   return new FedtuneError('E_USAGE', message, { exitCode: 2 });
+}
+
+/**
+ * pallet-bindings' isHex32 (lower-case 0x + 64 hex digits), here because pallet-bindings' module loads @polkadot/types
+ * and parsing an argument should load nothing.
+ */
+export function isHex32(value: unknown): value is Hex32 {
+  return typeof value === 'string' && /^0x[0-9a-f]{64}$/.test(value);
 }
 
 export function parseNetworkId(value: string | undefined): Hex32 {

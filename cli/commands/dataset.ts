@@ -11,7 +11,6 @@ import {
   builtinInfo,
   evalProof,
   evalRecords,
-  isHex32,
   labelSkew,
   loadDataset,
   recordHash,
@@ -30,6 +29,7 @@ import type { Logger } from '../log.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import {
+  isHex32,
   logger,
   parseNetworkId,
   print,
@@ -375,7 +375,7 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
         describe: 'The manifest JSON (from `dataset shard --out`); its sharding options are used',
       }) as unknown as Argv<VerifyArgs>,
   handler(args) {
-    if (!isHex32(args.root)) {
+    if (!isHex32(args.root.toLowerCase())) {
       throw new DatasetError(
         'E_DATASET_BAD_HASH',
         `--root "${args.root}" is not 0x followed by 64 hex characters`,
