@@ -106,12 +106,14 @@ describe('fedtune CLI', function () {
   });
 
   it('loads no TensorFlow.js and no @polkadot/api for `--help` and `<command> --help`', () => {
-    for (const args of [
+    const helps = [
       ['--help'],
+      ...commands.map((c) => [c.command, '--help']),
       ['chain', 'state', '--help'],
       ['worker', 'run', '--help'],
-      ['demo', '--help'],
-    ]) {
+      ['checkpoint', 'attest', '--help'],
+    ];
+    for (const args of helps) {
       const loaded = packagesLoadedBy(args);
       expect(loaded, args.join(' ')).to.include('yargs');
       expect(
