@@ -10,6 +10,8 @@ import {
   seededRng,
 } from '../aggregation/index.ts';
 import type { NamedTensor, Strategy } from '../aggregation/index.ts';
+// The JS reference store is what the wasm kernels are measured against; it is deliberately not public.
+// eslint-disable-next-line fedtune/boundaries
 import { JsUpdateStore } from '../aggregation/kernels/reference.ts';
 import type { Bench } from './lib.ts';
 import { memcpyGBs, timeIt, withRatio } from './lib.ts';

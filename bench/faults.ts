@@ -2,6 +2,7 @@
 // --quick) and restarted; prints trials, restarts survived, updates acknowledged vs found after recovery, rounds
 // committed twice and payments without a finalized round.
 import type { Bench } from './lib.ts';
+// eslint-disable-next-line fedtune/boundaries -- one harness for the CI-size test and this full-size bench
 import { runFaultTrials } from '../test/rounds/fault-trials.ts';
 
 const bench: Bench = async ({ quick, report, progress }) => {

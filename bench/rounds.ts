@@ -22,7 +22,7 @@ import {
   type KeyringPair,
 } from '../pallet-bindings/index.ts';
 import type { Task } from '../proto/index.ts';
-import { connectWorker, type WorkerConnection } from '../worker/connection.ts';
+import { connectWorker, type WorkerConnection } from '../worker/index.ts';
 import type { Bench } from './lib.ts';
 import { memcpyGBs, withRatio } from './lib.ts';
 

@@ -1,71 +1,11 @@
 // What the chain's protocol state alone says about checkpoints: the committed ones with their attestations (the list),
 // and where one came from (its provenance): its round and each parent's back to pre-training from scratch, with the
 // datasets and their roots, the contributors and rewards, the metrics and the blocks.
+import type { Hex32, NetworkState, RoundProposal } from '../pallet-bindings/index.ts';
 import { CheckpointError } from './errors.ts';
 
-/** The slice of pallet-bindings' NetworkState this module reads (checkpoints/ does not import the chain client). */
-export interface ProvenanceNetwork {
-  id: string;
-  name: string;
-  members: string[];
-  datasets: Record<
-    string,
-    {
-      name: string;
-      root: string;
-      records: number;
-      shards: number;
-      bytes: number;
-      license: string;
-      source: string;
-      manifestUri: string;
-    }
-  >;
-  proposals: ({ type: 'membership' } | ProvenanceProposal)[];
-  checkpoints: Record<
-    string,
-    {
-      id: string;
-      proposal: number;
-      round: number;
-      bytes: number;
-      uri: string;
-      block: number;
-      attests: Record<string, { evalLoss: number; verdict: boolean; block: number }>;
-      certified: boolean;
-      certifiedAt: number | null;
-    }
-  >;
-}
-
-interface ProvenanceProposal {
-  type: 'round';
-  id: number;
-  proposer: string;
-  proposedAt: number;
-  status: string;
-  coordinator: string | null;
-  round: {
-    kind: 'Pretrain' | 'Finetune';
-    baseCheckpoint: string | null;
-    dataset: string;
-    model: { config: string } | { hash: string };
-    /** pallet-bindings' HyperParams (an interface, so typed as object here). */
-    hyperParams: object;
-    rounds: number;
-  };
-  finalized: {
-    round: number;
-    block: number;
-    coordinator: string;
-    checkpoint: { id: string; bytes: number; uri: string };
-    updatesRoot: string;
-    datasetShardsRoot: string;
-    contributors: { account: string; samples: number; shards: number[] }[];
-    metrics: { trainLoss: number; evalLoss: number; extra: { name: string; value: number }[] };
-    rewards: { account: string; amount: string }[];
-  }[];
-}
+/** The network state this module reads: pallet-bindings' own type (a type import; checkpoints/ loads no chain client). */
+export type ProvenanceNetwork = NetworkState;
 
 export interface ProvenanceRound {
   checkpoint: string;
@@ -113,7 +53,7 @@ export interface Provenance {
 /** A round's kind in lower case, as `dao propose-round --kind` spells it. */
 export type RoundKind = 'pretrain' | 'finetune';
 
-function kindOf(p: ProvenanceProposal): RoundKind {
+function kindOf(p: RoundProposal): RoundKind {
   return p.round.kind === 'Pretrain' ? 'pretrain' : 'finetune';
 }
 
@@ -143,7 +83,7 @@ export function listCheckpoints(
     .filter((c) => !certified || c.certified)
     .sort((a, b) => a.block - b.block || a.proposal - b.proposal || a.round - b.round)
     .map((c) => {
-      const p = net.proposals[c.proposal] as ProvenanceProposal;
+      const p = net.proposals[c.proposal] as RoundProposal;
       const f = p.finalized[c.round]!;
       const attests = Object.values(c.attests);
       return {
@@ -166,13 +106,13 @@ export function listCheckpoints(
 
 /** The checkpoint a committed round started from: the previous round's, else the proposal's base (null for pre-training). */
 export function parentOf(net: ProvenanceNetwork, id: string): string | null {
-  const c = net.checkpoints[id];
+  const c = net.checkpoints[id as Hex32];
   if (!c)
     throw new CheckpointError(
       'E_UNKNOWN_CHECKPOINT',
       `checkpoint ${id} is not committed in network ${net.name}`,
     );
-  const p = net.proposals[c.proposal] as ProvenanceProposal;
+  const p = net.proposals[c.proposal] as RoundProposal;
   if (c.round > 0) return p.finalized[c.round - 1]!.checkpoint.id;
   return p.round.kind === 'Finetune' ? p.round.baseCheckpoint : null;
 }
@@ -187,7 +127,7 @@ export async function buildProvenance(
   genesisHash: string,
   blockHash: (n: number) => Promise<string>,
 ): Promise<Provenance> {
-  const c = net.checkpoints[id];
+  const c = net.checkpoints[id as Hex32];
   if (!c)
     throw new CheckpointError(
       'E_UNKNOWN_CHECKPOINT',
@@ -198,10 +138,10 @@ export async function buildProvenance(
   for (let at: string | null = id; at !== null; at = parentOf(net, at)) {
     if (seen.has(at)) throw new CheckpointError('E_PROVENANCE_CYCLE', `checkpoint ${at} is its own ancestor`);
     seen.add(at);
-    const record = net.checkpoints[at];
+    const record = net.checkpoints[at as Hex32];
     if (!record)
       throw new CheckpointError('E_UNKNOWN_CHECKPOINT', `parent ${at} is not committed in ${net.name}`);
-    const p = net.proposals[record.proposal] as ProvenanceProposal;
+    const p = net.proposals[record.proposal] as RoundProposal;
     const f = p.finalized[record.round]!;
     const d = net.datasets[p.round.dataset];
     lineage.push({

@@ -1,12 +1,26 @@
 // The `fedtune` command tree (yargs): global options, the subcommands, and one place that turns errors into exit codes.
 import yargs, { type CommandModule } from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { commands } from './commands/index.ts';
-import { LOG_LEVELS } from './log.ts';
+import { commands, lazyCommand } from './commands/index.ts';
+import { LOG_LEVELS, processIo, type GlobalArgs, type Io } from './options.ts';
 import type { LevelWithSilent } from 'pino';
-import type { GlobalArgs } from './options.ts';
 
-export async function main(argv: string[]): Promise<void> {
+export { processIo, type Io } from './options.ts';
+
+/** A yargs validation failure (unknown option, bad choice, missing command): exit status 2. */
+class UsageError extends Error {}
+
+/** Any error with a stable string `code` (each folder defines its own error type) is a user-facing error. */
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E_[A-Z0-9_]+$/.test(code) ? code : undefined;
+}
+
+/**
+ * Runs `fedtune ARGV` in this process and resolves with its exit status; it never exits the process, so tests call
+ * it in-process. Help, usage errors, coded errors and the results of one-shot commands go to `io`; long-running
+ * commands (devnet, coordinator, worker run, chain watch, demo) stream to the process's stdout.
+ */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const cli = yargs(argv)
     .scriptName('fedtune')
     .usage(
@@ -24,40 +38,43 @@ export async function main(argv: string[]): Promise<void> {
       describe: 'Print results as JSON for scripts',
       global: true,
     })
-    .command(commands as CommandModule<object, GlobalArgs>[])
+    .command(commands.map(lazyCommand) as CommandModule<object, GlobalArgs>[])
     .demandCommand(1, 'Name a command; `fedtune --help` lists them.')
     .strict()
     .recommendCommands()
+    .exitProcess(false)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .epilogue('Docs: README.md. Every command takes --help.')
     .fail((message, error) => {
-      if (error) throw error;
-      process.stderr.write(`error [E_USAGE]: ${message}\nRun with --help for usage.\n`);
-      process.exit(2);
+      throw error ?? new UsageError(message);
     });
-  await cli.parseAsync();
+  try {
+    // With a callback yargs hands back what it would print (help, version) instead of writing it.
+    let output = '';
+    await cli.parseAsync(argv, { io }, (_err, _args: GlobalArgs | object, text) => {
+      output = text;
+    });
+    if (output !== '') io.stdout(output.endsWith('\n') ? output : `${output}\n`);
+    return 0;
+  } catch (error) {
+    return report(error, io);
+  }
 }
 
-/** Any error with a stable string `code` (each folder defines its own error type) is a user-facing error. */
-function codeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E_[A-Z0-9_]+$/.test(code) ? code : undefined;
-}
-
-try {
-  await main(hideBin(process.argv));
-} catch (error) {
+function report(error: unknown, io: Io): number {
+  if (error instanceof UsageError) {
+    io.stderr(`error [E_USAGE]: ${error.message}\nRun with --help for usage.\n`);
+    return 2;
+  }
   const code = codeOf(error);
   if (code !== undefined) {
-    process.stderr.write(`error [${code}]: ${(error as Error).message}\n`);
+    io.stderr(`error [${code}]: ${(error as Error).message}\n`);
     // A coded error may say its own exit status (2 for bad input); otherwise 1.
     const exitCode = (error as { exitCode?: unknown }).exitCode;
-    process.exitCode =
-      typeof exitCode === 'number' && Number.isInteger(exitCode) && exitCode > 0 ? exitCode : 1;
-  } else {
-    process.stderr.write(
-      `error [E_INTERNAL]: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exitCode = 1;
+    return typeof exitCode === 'number' && Number.isInteger(exitCode) && exitCode > 0 ? exitCode : 1;
   }
+  io.stderr(
+    `error [E_INTERNAL]: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  return 1;
 }

@@ -1,7 +1,7 @@
 // The signing key options every submitting command shares: --seed or --keyfile (password from $FEDTUNE_KEY_PASSWORD or a prompt).
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { signerFromKeyfile, signerFromSeed, type KeyringPair } from '../pallet-bindings/index.ts';
+import type { KeyringPair } from '../pallet-bindings/index.ts';
 import { FedtuneError } from './errors.ts';
 
 export interface SignerArgs {
@@ -65,6 +65,8 @@ async function promptHidden(question: string): Promise<string> {
 }
 
 export async function loadSigner(args: SignerArgs): Promise<KeyringPair> {
+  // The keyring loads here, not at import, so `--help` stays light.
+  const { signerFromKeyfile, signerFromSeed } = await import('../pallet-bindings/index.ts');
   const seed = args.seed ?? (args.keyfile === undefined ? process.env.FEDTUNE_SEED : undefined);
   if (seed !== undefined && seed !== '') return signerFromSeed(seed);
   if (args.keyfile !== undefined) {

@@ -3,15 +3,7 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
-export const LOG_LEVELS: readonly LevelWithSilent[] = [
-  'trace',
-  'debug',
-  'info',
-  'warn',
-  'error',
-  'fatal',
-  'silent',
-];
+export { LOG_LEVELS } from './options.ts';
 
 export interface CreateLoggerParameters {
   level?: LevelWithSilent;

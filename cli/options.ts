@@ -4,10 +4,33 @@ import type { LevelWithSilent } from 'pino';
 
 export const DEFAULT_CHAIN_URL = 'ws://127.0.0.1:9944';
 
+export const LOG_LEVELS: readonly LevelWithSilent[] = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+];
+
+/** Where a command's results and main's messages go: the process's stdout and stderr, or a test's buffers. */
+export interface Io {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export const processIo: Io = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
 export interface GlobalArgs {
   'log-level': LevelWithSilent;
   logLevel: LevelWithSilent;
   json: boolean;
+  /** main's io, handed to every handler (yargs merges it into the arguments); results are printed through it. */
+  io?: Io;
 }
 
 export interface ChainArgs {

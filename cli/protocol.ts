@@ -1,23 +1,19 @@
 // What the chain-facing commands share: the network option, one connection per command, state sync, checked submission.
+// pallet-bindings (and with it @polkadot/api) loads inside the functions that talk to the chain, so `--help` stays light.
 import type { Argv } from 'yargs';
-import {
-  connect,
-  initialState,
-  isHex32,
-  submitChecked as submitCheckedAction,
-  syncState,
-  toAccount,
-  type ChainClient,
-  type Hex32,
-  type Inclusion,
-  type NetworkState,
-  type ProtocolState,
-  type Quorum,
-  type SubmitParameters,
+import type {
+  ChainClient,
+  Hex32,
+  Inclusion,
+  NetworkState,
+  ProtocolState,
+  Quorum,
+  SubmitParameters,
 } from '../pallet-bindings/index.ts';
+import { isHex32 } from '../merkle/index.ts';
 import { FedtuneError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
-import type { ChainArgs, GlobalArgs } from './options.ts';
+import { processIo, type ChainArgs, type GlobalArgs } from './options.ts';
 
 export interface NetworkArgs {
   network: string;
@@ -45,7 +41,7 @@ export function logger(args: GlobalArgs): Logger {
 }
 
 export function print(args: GlobalArgs, json: unknown, text: () => string): void {
-  process.stdout.write(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
+  (args.io ?? processIo).stdout(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
 }
 
 export function usage(message: string): FedtuneError {
@@ -64,7 +60,9 @@ export function parseHex32(name: string, value: string): Hex32 {
   return v;
 }
 
-export function parseAccount(value: string): string {
+/** The canonical SS58 form of an address (E_BAD_ACCOUNT otherwise); async because the SS58 codec loads on first use. */
+export async function parseAccount(value: string): Promise<string> {
+  const { toAccount } = await import('../pallet-bindings/index.ts');
   return toAccount(value);
 }
 
@@ -96,6 +94,7 @@ export async function withClient<R>(
   log: Logger,
   fn: (client: ChainClient) => Promise<R>,
 ): Promise<R> {
+  const { connect } = await import('../pallet-bindings/index.ts');
   const client = await connect({ url: args.chain, logger: log, attempts: 3 });
   try {
     return await fn(client);
@@ -109,6 +108,7 @@ export async function readState(
   client: ChainClient,
   options: { network?: Hex32 | null; from?: number; to?: number } = {},
 ): Promise<ProtocolState> {
+  const { initialState, syncState } = await import('../pallet-bindings/index.ts');
   return syncState(client, {
     state: initialState({ only: options.network ?? null }),
     from: options.from,
@@ -133,6 +133,7 @@ export async function submitChecked(
   params: SubmitParameters,
   from = 0,
 ): Promise<{ inclusion: Inclusion; state: ProtocolState }> {
+  const { submitChecked: submitCheckedAction } = await import('../pallet-bindings/index.ts');
   return submitCheckedAction(client, {
     ...params,
     sync: (to) => readState(client, { network: params.network, from, to }),

@@ -244,7 +244,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     live?.round.signal.wake();
     await server.close();
     // The current step may finish what it must (a commit in flight), but a stop never waits longer than the grace.
-    if (!abort && running) await Promise.race([running.catch(() => undefined), sleep(clock, options.stopGraceMs ?? 2000)]);
+    if (!abort && running)
+      await Promise.race([running.catch(() => undefined), sleep(clock, options.stopGraceMs ?? 2000)]);
     await view.stop();
     await log.close();
     for (const ctx of proposals.contexts.values()) resetContext(ctx);

@@ -5,9 +5,12 @@ export { CoordinatorError } from './errors.ts';
 export { evaluateHeldOut } from './close.ts';
 export { systemClock, type Clock } from './clock.ts';
 export {
-  startCoordinatorServer,
   DEFAULT_LIMITS,
+  startCoordinatorServer,
   type CoordinatorServer,
+  type CoordinatorServerOptions,
   type ServerLimits,
+  type UploadedUpdate,
 } from './server.ts';
+export { JournalError, openJournal, type Journal } from './journal.ts';
 export { Metrics } from './metrics.ts';

@@ -11,7 +11,8 @@ import {
   merkleProof,
   rootFromProof,
   toHex,
-} from '../pallet-bindings/index.ts';
+} from '../merkle/index.ts';
+import type { RegisterDataset } from '../pallet-bindings/index.ts';
 import type { ShardPlan, ShardScheme } from './sharding.ts';
 import { TOKENIZER_ID } from './tokenizer.ts';
 import type { Dataset, DatasetRecord } from './types.ts';
@@ -379,18 +380,8 @@ export function evalRecords(dataset: Dataset, manifest: DatasetManifest): Datase
 
 // ---- on chain ----
 
-/** Exactly the fields of the protocol's `registerDataset` call. */
-export interface RegisterDatasetFields {
-  name: string;
-  root: Hex32;
-  records: number;
-  shards: number;
-  bytes: number;
-  license: string;
-  source: string;
-  tokenizer: string;
-  manifestUri: string;
-}
+/** Exactly the fields of the protocol's `registerDataset` call: pallet-bindings' own type. */
+export type RegisterDatasetFields = RegisterDataset;
 
 /** The `registerDataset` fields for a manifest served at `manifestUri`; the root is recomputed, not copied. */
 export function registerDatasetFields(manifest: DatasetManifest, manifestUri: string): RegisterDatasetFields {

@@ -6,7 +6,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import { BIN, runFedtune } from '../cli/spawn.ts';
+import { BIN, runFedtune } from '../bin/index.ts';
 import { startDevnet, type Devnet } from '../devchain/index.ts';
 import { modelConfig, type PresetName } from '../model/index.ts';
 import {

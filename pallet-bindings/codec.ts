@@ -4,6 +4,7 @@ import type { ChainProperties } from '@polkadot/types/interfaces';
 import type { Codec, RegistryTypes } from '@polkadot/types/types';
 import { blake2AsU8a, decodeAddress, encodeAddress } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex, u8aEq, hexToU8a, stringToHex, stringToU8a } from '@polkadot/util';
+import { isHex32 } from '../merkle/index.ts';
 import { PalletError } from './errors.ts';
 import type { Account, CallType, FedtuneCall, Hex32, Payload } from './types.ts';
 
@@ -137,11 +138,7 @@ export class PayloadError extends PalletError {
   }
 }
 
-const HEX32 = /^0x[0-9a-f]{64}$/;
-
-export function isHex32(value: unknown): value is Hex32 {
-  return typeof value === 'string' && HEX32.test(value);
-}
+export { isHex32 };
 
 /** The canonical account form: SS58 with prefix 42. Accepts any SS58 prefix or a 0x public key; throws E_BAD_ACCOUNT. */
 export function toAccount(address: string | Uint8Array): Account {

@@ -34,7 +34,7 @@ export {
   toHex,
   verifyProof,
   type MerkleProof,
-} from './merkle.ts';
+} from '../merkle/index.ts';
 export {
   updateLeafHash,
   updatesTree,

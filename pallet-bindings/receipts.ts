@@ -1,7 +1,14 @@
 // Receipts: the leaf an accepted update has under a round's on-chain updatesRoot, the tree the coordinator builds over
 // them, and the check a worker (or anyone) runs on its inclusion proof. Both sides import this one module.
 import { createHash } from 'node:crypto';
-import { leafHash, merkleLevels, merkleProof, toHex, verifyProof, type MerkleProof } from './merkle.ts';
+import {
+  leafHash,
+  merkleLevels,
+  merkleProof,
+  toHex,
+  verifyProof,
+  type MerkleProof,
+} from '../merkle/index.ts';
 import type { Hex32 } from './types.ts';
 
 /** What a leaf of updatesRoot commits: who contributed which payload to which round, for how many samples. */

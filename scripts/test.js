@@ -1,9 +1,16 @@
-// `npm test`: runs mocha (configured in .mocharc.json) and passes its exit code through.
-// Extra arguments go to mocha, e.g. `npm test -- test/devchain` or `npm test -- --grep reducer`.
+// `npm test`: builds dist/ (so the `fedtune` processes that tests start run the current sources), then runs mocha
+// (configured in .mocharc.json: two files at a time) and passes its exit code through.
+// Extra arguments go to mocha, e.g. `npm test -- test/devchain`, `npm test -- --grep reducer`, or
+// `npm test -- --no-parallel test/x.test.ts` to run serially.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 
+const build = spawnSync(process.execPath, ['scripts/build.js'], { stdio: 'inherit' });
+if (build.status !== 0) {
+  process.stdout.write('the build failed\n0 passed, 1 failed\n');
+  process.exit(1);
+}
 const require = createRequire(import.meta.url);
 const mochaBin = require.resolve('mocha/bin/mocha.js');
 const args = process.argv.slice(2);

@@ -1,8 +1,36 @@
-// Runs bin/fedtune.js as a user would, without blocking this process (tests keep a devnet in it).
-import { runFedtune, type CliResult } from '../cli/spawn.ts';
+// Running `fedtune` in tests: in this process through main(argv, io) for argument and usage checks, or as a real
+// process (bin/index.ts) where a test needs one: output printed by commands, signals, kills.
+import { main } from '../cli/index.ts';
+import { runFedtune, type CliResult } from '../bin/index.ts';
 
-export { BIN } from '../cli/spawn.ts';
+export { BIN, startFedtune, type CliResult } from '../bin/index.ts';
 
+/** `fedtune ARGS` as a child process, without blocking this process (tests keep a devnet in it). */
 export function fedtune(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return runFedtune(args, env);
+}
+
+/**
+ * `fedtune ARGS` in this process: its exit status and what main printed (help, version, usage and coded errors).
+ * `env` is set on process.env for the call and restored after, so run these one at a time (mocha runs a file's tests
+ * in order). Logs are at warn unless `env` says otherwise.
+ */
+export async function inProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const vars: NodeJS.ProcessEnv = { FEDTUNE_LOG_LEVEL: 'warn', ...env };
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(vars)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  let stdout = '';
+  let stderr = '';
+  try {
+    const status = await main(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+    return { status, stdout, stderr };
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }

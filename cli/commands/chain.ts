@@ -1,15 +1,7 @@
 // `fedtune chain state | audit | watch`: the protocol state derived from finalized blocks, its rejected calls, and live changes.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import {
-  encodeSnapshot,
-  follow,
-  initialState,
-  resumeFromSnapshot,
-  syncState,
-  type Hex32,
-  type ProtocolState,
-} from '../../pallet-bindings/index.ts';
+import type { Hex32, ProtocolState } from '../../pallet-bindings/index.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import {
   logger,
@@ -172,6 +164,8 @@ const watch: CommandModule<GlobalArgs, WatchArgs> = {
         describe: 'Blocks between snapshot writes',
       }) as unknown as Argv<WatchArgs>,
   async handler(args) {
+    const { encodeSnapshot, follow, initialState, resumeFromSnapshot, syncState } =
+      await import('../../pallet-bindings/index.ts');
     const network = optionalNetwork(args);
     const log = logger(args);
     await withClient(args, log, async (client) => {

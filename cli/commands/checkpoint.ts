@@ -26,19 +26,9 @@ import {
   encode,
   fetchManifest,
 } from '../../datasets/index.ts';
-import {
-  BACKEND_CHOICES,
-  classProbabilities,
-  disposeModel,
-  generate,
-  initBackend,
-  modelFromSafetensors,
-  readSafetensors,
-  type BackendChoice,
-  type Model,
-} from '../../model/index.ts';
+import type { BackendChoice, Model } from '../../model/index.ts';
 import type { ChainClient, NetworkState, RoundProposal } from '../../pallet-bindings/index.ts';
-import { evaluateHeldOut } from '../../coordinator/index.ts';
+import { BACKEND_CHOICES } from '../choices.ts';
 import { FedtuneError } from '../errors.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import type { Logger } from '../log.ts';
@@ -121,6 +111,7 @@ async function fetchInto(
     bar.done();
   }
   const bytes = new Uint8Array(await readFile(join(outDir, CHECKPOINT_FILE)));
+  const { readSafetensors } = await import('../../model/index.ts');
   const config = readSafetensors(bytes).metadata['fedtune.config'];
   if (config !== undefined)
     await writeFile(join(outDir, CONFIG_FILE), `${JSON.stringify(JSON.parse(config), null, 2)}\n`);
@@ -389,6 +380,8 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         return true;
       }) as unknown as Argv<AttestArgs>,
   async handler(args) {
+    const { disposeModel, initBackend, modelFromSafetensors } = await import('../../model/index.ts');
+    const { evaluateHeldOut } = await import('../../coordinator/index.ts');
     const id = parseHex32('the checkpoint id', args.id);
     const log = logger(args);
     const signer = await loadSigner(args);
@@ -573,6 +566,8 @@ export const generateCommand: CommandModule<GlobalArgs, GenerateArgs> = {
         return true;
       }) as unknown as Argv<GenerateArgs>,
   async handler(args) {
+    const { classProbabilities, disposeModel, generate, initBackend, modelFromSafetensors } =
+      await import('../../model/index.ts');
     const log = logger(args);
     const { bytes, provenance } = await checkpointFor(args, log);
     await initBackend({ backend: args.backend, logger: log });

@@ -1,9 +1,9 @@
 // `fedtune coordinator`: runs the approved rounds this key coordinates, serving workers over WebSocket and checkpoints over HTTP.
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { startCoordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
-import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../model/index.ts';
-import { connect } from '../../pallet-bindings/index.ts';
+import type { CoordinatorEvent } from '../../coordinator/index.ts';
+import type { BackendChoice } from '../../model/index.ts';
+import { BACKEND_CHOICES } from '../choices.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import { logger as makeLogger, parseNetworkId, usage, withNetwork, type NetworkArgs } from '../protocol.ts';
@@ -125,6 +125,9 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
         'coordinate the network on the local devnet',
       ) as unknown as Argv<CoordinatorArgs>,
   async handler(args) {
+    const { startCoordinator } = await import('../../coordinator/index.ts');
+    const { initBackend } = await import('../../model/index.ts');
+    const { connect } = await import('../../pallet-bindings/index.ts');
     const network = parseNetworkId(args.network);
     const { host, port } = parseListen(args.listen);
     const log = makeLogger(args);

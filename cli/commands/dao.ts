@@ -1,4 +1,4 @@
-// `fedtune dao propose-round | propose-member | vote | list | show`: the members' governance of a network.
+// `fedtune dao propose-round | propose-membership | vote | list | show`: the members' governance of a network.
 import type { Argv, CommandModule } from 'yargs';
 import type { ModelRef, Proposal, ProposeRound } from '../../pallet-bindings/index.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
@@ -52,10 +52,10 @@ interface ProposeRoundArgs extends Submitting {
   batchSize: number;
   lr: number;
   optimiser: string;
-  mu: number;
+  fedProxMu: number;
   aggregator: string;
   aggregatorOptions: string;
-  encoding: string;
+  updateEncoding: string;
 }
 
 const positiveInt = (name: string, v: number, min = 1) => {
@@ -82,11 +82,17 @@ const proposeRound: CommandModule<GlobalArgs, ProposeRoundArgs> = {
       .option('local-steps', { type: 'number', default: 10 })
       .option('batch-size', { type: 'number', default: 8 })
       .option('lr', { type: 'number', default: 0.001, describe: 'Learning rate' })
-      .option('optimiser', { type: 'string', default: 'adamw' })
-      .option('mu', { type: 'number', default: 0, describe: 'FedProx mu (0: plain FedAvg)' })
+      .option('optimiser', { alias: 'optimizer', type: 'string', default: 'adamw' })
+      .option('fed-prox-mu', {
+        alias: 'mu',
+        type: 'number',
+        default: 0,
+        describe: 'FedProx mu, the proximal term (0: plain FedAvg)',
+      })
       .option('aggregator', { type: 'string', default: 'fedavg' })
       .option('aggregator-options', { type: 'string', default: '{}', describe: 'Aggregator options (JSON)' })
-      .option('encoding', {
+      .option('update-encoding', {
+        alias: 'encoding',
         type: 'string',
         default: 'dense',
         describe: 'Update encoding: dense, int8, topk',
@@ -106,7 +112,7 @@ const proposeRound: CommandModule<GlobalArgs, ProposeRoundArgs> = {
     } else throw usage('name the model: --model-config JSON or --model-hash 0x…');
     for (const [name, v] of [
       ['lr', args.lr],
-      ['mu', args.mu],
+      ['fed-prox-mu', args.fedProxMu],
     ] as const) {
       if (!Number.isFinite(v) || v < 0) throw usage(`--${name} must be a number >= 0, got ${v}`);
     }
@@ -120,10 +126,10 @@ const proposeRound: CommandModule<GlobalArgs, ProposeRoundArgs> = {
         batchSize: positiveInt('batch-size', args.batchSize),
         learningRate: args.lr,
         optimiser: args.optimiser,
-        fedProxMu: args.mu,
+        fedProxMu: args.fedProxMu,
         aggregator: args.aggregator,
         aggregatorOptions: args.aggregatorOptions,
-        updateEncoding: args.encoding,
+        updateEncoding: args.updateEncoding,
       },
       rounds: positiveInt('rounds', args.rounds),
       minWorkers: positiveInt('min-workers', args.minWorkers),
@@ -153,24 +159,25 @@ const proposeRound: CommandModule<GlobalArgs, ProposeRoundArgs> = {
   },
 };
 
-interface ProposeMemberArgs extends Submitting {
+interface ProposeMembershipArgs extends Submitting {
   add?: string;
   remove?: string;
 }
 
-const proposeMember: CommandModule<GlobalArgs, ProposeMemberArgs> = {
-  command: 'propose-member',
+const proposeMembership: CommandModule<GlobalArgs, ProposeMembershipArgs> = {
+  command: 'propose-membership',
+  aliases: ['propose-member'],
   describe: 'Propose adding or removing a member (members only)',
   builder: (y) =>
     withBase(y, true)
       .option('add', { type: 'string', describe: 'Account to admit' })
       .option('remove', { type: 'string', describe: 'Member to remove' })
-      .conflicts('add', 'remove') as unknown as Argv<ProposeMemberArgs>,
+      .conflicts('add', 'remove') as unknown as Argv<ProposeMembershipArgs>,
   async handler(args) {
     const network = parseNetworkId(args.network);
     const target = args.add ?? args.remove;
     if (target === undefined) throw usage('name the change: --add ACCOUNT or --remove ACCOUNT');
-    const account = parseAccount(target);
+    const account = await parseAccount(target);
     const signer = await loadSigner(args);
     await withClient(args, logger(args), async (client) => {
       const { inclusion, state } = await submitChecked(
@@ -349,10 +356,10 @@ export const daoCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   builder: (y) =>
     y
       .command(proposeRound as unknown as CommandModule<GlobalArgs, GlobalArgs>)
-      .command(proposeMember as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .command(proposeMembership as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .command(vote as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .command(list as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .command(show as unknown as CommandModule<GlobalArgs, GlobalArgs>)
-      .demandCommand(1, 'Name a dao command: propose-round, propose-member, vote, list or show.'),
+      .demandCommand(1, 'Name a dao command: propose-round, propose-membership, vote, list or show.'),
   handler() {},
 };

@@ -25,11 +25,19 @@ import {
   type ShardParameters,
   type ShardScheme,
 } from '../../datasets/index.ts';
-import { isHex32 } from '../../pallet-bindings/index.ts';
-import { createLogger, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
-import { parseNetworkId, submitChecked, withClient, withNetwork, type NetworkArgs } from '../protocol.ts';
+import { isHex32 } from '../../merkle/index.ts';
+import {
+  logger,
+  parseNetworkId,
+  print,
+  submitChecked,
+  withClient,
+  withNetwork,
+  type NetworkArgs,
+} from '../protocol.ts';
 
 interface SourceArgs extends GlobalArgs {
   name: string;
@@ -97,14 +105,6 @@ function shardParams(args: ShardArgs): ShardParameters {
     ...(args.alpha !== undefined ? { alpha: args.alpha } : {}),
     ...(args.by !== undefined ? { by: args.by } : {}),
   };
-}
-
-function logger(args: GlobalArgs): Logger {
-  return createLogger({ level: args.logLevel });
-}
-
-function print(args: GlobalArgs, json: unknown, text: () => string): void {
-  process.stdout.write(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
 }
 
 function table(header: string[], rows: (string | number)[][]): string {

@@ -1,8 +1,8 @@
 // `fedtune demo` (and `npm run demo`): the whole network on the embedded dev chain, with real training on real text.
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { runDemo } from '../../demo/index.ts';
-import { PRESETS, type PresetName } from '../../model/index.ts';
+import type { PresetName } from '../../model/index.ts';
+import { PRESET_NAMES } from '../choices.ts';
 import type { GlobalArgs } from '../options.ts';
 import { logger, usage } from '../protocol.ts';
 
@@ -37,7 +37,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         describe: 'LoRA fine-tuning rounds (Moby Dick)',
       })
       .option('model', {
-        choices: Object.keys(PRESETS) as PresetName[],
+        choices: PRESET_NAMES,
         default: 'tiny' as PresetName,
         describe: 'Model size (tiny trains in seconds on a CPU; small wants a few minutes per round)',
       })
@@ -75,6 +75,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         'the smallest run',
       ) as unknown as Argv<DemoArgs>,
   async handler(args) {
+    const { runDemo } = await import('../../demo/index.ts');
     const out = resolve(args.out ?? `demo-out-${stamp()}`);
     const summary = await runDemo({
       out,

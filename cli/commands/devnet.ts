@@ -1,13 +1,8 @@
 // `fedtune devnet`: the embedded dev chain (devchain/) in the foreground until SIGINT/SIGTERM.
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import {
-  BLOCK_MODES,
-  DEFAULT_DEVNET_PORT,
-  DEV_BALANCE,
-  startDevnet,
-  type BlockMode,
-} from '../../devchain/index.ts';
+import type { BlockMode } from '../../devchain/index.ts';
+import { BLOCK_MODES, DEFAULT_DEVNET_PORT } from '../choices.ts';
 import { createLogger } from '../log.ts';
 import { FedtuneError } from '../errors.ts';
 import type { GlobalArgs } from '../options.ts';
@@ -91,6 +86,7 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
         'transactions gathered for 6 s into one block, like a live chain',
       ) as Argv<DevnetArgs>,
   handler: async (argv) => {
+    const { DEV_BALANCE, startDevnet } = await import('../../devchain/index.ts');
     const logger = createLogger({ level: argv.logLevel });
     const dataDir = argv.tmp === true ? undefined : resolve(argv.dataDir ?? DEFAULT_DATA_DIR);
     const devnet = await startDevnet({

@@ -1,6 +1,6 @@
 // `fedtune network create | show`: found a fedtune network on chain, and read one back.
 import type { Argv, CommandModule } from 'yargs';
-import { deriveNetworkId, type Hex32, type NetworkState } from '../../pallet-bindings/index.ts';
+import type { Hex32, NetworkState } from '../../pallet-bindings/index.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import {
@@ -56,14 +56,15 @@ const create: CommandModule<GlobalArgs, CreateArgs> = {
         describe: 'Coordinator account (repeat; default the signer)',
       }) as unknown as Argv<CreateArgs>,
   async handler(args) {
+    const { deriveNetworkId } = await import('../../pallet-bindings/index.ts');
     const log = logger(args);
     const quorum = parseQuorum(args.quorum);
     if (!Number.isInteger(args.votingPeriod) || args.votingPeriod < 1) {
       throw usage(`--voting-period must be a whole number of blocks >= 1, got ${args.votingPeriod}`);
     }
-    const members = args.member.map(parseAccount);
+    const members = await Promise.all(args.member.map(parseAccount));
     const signer = await loadSigner(args);
-    const coordinators = (args.coordinator ?? [signer.address]).map(parseAccount);
+    const coordinators = await Promise.all((args.coordinator ?? [signer.address]).map(parseAccount));
     await withClient(args, log, async (client) => {
       const { inclusion, state } = await submitChecked(client, {
         signer,

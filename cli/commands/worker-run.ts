@@ -3,8 +3,9 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../model/index.ts';
-import { runWorker, type WorkerEvent } from '../../worker/runner.ts';
+import type { BackendChoice } from '../../model/index.ts';
+import type { WorkerEvent } from '../../worker/index.ts';
+import { BACKEND_CHOICES } from '../choices.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import {
@@ -89,6 +90,8 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
         'register //Bob if needed, then train for the local coordinator',
       ) as unknown as Argv<RunArgs>,
   async handler(args) {
+    const { initBackend } = await import('../../model/index.ts');
+    const { runWorker } = await import('../../worker/index.ts');
     const log = makeLogger(args);
     const signer = await loadSigner(args);
     const backend = await initBackend({ backend: args.backend, logger: log });

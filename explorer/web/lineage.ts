@@ -1,7 +1,7 @@
 // The provenance graph as plain SVG: one lane per proposal, checkpoints left to right by their distance from the
 // pre-training they descend from; a fine-tune's lane starts right after its base. No library: it is ~80 lines.
-import type { CheckpointSummary } from '../../checkpoints/provenance.ts';
-import type { NetworkState } from '../../pallet-bindings/state.ts';
+import type { CheckpointSummary } from '../../checkpoints/index.ts';
+import type { NetworkState } from '../../pallet-bindings/index.ts';
 import { esc } from './format.ts';
 
 const DX = 34;

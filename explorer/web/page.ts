@@ -1,7 +1,7 @@
 // What every page is: a function of the view (the network's reduced state) to markup, plus an optional mount step
 // that attaches charts and handlers and returns their cleanup.
 import type { ExplorerView } from '../view.ts';
-import type { NetworkState, Proposal, RoundProposal } from '../../pallet-bindings/state.ts';
+import type { NetworkState, Proposal, RoundProposal } from '../../pallet-bindings/index.ts';
 
 export interface Ctx {
   view: ExplorerView;

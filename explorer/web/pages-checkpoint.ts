@@ -1,5 +1,5 @@
 // The checkpoints list and the checkpoint page: attestations, provenance graph, sources, in-browser verification.
-import type { CheckpointSummary } from '../../checkpoints/provenance.ts';
+import type { CheckpointSummary } from '../../checkpoints/index.ts';
 import { account, bytes, checkpointLink, esc, fields, loss, short, table } from './format.ts';
 import { lineageSvg } from './lineage.ts';
 import { notFound, type Ctx, type Rendered } from './page.ts';

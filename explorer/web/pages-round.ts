@@ -1,5 +1,5 @@
 // The proposal page (what was asked, the votes, the rounds and their loss curve) and the round page.
-import type { RoundProposal } from '../../pallet-bindings/state.ts';
+import type { RoundProposal } from '../../pallet-bindings/index.ts';
 import { lossChart } from './charts.ts';
 import { account, checkpointLink, esc, fields, loss, planck, short, status, table } from './format.ts';
 import { extra, isRound, notFound, type Ctx, type Rendered } from './page.ts';

@@ -12,7 +12,7 @@ import {
   type CoordinatorServer,
   type UploadedUpdate,
 } from '../../coordinator/server.ts';
-import { connectWorker, type WorkerConnection } from '../../worker/connection.ts';
+import { connectWorker, type WorkerConnection } from '../../worker/index.ts';
 import {
   PROTOCOL_VERSION,
   authMessage,

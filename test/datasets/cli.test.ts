@@ -1,22 +1,9 @@
-// `fedtune dataset …` as a user runs it: tables, --json, a manifest written and verified, coded errors.
-import { spawnSync } from 'node:child_process';
+// `fedtune dataset …` through main, in this process: tables, --json, a manifest written and verified, coded errors.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-
-const BIN = fileURLToPath(new URL('../../bin/fedtune.js', import.meta.url));
-
-// Not imported from test/cli.test.ts: importing a test file would register its tests in this folder's run.
-function runFedtune(args: string[]) {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, FEDTUNE_LOG_LEVEL: 'warn' },
-    timeout: 60_000,
-  });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+import { inProcess } from '../run-cli.ts';
 
 describe('fedtune dataset', function () {
   this.timeout(120_000);
@@ -26,8 +13,8 @@ describe('fedtune dataset', function () {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('list prints the three corpora with licence and source', () => {
-    const { status, stdout } = runFedtune(['dataset', 'list', '--json']);
+  it('list prints the three corpora with licence and source', async () => {
+    const { status, stdout } = await inProcess(['dataset', 'list', '--json']);
     expect(status).to.equal(0);
     const rows = JSON.parse(stdout) as { name: string; records: number; license: string }[];
     expect(rows.map((r) => [r.name, r.records, r.license])).to.deep.equal([
@@ -37,14 +24,14 @@ describe('fedtune dataset', function () {
     ]);
   });
 
-  it('shard --out writes a manifest that verify accepts, and verify names a changed record', () => {
+  it('shard --out writes a manifest that verify accepts, and verify names a changed record', async () => {
     const data = join(dir, 'mail.jsonl');
     const lines = Array.from({ length: 40 }, (_, i) =>
       JSON.stringify({ text: `message ${i} ${'x'.repeat(i)}`, label: i % 3 === 0 ? 'spam' : 'ham' }),
     );
     writeFileSync(data, `${lines.join('\n')}\n`);
     const out = join(dir, 'mail.manifest.json');
-    const shard = runFedtune([
+    const shard = await inProcess([
       'dataset',
       'shard',
       data,
@@ -64,11 +51,20 @@ describe('fedtune dataset', function () {
     const manifest = JSON.parse(readFileSync(out, 'utf8')) as { root: string; shards: unknown[] };
     expect(manifest.shards).to.have.length(3);
 
-    const ok = runFedtune(['dataset', 'verify', data, '--root', manifest.root, '--manifest', out, '--json']);
+    const ok = await inProcess([
+      'dataset',
+      'verify',
+      data,
+      '--root',
+      manifest.root,
+      '--manifest',
+      out,
+      '--json',
+    ]);
     expect(ok.status, ok.stderr).to.equal(0);
     expect(JSON.parse(ok.stdout)).to.deep.include({ ok: true, root: manifest.root, records: 40 });
 
-    const rebuilt = runFedtune([
+    const rebuilt = await inProcess([
       'dataset',
       'verify',
       data,
@@ -89,23 +85,30 @@ describe('fedtune dataset', function () {
       data,
       `${lines.map((l, i) => (i === 7 ? l.replace('message', 'massage') : l)).join('\n')}\n`,
     );
-    const bad = runFedtune(['dataset', 'verify', data, '--root', manifest.root, '--manifest', out]);
+    const bad = await inProcess(['dataset', 'verify', data, '--root', manifest.root, '--manifest', out]);
     expect(bad.status).to.equal(1);
     expect(bad.stderr).to.match(/error \[E_DATASET_ROOT_MISMATCH\].*7 \(line-8\)/);
   });
 
-  it('inspect and shard report coded errors for bad input', () => {
+  it('inspect and shard report coded errors for bad input', async () => {
     const p = join(dir, 'bad.jsonl');
     writeFileSync(p, '{"text": "a"}\n"just a string"\n');
-    const r = runFedtune(['dataset', 'inspect', p]);
+    const r = await inProcess(['dataset', 'inspect', p]);
     expect(r.status).to.not.equal(0);
     expect(r.stderr).to.match(/error \[E_DATASET_JSONL_NOT_OBJECT\].*line 2/);
-    const s = runFedtune(['dataset', 'shard', 'moby-dick', '--scheme', 'dirichlet', '--shards', '2']);
+    const s = await inProcess(['dataset', 'shard', 'moby-dick', '--scheme', 'dirichlet', '--shards', '2']);
     expect(s.stderr).to.match(/error \[E_SHARD_UNLABELLED\]/);
   });
 
-  it('shard sotu --scheme partition prints one president per shard', () => {
-    const { status, stdout } = runFedtune(['dataset', 'shard', 'sotu', '--scheme', 'partition', '--json']);
+  it('shard sotu --scheme partition prints one president per shard', async () => {
+    const { status, stdout } = await inProcess([
+      'dataset',
+      'shard',
+      'sotu',
+      '--scheme',
+      'partition',
+      '--json',
+    ]);
     expect(status).to.equal(0);
     const summary = JSON.parse(stdout) as { shards: { key: string }[]; registerDataset: { shards: number } };
     expect(summary.shards[0]!.key).to.equal('George Washington');

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { pino } from 'pino';
 import { startDevnet } from '../../devchain/index.ts';
 import { connect, initialState, syncState, type RoundProposal } from '../../pallet-bindings/index.ts';
-import { runFedtune } from '../../cli/spawn.ts';
+import { runFedtune } from '../../bin/index.ts';
 import type { DemoSummary } from '../../demo/index.ts';
 
 const logger = pino({ level: 'silent' });

@@ -1,20 +1,15 @@
-// `fedtune devnet` as a child process: its arguments, a taken port, and a restart on the same data dir after kill -9.
+// `fedtune devnet`: its arguments (in this process), and as a child process a taken port, an unreachable fork, and a
+// restart on the same data dir after kill -9.
 import { expect } from 'chai';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ApiPromise } from '@polkadot/api';
 import { stringToHex } from '@polkadot/util';
+import { fedtune, inProcess, startFedtune } from '../run-cli.ts';
 import { connect, free, pair, send } from './helpers.ts';
-
-const bin = fileURLToPath(new URL('../../bin/fedtune.js', import.meta.url));
-
-function fedtune(args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
-}
 
 interface Ready {
   url: string;
@@ -28,13 +23,7 @@ interface Ready {
 
 /** Starts `fedtune devnet --json` and resolves with its ready line. */
 function startChild(args: string[]): Promise<{ child: ChildProcess; ready: Ready }> {
-  const child = spawn(
-    process.execPath,
-    [bin, 'devnet', '--json', '--port', '0', '--log-level', 'warn', ...args],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = startFedtune(['devnet', '--json', '--port', '0', '--log-level', 'warn', ...args]);
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -72,8 +61,8 @@ describe('devchain: fedtune devnet (CLI)', function () {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('prints its options with --help', () => {
-    const result = fedtune(['devnet', '--help']);
+  it('prints its options with --help', async () => {
+    const result = await inProcess(['devnet', '--help']);
     expect(result.status).to.equal(0);
     for (const option of [
       '--port',
@@ -87,20 +76,20 @@ describe('devchain: fedtune devnet (CLI)', function () {
       expect(result.stdout).to.include(option);
   });
 
-  it('exits 2 on a bad argument', () => {
-    const result = fedtune(['devnet', '--tmp', '--block-mode', 'sometimes']);
+  it('exits 2 on a bad argument', async () => {
+    const result = await inProcess(['devnet', '--tmp', '--block-mode', 'sometimes']);
     expect(result.status).to.equal(2);
     expect(result.stderr).to.include('E_USAGE');
     expect(result.stderr).to.include('sometimes');
-    expect(fedtune(['devnet', '--tmp', '--data-dir', 'x']).status).to.equal(2);
-    expect(fedtune(['devnet', '--tmp', '--block-time', '100']).status).to.equal(2);
+    expect((await inProcess(['devnet', '--tmp', '--data-dir', 'x'])).status).to.equal(2);
+    expect((await inProcess(['devnet', '--tmp', '--block-time', '100'])).status).to.equal(2);
   });
 
   it('says the port is taken, with a code', async () => {
     server = createServer();
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const result = fedtune(['devnet', '--tmp', '--port', String(port)]);
+    const result = await fedtune(['devnet', '--tmp', '--port', String(port)]);
     expect(result.status).to.equal(1);
     expect(result.stderr).to.include('E_DEVNET_PORT_IN_USE');
     expect(result.stderr).to.include(String(port));
@@ -111,7 +100,7 @@ describe('devchain: fedtune devnet (CLI)', function () {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const { port } = probe.address() as AddressInfo;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const result = fedtune(['devnet', '--tmp', '--port', '0', '--fork', `ws://127.0.0.1:${port}`]);
+    const result = await fedtune(['devnet', '--tmp', '--port', '0', '--fork', `ws://127.0.0.1:${port}`]);
     expect(result.status).to.equal(1);
     expect(result.stderr).to.include('E_DEVNET_FORK_UNREACHABLE');
   });

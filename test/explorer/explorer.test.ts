@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { Metrics } from '../../coordinator/metrics.ts';
+import { Metrics } from '../../coordinator/index.ts';
 import { startExplorer, type Explorer } from '../../explorer/index.ts';
 import type { RoundProposal } from '../../pallet-bindings/index.ts';
 import { openBrowser, type Browser } from './browser.ts';

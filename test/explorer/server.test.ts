@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { Metrics } from '../../coordinator/metrics.ts';
+import { Metrics } from '../../coordinator/index.ts';
 import { watchCoordinator } from '../../explorer/coordinator.ts';
 import { parsePrometheus } from '../../explorer/index.ts';
 import type { Follower, FollowerEvent } from '../../explorer/follower.ts';

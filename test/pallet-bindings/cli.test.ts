@@ -1,11 +1,11 @@
-// The DAO commands as a user runs them: bin/fedtune.js against a devnet, tables, --json, and coded errors.
+// The DAO commands against a devnet: tables, --json, and coded errors, run in this process through main (as
+// bin/fedtune.js runs them); `chain watch` runs as a real process, stopped with SIGINT.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { BIN, fedtune } from '../run-cli.ts';
+import { inProcess, startFedtune } from '../run-cli.ts';
 import { startDevnet } from '../../devchain/index.ts';
 import { ALICE, BOB, CHARLIE, DAVE } from './fixtures.ts';
 
@@ -24,7 +24,7 @@ describe('fedtune network / dao / worker / chain commands', function () {
   });
 
   it('creates a network, proposes, votes, lists, and shows a rejected double vote in the audit', async () => {
-    const created = await fedtune(
+    const created = await inProcess(
       [
         'network',
         'create',
@@ -51,34 +51,35 @@ describe('fedtune network / dao / worker / chain commands', function () {
     expect(network).to.match(/^0x[0-9a-f]{64}$/);
     const netEnv = { ...env, FEDTUNE_NETWORK: network };
 
-    const shown = await fedtune(['network', 'show'], netEnv);
+    const shown = await inProcess(['network', 'show'], netEnv);
     expect(shown.status, shown.stderr).to.equal(0);
     expect(shown.stdout).to.contain('cli-dao').and.contain(BOB).and.contain('2/3 of members');
 
-    const member = await fedtune(
-      ['dao', 'propose-member', '--seed', '//Bob', '--add', DAVE, '--json'],
+    const member = await inProcess(
+      ['dao', 'propose-membership', '--seed', '//Bob', '--add', DAVE, '--json'],
       netEnv,
     );
     expect(member.status, member.stderr).to.equal(0);
     expect(JSON.parse(member.stdout)).to.include({ proposal: 0 });
 
-    const aye = await fedtune(['dao', 'vote', '0', 'aye', '--seed', '//Alice'], netEnv);
+    const aye = await inProcess(['dao', 'vote', '0', 'aye', '--seed', '//Alice'], netEnv);
     expect(aye.status, aye.stderr).to.equal(0);
     expect(aye.stdout).to.contain('1 aye / 0 nay');
 
-    const again = await fedtune(['dao', 'vote', '0', 'nay', '--seed', '//Alice'], netEnv);
+    const again = await inProcess(['dao', 'vote', '0', 'nay', '--seed', '//Alice'], netEnv);
     expect(again.status).to.equal(1);
     expect(again.stderr).to.match(/error \[E_DOUBLE_VOTE\]/);
 
-    const outsider = await fedtune(['dao', 'propose-member', '--seed', '//Eve', '--add', DAVE], netEnv);
+    // The old name stays as an alias.
+    const outsider = await inProcess(['dao', 'propose-member', '--seed', '//Eve', '--add', DAVE], netEnv);
     expect(outsider.stderr).to.match(/error \[E_NOT_MEMBER\]/);
 
-    const list = await fedtune(['dao', 'list'], netEnv);
+    const list = await inProcess(['dao', 'list'], netEnv);
     expect(list.status, list.stderr).to.equal(0);
     expect(list.stdout).to.match(/id\s+type\s+subject\s+status/);
     expect(list.stdout).to.match(/0\s+membership\s+add .*\s+voting\s+1\s+0\s+2/);
 
-    const audit = await fedtune(['chain', 'audit', '--json'], netEnv);
+    const audit = await inProcess(['chain', 'audit', '--json'], netEnv);
     const rejected = (JSON.parse(audit.stdout) as { rejected: { code: string; signer: string }[] }).rejected;
     expect(rejected.map((r) => [r.code, r.signer])).to.deep.equal([
       ['E_DOUBLE_VOTE', ALICE],
@@ -89,10 +90,9 @@ describe('fedtune network / dao / worker / chain commands', function () {
   it('registers a worker under the worker command group while chain watch streams the changes and keeps a snapshot', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedtune-watch-'));
     const snapshot = join(dir, 'state.msgpack');
-    const watcher = spawn(
-      process.execPath,
-      [BIN, 'chain', 'watch', '--json', '--snapshot', snapshot, '--snapshot-every', '1'],
-      { env: { ...process.env, ...env, FEDTUNE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    const watcher = startFedtune(
+      ['chain', 'watch', '--json', '--snapshot', snapshot, '--snapshot-every', '1'],
+      env,
     );
     try {
       let stdout = '';
@@ -109,12 +109,12 @@ describe('fedtune network / dao / worker / chain commands', function () {
       };
       await waitFor('synced', (e) => e.some((x) => x.event === 'synced'));
 
-      const created = await fedtune(
+      const created = await inProcess(
         ['network', 'create', '--seed', '//Bob', '--name', 'w', '--member', BOB, '--json'],
         env,
       );
       const { network } = JSON.parse(created.stdout) as { network: string };
-      const reg = await fedtune(
+      const reg = await inProcess(
         [
           'worker',
           'register',
@@ -130,7 +130,7 @@ describe('fedtune network / dao / worker / chain commands', function () {
         env,
       );
       expect(reg.status, reg.stderr).to.equal(0);
-      const state = await fedtune(['chain', 'state', '--network', network, '--json'], env);
+      const state = await inProcess(['chain', 'state', '--network', network, '--json'], env);
       const s = JSON.parse(state.stdout) as {
         networks: Record<string, { workers: Record<string, { capabilities: { memoryBytes: number } }> }>;
       };
@@ -149,16 +149,16 @@ describe('fedtune network / dao / worker / chain commands', function () {
   });
 
   it('refuses bad arguments with exit status 2 and an unreachable chain with E_CHAIN_UNREACHABLE', async () => {
-    const bad = await fedtune(['dao', 'vote', '0', 'aye', '--seed', '//Alice', '--network', '0x12'], env);
+    const bad = await inProcess(['dao', 'vote', '0', 'aye', '--seed', '//Alice', '--network', '0x12'], env);
     expect(bad.status).to.equal(2);
     expect(bad.stderr).to.match(/error \[E_USAGE\].*--network/);
-    const noSigner = await fedtune(['network', 'create', '--name', 'x', '--member', ALICE], {
+    const noSigner = await inProcess(['network', 'create', '--name', 'x', '--member', ALICE], {
       ...env,
       FEDTUNE_SEED: '',
     });
     expect(noSigner.status).to.equal(2);
     expect(noSigner.stderr).to.match(/E_NO_SIGNER/);
-    const down = await fedtune(['chain', 'state', '--chain', 'ws://127.0.0.1:1']);
+    const down = await inProcess(['chain', 'state', '--chain', 'ws://127.0.0.1:1']);
     expect(down.status).to.equal(1);
     expect(down.stderr).to.match(/error \[E_CHAIN_UNREACHABLE\]/);
   });

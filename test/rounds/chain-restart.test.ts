@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
 import { startDevnet, type Devnet } from '../../devchain/index.ts';
 import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
-import { runWorker, type RunningWorker } from '../../worker/runner.ts';
+import { runWorker, type RunningWorker } from '../../worker/index.ts';
 import {
   connect,
   initialState,

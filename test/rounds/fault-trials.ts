@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { runWorker, type RunningWorker } from '../../worker/runner.ts';
+import { runWorker, type RunningWorker } from '../../worker/index.ts';
 import { BIN } from '../run-cli.ts';
 import { approveProposal, logger, proposal, readState, setUp, until, type Fixture } from './helpers.ts';
 

@@ -11,9 +11,9 @@ import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../../datasets/index.ts';
 import { signerFromSeed, submit, type Hex32, type KeyringPair } from '../../pallet-bindings/index.ts';
-import { connectWorker, WorkerError, type WorkerConnection } from '../../worker/connection.ts';
+import { connectWorker, WorkerError, type WorkerConnection } from '../../worker/index.ts';
 import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
-import { runWorker, type RunningWorker, type WorkerEvent } from '../../worker/runner.ts';
+import { runWorker, type RunningWorker, type WorkerEvent } from '../../worker/index.ts';
 import {
   approveProposal,
   freeBalance,

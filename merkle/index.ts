@@ -1,7 +1,18 @@
-// The protocol's commitment scheme (dataset roots, updatesRoot, shard roots): a binary SHA-256 Merkle tree with domain-separated leaves (0x00) and nodes (0x01); an odd last node is promoted unchanged.
+// merkle/: the commitment scheme behind every on-chain root (dataset roots, updatesRoot, shard roots): a binary SHA-256 Merkle tree with domain-separated leaves (0x00) and nodes (0x01); an odd last node is promoted unchanged.
 import { createHash } from 'node:crypto';
-import { PalletError } from './errors.ts';
-import type { Hex32 } from './types.ts';
+/** A 32-byte hash written as 0x + 64 lowercase hex characters, the form committed on chain. */
+export type Hex32 = `0x${string}`;
+
+/** A malformed tree, proof index or hash, with a stable code. */
+export class MerkleError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MerkleError';
+  }
+}
 
 export const LEAF_PREFIX = 0x00;
 export const NODE_PREFIX = 0x01;
@@ -31,7 +42,7 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
 
 /** Every level of the tree, leaves first, root last. */
 export function merkleLevels(leaves: Uint8Array[]): Uint8Array[][] {
-  if (leaves.length === 0) throw new PalletError('E_MERKLE_EMPTY', 'a Merkle tree needs at least one leaf');
+  if (leaves.length === 0) throw new MerkleError('E_MERKLE_EMPTY', 'a Merkle tree needs at least one leaf');
   const levels = [leaves];
   let level = leaves;
   while (level.length > 1) {
@@ -53,7 +64,7 @@ export function merkleRoot(leaves: Uint8Array[]): Uint8Array {
 export function merkleProof(levels: Uint8Array[][], leafIndex: number): MerkleProof {
   const leafCount = levels[0]!.length;
   if (!(Number.isInteger(leafIndex) && leafIndex >= 0 && leafIndex < leafCount)) {
-    throw new PalletError('E_MERKLE_BAD_INDEX', `leaf ${leafIndex} is not in 0..${leafCount - 1}`);
+    throw new MerkleError('E_MERKLE_BAD_INDEX', `leaf ${leafIndex} is not in 0..${leafCount - 1}`);
   }
   const siblings: Hex32[] = [];
   let index = leafIndex;
@@ -98,13 +109,18 @@ export function verifyProof(root: Hex32 | string, leaf: Uint8Array, proof: Merkl
 const isHash = (value: unknown): value is Hex32 =>
   typeof value === 'string' && /^0x[0-9a-fA-F]{64}$/.test(value);
 
+/** 0x + 64 lowercase hex digits: a hash as committed on chain. */
+export function isHex32(value: unknown): value is Hex32 {
+  return typeof value === 'string' && /^0x[0-9a-f]{64}$/.test(value);
+}
+
 export function toHex(bytes: Uint8Array): Hex32 {
   return `0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`;
 }
 
 export function fromHex(hex: Hex32 | string): Uint8Array {
   if (!isHash(hex)) {
-    throw new PalletError('E_DATASET_BAD_HASH', `"${hex}" is not a 32-byte hash (0x + 64 hex characters)`);
+    throw new MerkleError('E_DATASET_BAD_HASH', `"${hex}" is not a 32-byte hash (0x + 64 hex characters)`);
   }
   return new Uint8Array(Buffer.from(hex.slice(2), 'hex'));
 }

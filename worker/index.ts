@@ -1,0 +1,25 @@
+// Public face of worker/: the trainer's runtime (runWorker), its connection to a coordinator, and task execution.
+export {
+  WorkerError,
+  connectWorker,
+  type Signer,
+  type UploadParameters,
+  type WorkerConnection,
+  type WorkerConnectionOptions,
+} from './connection.ts';
+export {
+  runWorker,
+  type Receipt,
+  type RunWorkerOptions,
+  type RunningWorker,
+  type WorkerEvent,
+} from './runner.ts';
+export {
+  fetchBaseCheckpoint,
+  parseTask,
+  trainTask,
+  verifiedShardRecords,
+  type LocalHyperparams,
+  type ParsedTask,
+  type TrainTaskResult,
+} from './task.ts';
