@@ -1,6 +1,6 @@
-// `fedtune coordinator` and `fedtune worker run` refuse bad arguments with E_USAGE and exit 2, before touching a chain.
+// `fedtune coordinator` and `fedtune worker run` refuse bad arguments with E_USAGE and exit 2, before touching a chain (in-process, through main).
 import { expect } from 'chai';
-import { fedtune } from '../run-cli.ts';
+import { inProcess } from '../run-cli.ts';
 
 const NETWORK = `0x${'ab'.repeat(32)}`;
 
@@ -35,7 +35,7 @@ describe('fedtune coordinator / worker run: arguments', function () {
     ],
   ] as const) {
     it(`refuses ${what}`, async () => {
-      const r = await fedtune([...args], { FEDTUNE_CHAIN: 'ws://127.0.0.1:1' });
+      const r = await inProcess([...args], { FEDTUNE_CHAIN: 'ws://127.0.0.1:1' });
       expect(r.status, r.stderr).to.equal(2);
       expect(r.stderr)
         .to.match(/E_USAGE/)
@@ -44,7 +44,7 @@ describe('fedtune coordinator / worker run: arguments', function () {
   }
 
   it('says where the chain is missing, with a code', async () => {
-    const r = await fedtune(
+    const r = await inProcess(
       ['coordinator', '--seed', '//Ferdie', '--network', NETWORK, '--listen', '127.0.0.1:0'],
       {
         FEDTUNE_CHAIN: 'ws://127.0.0.1:1',
