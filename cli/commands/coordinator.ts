@@ -162,6 +162,11 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
     const stopped = new Promise<void>((resolveStop) => {
       const stop = (signal: string) => {
         log.info({ signal }, 'stopping');
+        // Whatever the chain or a step is doing, the process is gone within 3 s: the journal holds what was acknowledged.
+        setTimeout(() => {
+          log.warn('stopped before the current step finished; a restart resumes it from the journal');
+          resolveStop();
+        }, 3000).unref();
         coordinator
           .close()
           .then(() => chain.close())
