@@ -1,4 +1,5 @@
 // The chain client over @polkadot/api: connect, submit protocol calls (alone or with transfers, atomically), read blocks, sync the reducer.
+import './quiet-api.ts';
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import type { SubmittableExtrinsic } from '@polkadot/api/types';
 import type { KeyringPair } from '@polkadot/keyring/types';
