@@ -148,11 +148,23 @@ function changes(prev: ProtocolState, next: ProtocolState): string[] {
       else if (old.ayes + old.nays !== p.ayes + p.nays)
         out.push(`proposal ${p.id}: ${p.ayes} aye / ${p.nays} nay`);
     }
+    // Ids whole: the next command a watcher types (attest, download) takes them.
     for (const c of Object.values(n.checkpoints)) {
       const old = before?.checkpoints[c.id];
-      if (!old) out.push(`checkpoint ${short(c.id)} committed (proposal ${c.proposal}, round ${c.round})`);
-      else if (!old.certified && c.certified) out.push(`checkpoint ${short(c.id)} certified`);
+      if (!old) out.push(`checkpoint ${c.id} committed (proposal ${c.proposal}, round ${c.round})`);
+      else if (!old.certified && c.certified) out.push(`checkpoint ${c.id} certified`);
     }
+    for (const w of Object.values(n.workers)) {
+      const old = before?.workers[w.account];
+      if (!old)
+        out.push(`worker ${w.account} registered (${w.capabilities.backend}, ${w.capabilities.device})`);
+      else if (JSON.stringify(old) !== JSON.stringify(w))
+        out.push(`worker ${w.account} updated its registration`);
+    }
+    for (const account of Object.keys(before?.workers ?? {}))
+      if (n.workers[account] === undefined) out.push(`worker ${account} deregistered`);
+    for (const d of Object.values(n.datasets))
+      if (before?.datasets[d.root] === undefined) out.push(`dataset ${d.root} "${d.name}" registered`);
   }
   return out;
 }
