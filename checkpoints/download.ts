@@ -1,5 +1,6 @@
 // Verified, resumable, parallel download of a checkpoint from one or more sources, checked chunk by chunk against its id.
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
@@ -146,13 +147,68 @@ async function readIfExists(path: string): Promise<Uint8Array | null> {
 /** Largest manifest accepted from a source: generous for millions of chunks, small enough to refuse a flood. */
 const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
+/** Whether a process with this id runs on this machine (EPERM: it does, under another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * This download's own working folder, `.partial-<id prefix>-<pid>-<random>`. Two downloads of one checkpoint into one
+ * folder (two trainers sharing a cache) each write and then delete only their own, so neither pulls the other's files
+ * from under it. The chunks of an interrupted download are resumed: a folder left by a process that is gone (or by an
+ * older fedtune, without a pid) is taken over by renaming it, which only one taker can win.
+ */
+const working = new Set<string>();
+
+async function claimPartial(outDir: string, id: string): Promise<string> {
+  const prefix = `.partial-${id.slice(2, 18)}`;
+  const mine = join(outDir, `${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const names = await readdir(outDir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (name !== prefix) {
+      const owner = name.startsWith(prefix) ? /^-(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length)) : null;
+      if (owner === null) continue;
+      const pid = Number(owner[1]);
+      // This process's own folders are in use while `working` lists them; others were left by an aborted download.
+      if (pid === process.pid ? working.has(join(outDir, name)) : alive(pid)) continue;
+    }
+    try {
+      working.add(mine);
+      await rename(join(outDir, name), mine);
+      return mine;
+    } catch {
+      working.delete(mine); // another download took it first
+    }
+  }
+  working.add(mine);
+  await mkdir(mine, { recursive: true });
+  return mine;
+}
+
 export async function downloadCheckpoint(
   params: DownloadCheckpointParameters,
 ): Promise<DownloadCheckpointResult> {
-  const { id, sources, outDir, concurrency = 4, timeoutMs = 30_000, onProgress, logger, signal } = params;
+  const { id, sources, outDir } = params;
   if (sources.length === 0) throw new CheckpointError('E_BAD_SOURCE', 'no source to download from');
-  const partial = join(outDir, `.partial-${id.slice(2, 18)}`);
-  await mkdir(partial, { recursive: true });
+  await mkdir(outDir, { recursive: true });
+  const partial = await claimPartial(outDir, id);
+  try {
+    return await downloadInto(partial, params);
+  } finally {
+    working.delete(partial);
+  }
+}
+
+async function downloadInto(
+  partial: string,
+  params: DownloadCheckpointParameters,
+): Promise<DownloadCheckpointResult> {
+  const { id, sources, outDir, concurrency = 4, timeoutMs = 30_000, onProgress, logger, signal } = params;
 
   // The manifest: from an earlier attempt if it still hashes to the id, else from the first source that serves it.
   let manifestBytes = await readIfExists(join(partial, MANIFEST_FILE));
@@ -172,7 +228,7 @@ export async function downloadCheckpoint(
     if (manifestBytes === null) {
       throw new CheckpointError(
         'E_MANIFEST_UNAVAILABLE',
-        `no source served a manifest that hashes to ${id} (${failures.join('; ')})`,
+        `no source served a manifest that hashes to ${id} (${failures.join('; ')}): check that the source is up and serves this checkpoint, or name another with --source URL (a coordinator's http://host:port, or "MANIFEST_TEMPLATE|CHUNK_TEMPLATE" for a bucket)`,
       );
     }
     await writeFileAtomic(partial, join(partial, MANIFEST_FILE), manifestBytes);
@@ -227,7 +283,7 @@ export async function downloadCheckpoint(
         await rm(path, { force: true });
         throw new CheckpointError(
           corrupt ? 'E_CHUNK_CORRUPT' : 'E_CHUNK_UNAVAILABLE',
-          `chunk ${n} of checkpoint ${id} (expected SHA-256 ${expected}) ${corrupt ? 'failed verification' : 'could not be fetched'} from every source: ${failures.join('; ')}`,
+          `chunk ${n} of checkpoint ${id} (expected SHA-256 ${expected}) ${corrupt ? 'failed verification' : 'could not be fetched'} from every source: ${failures.join('; ')}; ${corrupt ? 'the sources serve altered data: name another with --source' : 'run the download again to resume, or name another source with --source'}`,
         );
       }
       // Not fsync'd: a resumed download re-hashes every chunk it finds, so a torn chunk is simply fetched again.
@@ -261,7 +317,7 @@ export async function downloadCheckpoint(
   if (signal?.aborted) throw new CheckpointError('E_ABORTED', 'download interrupted; run it again to resume');
 
   // Assemble: every chunk is verified on disk; the file appears under its final name only when complete.
-  const tmpPath = join(partial, `${CHECKPOINT_FILE}.tmp`);
+  const tmpPath = join(partial, `${CHECKPOINT_FILE}.${randomBytes(4).toString('hex')}.tmp`);
   const out = await open(tmpPath, 'w');
   try {
     for (let n = 0; n < manifest.chunks.length; n++) {
@@ -288,6 +344,14 @@ export async function verifyCheckpointDir(dir: string, id: string): Promise<Chec
   const manifestBytes = await readIfExists(join(dir, MANIFEST_FILE));
   if (manifestBytes === null)
     throw new CheckpointError('E_NOT_FOUND', `${join(dir, MANIFEST_FILE)} is missing`);
+  const actual = sha256Hex(manifestBytes);
+  if (actual !== id) {
+    // A folder on disk is not a source that serves altered data: it simply holds another checkpoint (or was edited).
+    throw new CheckpointError(
+      'E_MANIFEST_MISMATCH',
+      `${dir} holds checkpoint ${actual}, not ${id}: pass --id ${actual} to check it against that one, or verify the folder ${id} was downloaded into`,
+    );
+  }
   const manifest = parseManifest(manifestBytes, id);
   const path = join(dir, CHECKPOINT_FILE);
   const size = await stat(path).then(
@@ -297,13 +361,16 @@ export async function verifyCheckpointDir(dir: string, id: string): Promise<Chec
   if (size !== manifest.size) {
     throw new CheckpointError(
       'E_CHUNK_CORRUPT',
-      `${path} has ${size < 0 ? 'no file' : `${size} bytes`}; the manifest says ${manifest.size}`,
+      `${path} has ${size < 0 ? 'no file' : `${size} bytes`}; the manifest says ${manifest.size}: download it again (fedtune checkpoint download ${id} --out ${dir})`,
     );
   }
   const bytes = new Uint8Array(await readFile(path));
   for (let n = 0; n < manifest.chunks.length; n++) {
     if (sha256Hex(bytes.subarray(...chunkRange(manifest, n))) !== manifest.chunks[n]) {
-      throw new CheckpointError('E_CHUNK_CORRUPT', `chunk ${n} of ${path} does not match checkpoint ${id}`);
+      throw new CheckpointError(
+        'E_CHUNK_CORRUPT',
+        `chunk ${n} of ${path} does not match checkpoint ${id}: the file was altered or damaged; download it again (fedtune checkpoint download ${id} --out ${dir})`,
+      );
     }
   }
   return manifest;

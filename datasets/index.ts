@@ -25,6 +25,7 @@ export {
   type LoadDatasetParameters,
   type LoadOwnOptions,
 } from './sources.ts';
+export { builtinStats, type BuiltinStats } from './builtin-stats.ts';
 export { Prng } from './prng.ts';
 export {
   DEFAULT_ALPHA,

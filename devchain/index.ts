@@ -1,5 +1,6 @@
 // `fedtune devnet` as a library: a real Substrate runtime (Rococo Asset Hub, spec 900) executed by chopsticks in this
-// process, with funded dev accounts, instant/batch/manual block production, and persistence that survives kill -9.
+// process, with funded dev accounts, instant/batch/manual block production (plus empty blocks on an interval), and
+// persistence that survives kill -9.
 import './quiet.ts';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { routeChopsticksLogs } from './logs.ts';
 import { loadChopsticks } from './chopsticks.ts';
 import { FileDatabase } from './database.ts';
 import { installFutureQueue } from './pool.ts';
+import { startBlockTicker, type BlockTicker } from './interval.ts';
 
 export { DevnetError } from './errors.ts';
 export {
@@ -37,6 +39,11 @@ export interface StartDevnetOptions {
   blockMode?: BlockMode;
   /** batch mode: build a block this many ms after a transaction arrives in an empty pool (default: when it goes idle). */
   blockTime?: number;
+  /**
+   * Also build a block whenever none was built for this many ms, so that block-counted deadlines pass with no
+   * transactions, as on a live chain. 0 or absent: off (the library default; `fedtune devnet` turns it on).
+   */
+  blockIntervalMs?: number;
   /** Fork a live chain at this ws(s):// URL instead of running the built-in genesis. */
   fork?: string;
   logger: Logger;
@@ -52,6 +59,8 @@ export interface Devnet {
   /** Whether it resumed from blocks in dataDir. */
   resumed: boolean;
   dataDir: string | null;
+  /** Empty blocks come this many ms after the last block; 0: only when transactions (or dev_newBlock) ask. */
+  blockIntervalMs: number;
   accounts: DevAccount[];
   /** Builds a block now (the only way blocks appear in manual mode). */
   newBlock(): Promise<{ number: number; hash: string }>;
@@ -145,6 +154,14 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       { exitCode: 2 },
     );
   }
+  const blockIntervalMs = options.blockIntervalMs ?? 0;
+  if (!(Number.isFinite(blockIntervalMs) && blockIntervalMs >= 0)) {
+    throw new DevnetError(
+      'E_DEVNET_BLOCK_INTERVAL',
+      `block interval must be a number of milliseconds >= 0 (0 turns it off), got ${options.blockIntervalMs}`,
+      { exitCode: 2 },
+    );
+  }
   await ensurePortFree(port, host);
   if (options.fork !== undefined) await ensureReachable(options.fork);
 
@@ -233,6 +250,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   let closed = false;
   let building = Promise.resolve();
   let futureQueue: ReturnType<typeof installFutureQueue> | null = null;
+  let ticker: BlockTicker | null = null;
   let server: Awaited<ReturnType<typeof createServer>>;
   try {
     if (!ephemeral)
@@ -280,8 +298,10 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       port,
       host,
     );
+    if (blockIntervalMs > 0) ticker = startBlockTicker(chain, blockIntervalMs, logger);
   } catch (error) {
     if (timer) clearTimeout(timer);
+    await ticker?.dispose();
     futureQueue?.dispose();
     await chain.close().catch(() => undefined);
     await release();
@@ -298,6 +318,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       genesisHash,
       head: chain.head.number,
       mode: blockMode,
+      blockIntervalMs,
       dataDir: ephemeral ? null : dataDir,
     },
     'devnet ready',
@@ -310,6 +331,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     startBlock: chain.head.number,
     resumed,
     dataDir: ephemeral ? null : dataDir,
+    blockIntervalMs,
     accounts,
     async newBlock() {
       const block = await chain.newBlock();
@@ -319,6 +341,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       if (closed) return;
       closed = true;
       if (timer) clearTimeout(timer);
+      await ticker?.dispose();
       futureQueue.dispose();
       await building.catch(() => undefined);
       await server.close();

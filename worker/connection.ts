@@ -92,6 +92,9 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
   let ws: WebSocket | null = null;
   let seq = 0;
   let closing = false;
+  // Wakes every backoff wait at once when the worker closes, so a stop never waits out a reconnection delay.
+  const stopping = new AbortController();
+  const pause = (ms: number) => sleep(ms, undefined, { signal: stopping.signal }).catch(() => undefined);
   let finalError: WorkerError | null = null;
   let authenticated = false;
   // Waiters for the next authenticated connection (uploads wait here across reconnects).
@@ -225,7 +228,7 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
       }
       if (closing || finalError) break;
       logger.info({ url, retryInMs: delay }, 'coordinator unreachable; reconnecting');
-      await sleep(delay + Math.floor(Math.random() * delay * 0.2));
+      await pause(delay + Math.floor(Math.random() * delay * 0.2));
       delay = Math.min(maxMs, delay * 2);
     }
   };
@@ -283,7 +286,7 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
         if (begun.error.code === 'E_DISCONNECTED') continue;
         if (begun.error.code === 'E_BUSY') {
           // The coordinator holds too many uploads at once: wait a little and begin again.
-          await sleep(minMs + Math.floor(Math.random() * minMs));
+          await pause(minMs + Math.floor(Math.random() * minMs));
           continue;
         }
         throw new WorkerError(begun.error.code, begun.error.message);
@@ -332,9 +335,14 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
     },
     async close() {
       closing = true;
+      stopping.abort();
       setFinal(new WorkerError('E_CLOSED', 'connection closed by the worker'));
-      ws?.close(1000);
+      const socket = ws;
+      socket?.close(1000);
+      // A coordinator that does not answer the close handshake (busy, or gone) is cut off after a second.
+      const cut = setTimeout(() => socket?.terminate(), 1_000);
       await loop;
+      clearTimeout(cut);
     },
   };
 }

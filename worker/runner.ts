@@ -62,6 +62,11 @@ export interface Receipt {
   };
 }
 
+/** `<proposal>-<round>-<task id>.json`; the task id is the coordinator's, so anything but [A-Za-z0-9._-] becomes _. */
+export function receiptFileName(r: Pick<Receipt, 'proposal' | 'round' | 'taskId'>): string {
+  return `${r.proposal}-${r.round}-${r.taskId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}.json`;
+}
+
 export interface RunWorkerOptions {
   /** The coordinator's WebSocket URL. */
   url: string;
@@ -125,11 +130,13 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
   const receiptsDir = join(cacheDir, 'receipts');
 
+  // One file per task, named by it: a receipt is a trainer's proof of contribution, so no other task's (a retry of the
+  // round, another trainer pointed at the same --cache) may replace it. Written whole or not at all.
   const saveReceipt = async (r: Receipt) => {
     await mkdir(receiptsDir, { recursive: true });
     await writeFileAtomic(
       receiptsDir,
-      join(receiptsDir, `${r.proposal}-${r.round}.json`),
+      join(receiptsDir, receiptFileName(r)),
       new TextEncoder().encode(`${JSON.stringify(r, null, 2)}\n`),
     );
   };

@@ -12,6 +12,7 @@ import {
   withNetwork,
   type NetworkArgs,
 } from '../protocol.ts';
+import { FedtuneError } from '../errors.ts';
 import { short, table } from '../table.ts';
 
 type Base = GlobalArgs & ChainArgs & NetworkArgs;
@@ -139,11 +140,23 @@ function changes(prev: ProtocolState, next: ProtocolState): string[] {
       else if (old.ayes + old.nays !== p.ayes + p.nays)
         out.push(`proposal ${p.id}: ${p.ayes} aye / ${p.nays} nay`);
     }
+    // Ids whole: the next command a watcher types (attest, download) takes them.
     for (const c of Object.values(n.checkpoints)) {
       const old = before?.checkpoints[c.id];
-      if (!old) out.push(`checkpoint ${short(c.id)} committed (proposal ${c.proposal}, round ${c.round})`);
-      else if (!old.certified && c.certified) out.push(`checkpoint ${short(c.id)} certified`);
+      if (!old) out.push(`checkpoint ${c.id} committed (proposal ${c.proposal}, round ${c.round})`);
+      else if (!old.certified && c.certified) out.push(`checkpoint ${c.id} certified`);
     }
+    for (const w of Object.values(n.workers)) {
+      const old = before?.workers[w.account];
+      if (!old)
+        out.push(`worker ${w.account} registered (${w.capabilities.backend}, ${w.capabilities.device})`);
+      else if (JSON.stringify(old) !== JSON.stringify(w))
+        out.push(`worker ${w.account} updated its registration`);
+    }
+    for (const account of Object.keys(before?.workers ?? {}))
+      if (n.workers[account] === undefined) out.push(`worker ${account} deregistered`);
+    for (const d of Object.values(n.datasets))
+      if (before?.datasets[d.root] === undefined) out.push(`dataset ${d.root} "${d.name}" registered`);
   }
   return out;
 }
@@ -222,14 +235,72 @@ const watch: CommandModule<GlobalArgs, WatchArgs> = {
   },
 };
 
+interface AdvanceArgs extends GlobalArgs, ChainArgs {
+  blocks: number;
+}
+
+/** Blocks per dev_newBlock request: each takes about 0.3 s, well inside the RPC client's 60 s request timeout. */
+const ADVANCE_BATCH = 20;
+
+const advance: CommandModule<GlobalArgs, AdvanceArgs> = {
+  command: 'advance <blocks>',
+  describe: 'Dev chains only: build BLOCKS (empty) blocks now, so that voting periods and deadlines pass',
+  builder: (y) =>
+    withChain(y)
+      .positional('blocks', { type: 'number', demandOption: true, describe: 'How many blocks to build' })
+      .check((argv) => {
+        const n = argv.blocks;
+        if (!(Number.isInteger(n) && n >= 1))
+          throw new FedtuneError('E_USAGE', `BLOCKS must be a whole number >= 1, got ${n}`, { exitCode: 2 });
+        return true;
+      })
+      .example(
+        '$0 chain advance 10',
+        'ten blocks on `fedtune devnet`: a voting period of 10 ends',
+      ) as unknown as Argv<AdvanceArgs>,
+  async handler(args) {
+    await withClient(args, logger(args), async (client) => {
+      let remaining = args.blocks;
+      let hash = '';
+      while (remaining > 0) {
+        const count = Math.min(remaining, ADVANCE_BATCH);
+        try {
+          hash = String(await client.api.rpc('dev_newBlock' as never, { count } as never));
+        } catch (cause) {
+          // A node without chopsticks' dev RPC answers "Method not found" (-32601): real chains make their own time.
+          const message = (cause as Error).message ?? String(cause);
+          if (/-32601|not found/i.test(message))
+            throw new FedtuneError(
+              'E_NOT_DEV_CHAIN',
+              `${args.chain} has no dev_newBlock method: only a dev chain (fedtune devnet) builds blocks on request; on a real chain wait for its blocks`,
+              { cause },
+            );
+          throw new FedtuneError('E_ADVANCE_FAILED', `dev_newBlock failed on ${args.chain}: ${message}`, {
+            cause,
+          });
+        }
+        remaining -= count;
+      }
+      const header = await client.api.rpc.chain.getHeader(hash);
+      const head = { number: header.number.toNumber(), hash };
+      print(
+        args,
+        { built: args.blocks, head },
+        () => `built ${args.blocks} block(s); head #${head.number} ${head.hash}`,
+      );
+    });
+  },
+};
+
 export const chainCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'chain',
-  describe: 'The protocol state derived from the chain: state, audit, watch',
+  describe: 'The protocol state derived from the chain: state, audit, watch; advance (dev chains)',
   builder: (y) =>
     y
       .command(state as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .command(audit as unknown as CommandModule<GlobalArgs, GlobalArgs>)
       .command(watch as unknown as CommandModule<GlobalArgs, GlobalArgs>)
-      .demandCommand(1, 'Name a chain command: state, audit or watch.'),
+      .command(advance as unknown as CommandModule<GlobalArgs, GlobalArgs>)
+      .demandCommand(1, 'Name a chain command: state, audit, watch or advance.'),
   handler() {},
 };

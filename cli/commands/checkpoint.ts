@@ -130,33 +130,42 @@ function provenanceOf(client: ChainClient, net: NetworkState, id: string): Promi
 
 interface ListArgs extends Base {
   certified: boolean;
+  wide: boolean;
 }
 
 const list: CommandModule<GlobalArgs, ListArgs> = {
   command: 'list',
   describe: 'Checkpoints committed on chain: round, kind, parent, eval loss, attestations, certified',
   builder: (y) =>
-    withNetwork(withChain(y)).option('certified', {
-      type: 'boolean',
-      default: false,
-      describe: 'Only certified checkpoints',
-    }) as unknown as Argv<ListArgs>,
+    withNetwork(withChain(y))
+      .option('certified', {
+        type: 'boolean',
+        default: false,
+        describe: 'Only certified checkpoints',
+      })
+      .option('wide', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Parent ids in full too (the id column is always whole: attest, download and generate take it)',
+      }) as unknown as Argv<ListArgs>,
   async handler(args) {
     await withClient(args, logger(args), async (client) => {
       const rows = listCheckpoints(await loadNetwork(client, args), { certified: args.certified });
       print(args, rows, () =>
         table(
-          ['id', 'proposal', 'round', 'kind', 'parent', 'eval loss', 'attests', 'certified', 'block'],
+          // The id whole and last, where its 66 characters do not push the other columns apart.
+          ['proposal', 'round', 'kind', 'eval loss', 'attests', 'certified', 'block', 'parent', 'id'],
           rows.map((r) => [
-            short(r.id),
             r.proposal,
             r.round,
             r.kind,
-            r.parent ? short(r.parent) : '-',
             r.evalLoss.toFixed(4),
             `${r.attestations.positive}/${r.attestations.total}`,
             r.certified ? 'yes' : 'no',
             r.block,
+            r.parent ? (args.wide ? r.parent : short(r.parent)) : '-',
+            r.id,
           ]),
         ),
       );

@@ -231,7 +231,9 @@ const vote: CommandModule<GlobalArgs, VoteArgs> = {
         args,
         { proposal, aye: args.choice === 'aye', ayes: p.ayes, nays: p.nays, ...inclusion },
         () =>
-          `voted ${args.choice} on proposal ${proposal} in block ${inclusion.blockNumber}: ${p.ayes} aye / ${p.nays} nay, ${p.ayesNeeded} ayes needed by block ${p.deadline}`,
+          `voted ${args.choice} on proposal ${proposal} in block ${inclusion.blockNumber}: ${p.ayes} aye / ${p.nays} nay, ${p.ayesNeeded} ayes needed; ` +
+          // The reducer decides at the end of the voting period, not when the quorum is reached.
+          `the outcome is decided at block ${p.deadline}, when the voting period ends (\`fedtune dao show ${proposal}\`)`,
       );
     });
   },
@@ -275,6 +277,20 @@ const list: CommandModule<GlobalArgs, Base> = {
   },
 };
 
+/**
+ * The status with the one block it happened in: the decision for approved/rejected, the failRound for failed, the last
+ * finalizeRound for completed, the openRound's decision otherwise (the voting outcome has its own line).
+ */
+function statusLine(p: Proposal): string {
+  if (p.type === 'round' && p.status === 'failed' && p.failure) return `failed at block ${p.failure.block}`;
+  if (p.type === 'round' && p.status === 'completed' && p.finalized.length > 0)
+    return `completed at block ${p.finalized.at(-1)!.block}`;
+  if (p.status === 'voting') return `voting until block ${p.deadline}`;
+  if ((p.status === 'approved' || p.status === 'rejected') && p.decidedAt !== null)
+    return `${p.status} at block ${p.decidedAt}`;
+  return p.status;
+}
+
 const show: CommandModule<GlobalArgs, Base & { proposal: number }> = {
   command: 'show <proposal>',
   describe: 'Show one proposal: its terms, votes and outcome',
@@ -296,9 +312,15 @@ const show: CommandModule<GlobalArgs, Base & { proposal: number }> = {
         const head: [string, string | number][] = [
           ['proposal', p.id],
           ['type', p.type],
-          ['status', p.status + (p.decidedAt !== null ? ` at block ${p.decidedAt}` : '')],
+          ['status', statusLine(p)],
           ['proposer', p.proposer],
-          ['proposed', `block ${p.proposedAt}, voting until block ${p.deadline}`],
+          [
+            'proposed',
+            `block ${p.proposedAt}, voting until block ${p.deadline}` +
+              (p.decidedAt !== null
+                ? `; ${p.status === 'rejected' ? 'rejected' : 'approved'} at block ${p.decidedAt}`
+                : ''),
+          ],
           ['tally', `${p.ayes} aye, ${p.nays} nay; ${p.ayesNeeded} of ${p.electorate.length} ayes needed`],
         ];
         if (p.type === 'membership') {
@@ -322,7 +344,7 @@ const show: CommandModule<GlobalArgs, Base & { proposal: number }> = {
               p.coordinator === null ? '(not open)' : `${p.coordinator} at ${p.coordinatorEndpoint}`,
             ],
           );
-          if (p.failure) head.push(['failed', `${p.failure.reason} (block ${p.failure.block})`]);
+          if (p.failure) head.push(['reason', p.failure.reason]);
         }
         const votes = table(
           ['voter', 'vote'],
@@ -332,15 +354,15 @@ const show: CommandModule<GlobalArgs, Base & { proposal: number }> = {
           p.type === 'round'
             ? '\n\nrounds\n' +
               table(
-                ['round', 'checkpoint', 'train loss', 'eval loss', 'contributors', 'rewards', 'block'],
+                ['round', 'train loss', 'eval loss', 'contributors', 'rewards', 'block', 'checkpoint'],
                 p.finalized.map((f) => [
                   f.round,
-                  short(f.checkpoint.id),
                   f.metrics.trainLoss,
                   f.metrics.evalLoss,
                   f.contributors.length,
                   f.rewards.length,
                   f.block,
+                  f.checkpoint.id,
                 ]),
               )
             : '';

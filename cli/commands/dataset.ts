@@ -9,6 +9,7 @@ import {
   SHARD_SCHEMES,
   buildManifest,
   builtinInfo,
+  builtinStats,
   evalProof,
   evalRecords,
   labelSkew,
@@ -107,6 +108,27 @@ function shardParams(args: ShardArgs): ShardParameters {
   };
 }
 
+/** The library's sharding parameters by the options that set them, so that an error names what to pass. */
+const SHARD_OPTIONS: [RegExp, string][] = [
+  [/shards/, '--shards N (how many shards; iid and dirichlet need it, e.g. --shards 4)'],
+  [/^scheme/, `--scheme ${SHARD_SCHEMES.join('|')}`],
+  [/^seed/, '--seed with a whole number'],
+  [/^eval fraction/, '--eval-fraction with a number in [0, 1)'],
+  [/^alpha/, '--alpha with a positive number'],
+];
+
+function shardWithHints(ds: Dataset, args: ShardArgs) {
+  try {
+    return shardDataset(ds, shardParams(args));
+  } catch (error) {
+    const option = SHARD_OPTIONS.find(([pattern]) => pattern.test((error as Error).message))?.[1];
+    if ((error as { code?: string }).code !== 'E_SHARD_BAD_PARAM' || option === undefined) throw error;
+    throw new DatasetError('E_SHARD_BAD_PARAM', `${(error as Error).message}: pass ${option}`, {
+      cause: error,
+    });
+  }
+}
+
 function table(header: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map(String));
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
@@ -136,13 +158,19 @@ const list: CommandModule<GlobalArgs, GlobalArgs> = {
     const log = logger(args);
     const rows = BUILTIN_NAMES.map((name) => {
       const info = builtinInfo(name);
-      const ds = loadDataset({ name, log });
+      // Recorded sizes, not a corpus load; a package of another version than measured is loaded and counted.
+      const stats =
+        builtinStats(name) ??
+        ((ds) => ({
+          records: ds.records.length,
+          bytes: ds.records.reduce((a, r) => a + Buffer.byteLength(r.text), 0),
+        }))(loadDataset({ name, log }));
       return {
         name,
-        records: ds.records.length,
-        bytes: ds.records.reduce((a, r) => a + Buffer.byteLength(r.text), 0),
-        labels: ds.labels ?? [],
-        partitionKey: ds.partitionKey ?? null,
+        records: stats.records,
+        bytes: stats.bytes,
+        labels: info.labels ?? [],
+        partitionKey: info.partitionKey ?? null,
         license: info.license,
         source: info.source,
         description: info.description,
@@ -240,7 +268,7 @@ const shard: CommandModule<GlobalArgs, ShardCmdArgs> = {
   handler(args) {
     const log = logger(args);
     const ds = load(args, log);
-    const plan = shardDataset(ds, shardParams(args));
+    const plan = shardWithHints(ds, args);
     const manifest = buildManifest(ds, plan);
     if (args.out) writeFileSync(args.out, `${JSON.stringify(manifest)}\n`);
     log.info({ dataset: ds.name, root: manifest.root, shards: plan.shards.length }, 'built manifest');
@@ -384,7 +412,7 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
     const root = args.root.toLowerCase();
     const ds = load(args, logger(args));
     if (!args.manifest) {
-      const manifest = buildManifest(ds, shardDataset(ds, shardParams(args)));
+      const manifest = buildManifest(ds, shardWithHints(ds, args));
       if (manifest.root !== root) {
         throw new DatasetError(
           'E_DATASET_ROOT_MISMATCH',

@@ -17,8 +17,13 @@ interface DevnetArgs extends GlobalArgs {
   blockMode: BlockMode;
   'block-time'?: number;
   blockTime?: number;
+  'block-interval'?: number;
+  blockInterval?: number;
   fork?: string;
 }
+
+/** A live chain's slot: with no transactions, a block every 6 s, so block-counted deadlines pass. */
+export const DEFAULT_BLOCK_INTERVAL_S = 6;
 
 export const DEFAULT_DATA_DIR = '.fedtune/devnet';
 
@@ -57,6 +62,12 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
         type: 'number',
         describe: 'batch mode: build a block MS milliseconds after a transaction arrives in an empty pool',
       })
+      .option('block-interval', {
+        type: 'number',
+        defaultDescription: `${DEFAULT_BLOCK_INTERVAL_S} (0 with --block-mode manual)`,
+        describe:
+          'Also build an (empty) block when none was built for SECONDS, so voting periods and deadlines pass; 0: off',
+      })
       .option('fork', {
         type: 'string',
         describe: 'Fork a live chain at this ws(s):// URL instead of the built-in genesis (needs a network)',
@@ -72,6 +83,13 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
           usage('--block-time applies to --block-mode batch');
         if (blockTime !== undefined && !(Number.isInteger(blockTime) && blockTime > 0))
           usage(`--block-time must be a positive whole number of milliseconds, got ${blockTime}`);
+        const interval = argv['block-interval'];
+        if (interval !== undefined && !(Number.isFinite(interval) && interval >= 0))
+          usage(`--block-interval must be a number of seconds >= 0 (0 turns it off), got ${interval}`);
+        if (interval !== undefined && interval > 0 && argv['block-mode'] === 'manual')
+          usage(
+            '--block-mode manual builds blocks only on dev_newBlock; drop --block-interval or pick another mode',
+          );
         if (argv.fork !== undefined && !/^wss?:\/\//.test(argv.fork))
           usage(`--fork takes a ws:// or wss:// URL, got ${argv.fork}`);
         return true;
@@ -80,7 +98,11 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
         '$0 devnet',
         `the dev chain on ws://127.0.0.1:${DEFAULT_DEVNET_PORT}, kept in ${DEFAULT_DATA_DIR}`,
       )
-      .example('$0 devnet --tmp --port 0', 'an ephemeral chain on any free port')
+      .example(
+        '$0 devnet --tmp --port 0',
+        'an ephemeral chain on any free port (export FEDTUNE_CHAIN=<the URL it prints>)',
+      )
+      .example('$0 devnet --block-interval 1', 'an empty block every second while nobody transacts')
       .example(
         '$0 devnet --block-mode batch --block-time 6000',
         'transactions gathered for 6 s into one block, like a live chain',
@@ -89,12 +111,14 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
     const { DEV_BALANCE, startDevnet } = await import('../../devchain/index.ts');
     const logger = createLogger({ level: argv.logLevel });
     const dataDir = argv.tmp === true ? undefined : resolve(argv.dataDir ?? DEFAULT_DATA_DIR);
+    const blockInterval = argv.blockInterval ?? (argv.blockMode === 'manual' ? 0 : DEFAULT_BLOCK_INTERVAL_S);
     const devnet = await startDevnet({
       port: argv.port,
       host: argv.host,
       dataDir,
       blockMode: argv.blockMode,
       blockTime: argv.blockTime,
+      blockIntervalMs: Math.round(blockInterval * 1000),
       fork: argv.fork,
       logger,
     });
@@ -118,6 +142,7 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       resumed: devnet.resumed,
       dataDir: devnet.dataDir,
       blockMode: argv.blockMode,
+      blockInterval,
       accounts: devnet.accounts.map((a) => ({ name: a.name, uri: a.uri, address: a.address })),
     };
     if (argv.json) {
@@ -127,10 +152,15 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       process.stdout.write(
         [
           `fedtune devnet: ${devnet.chainName} at ${devnet.url}`,
-          `  genesis ${devnet.genesisHash}, head #${devnet.startBlock}${devnet.resumed ? ' (resumed)' : ''}, ${argv.blockMode} blocks`,
+          `  genesis ${devnet.genesisHash}, head #${devnet.startBlock}${devnet.resumed ? ' (resumed)' : ''}, ${argv.blockMode} blocks${blockInterval > 0 ? `, an empty one after ${blockInterval} s idle` : ''}`,
           `  data: ${devnet.dataDir ?? 'temporary, deleted on exit'}`,
           `  dev accounts (sr25519, ${balance}):`,
           ...devnet.accounts.map((a) => `    ${a.uri.padEnd(9)} ${a.address}`),
+          // Every other command reaches the chain through --chain or $FEDTUNE_CHAIN; a port other than the default
+          // must be passed on.
+          ...(devnet.url === `ws://127.0.0.1:${DEFAULT_DEVNET_PORT}`
+            ? []
+            : [`  for the other commands: export FEDTUNE_CHAIN=${devnet.url}`]),
           '  Ctrl-C stops it.',
           '',
         ].join('\n'),

@@ -17,11 +17,14 @@ import {
   type NetworkArgs,
 } from '../protocol.ts';
 import { registerWorker, workerSubcommands } from './worker.ts';
+import { FedtuneError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { isHex32, type Hex32 } from '../../merkle/index.ts';
 
 interface RunArgs extends GlobalArgs, ChainArgs, SignerArgs, Partial<NetworkArgs> {
   coordinator: string;
   data?: string;
-  cache: string;
+  cache?: string;
   backend: BackendChoice;
   register: boolean;
   maxTasks?: number;
@@ -38,6 +41,32 @@ function statusLine(): (text: string | null) => void {
 
 const mb = (n: number) => (n / 1e6).toFixed(2);
 
+/** After SIGTERM/SIGINT the process ends within this, whatever a task in training is doing. */
+const STOP_GRACE_MS = 2_500;
+
+/**
+ * The network a coordinator serves, from its /health (`{ network }`), or null when it does not answer within a few
+ * tries (it may start later; the connection itself retries).
+ */
+async function coordinatorNetwork(coordinator: string, log: Logger): Promise<Hex32 | null> {
+  const url = new URL(coordinator);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  url.pathname = '/health';
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+      const body = (await response.json()) as { network?: unknown };
+      if (typeof body.network === 'string' && isHex32(body.network.toLowerCase()))
+        return body.network.toLowerCase() as Hex32;
+      return null;
+    } catch (error) {
+      log.debug({ err: error, url: url.href, attempt }, 'coordinator /health did not answer');
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+  return null;
+}
+
 const run: CommandModule<GlobalArgs, RunArgs> = {
   command: 'run',
   describe:
@@ -53,23 +82,24 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
         type: 'string',
         default: process.env.FEDTUNE_NETWORK,
         describe:
-          'Network id: with it, the key is registered as a worker first if it is not yet ($FEDTUNE_NETWORK)',
+          'Network id ($FEDTUNE_NETWORK; default: the one the coordinator serves): the key is registered as a worker first if it is not yet',
       })
       .option('from', { type: 'number', default: 0, describe: 'First block to read the protocol state from' })
       .option('register', {
         type: 'boolean',
         default: true,
-        describe: 'Register on chain when not registered (needs --network); --no-register to only check',
+        describe: 'Register on chain when not registered; --no-register to only check',
       })
       .option('data', {
         type: 'string',
         describe:
-          "Your copy of a dataset that is not built in (folder of .txt or a .jsonl); checked against the chain's root",
+          "Your copy of a dataset that is not built in (folder of .txt or a .jsonl); checked against the chain's root. The coordinator needs its own copy too (fedtune coordinator --data NAME=PATH)",
       })
       .option('cache', {
         type: 'string',
-        default: join(homedir(), '.cache', 'fedtune', 'worker'),
-        describe: 'Base checkpoints and receipts (one JSON per round under receipts/)',
+        defaultDescription: '~/.cache/fedtune/worker/<network>/<account>',
+        describe:
+          'Base checkpoints and receipts (one JSON per task under receipts/); the default is per network and account, so several trainers share a machine',
       })
       .option('backend', {
         choices: BACKEND_CHOICES,
@@ -88,6 +118,10 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
       .example(
         '$0 worker run --coordinator ws://127.0.0.1:7300 --seed //Bob --network 0x…',
         'register //Bob if needed, then train for the local coordinator',
+      )
+      .example(
+        '$0 worker run --coordinator ws://127.0.0.1:7300 --seed //Eve',
+        "the network is the coordinator's; the cache is ~/.cache/fedtune/worker/<network>/<account>",
       ) as unknown as Argv<RunArgs>,
   async handler(args) {
     const { initBackend } = await import('../../model/index.ts');
@@ -95,8 +129,23 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
     const log = makeLogger(args);
     const signer = await loadSigner(args);
     const backend = await initBackend({ backend: args.backend, logger: log });
-    if (args.network !== undefined) {
-      const network = parseNetworkId(args.network);
+    // The network comes from --network, else from the coordinator itself (its /health names the network it serves),
+    // so that registering "if needed" works with nothing but --coordinator and a key.
+    const served = await coordinatorNetwork(args.coordinator, log);
+    const given = args.network !== undefined ? parseNetworkId(args.network) : null;
+    if (given !== null && served !== null && given !== served)
+      throw new FedtuneError(
+        'E_NETWORK_MISMATCH',
+        `the coordinator at ${args.coordinator} serves network ${served}, not ${given}: drop --network (or $FEDTUNE_NETWORK), or name that network's coordinator`,
+        { exitCode: 2 },
+      );
+    const network = given ?? served;
+    if (network === null)
+      log.warn(
+        { coordinator: args.coordinator },
+        "the coordinator's network is unknown (its /health did not answer): not checking the registration; pass --network to register",
+      );
+    else {
       await withClient(args, log, async (client) => {
         const state = await readState(client, { network, from: args.from });
         const net = state.networks[network];
@@ -113,6 +162,11 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
         log.info({ worker: signer.address, block: inclusion.blockNumber }, 'registered as a worker');
       });
     }
+    // One cache per network and account: two trainers on one machine never share receipts or half-written files.
+    const cacheDir = resolve(
+      args.cache ?? join(homedir(), '.cache', 'fedtune', 'worker', network ?? 'any-network', signer.address),
+    );
+    log.info({ cache: cacheDir }, 'cache');
     const status = statusLine();
     const onEvent = (e: WorkerEvent) => {
       switch (e.type) {
@@ -149,21 +203,34 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
     const worker = runWorker({
       url: args.coordinator,
       signer,
-      cacheDir: resolve(args.cache),
+      cacheDir,
       data: args.data !== undefined ? resolve(args.data) : undefined,
       logger: log,
       onEvent,
       maxTasks: args.maxTasks,
     });
-    const stop = () => void worker.close();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    let signalled = false;
+    const stop = (signal: string) => {
+      if (signalled) return;
+      signalled = true;
+      status(null);
+      log.info({ signal }, 'stopping');
+      // A task in training holds the thread between steps; the stop must not wait for the task to finish.
+      setTimeout(() => process.exit(0), STOP_GRACE_MS).unref();
+      void worker.close();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
     // Authentication failures (not registered, wrong protocol version) end the command with their code.
     await worker.ready;
     log.info({ worker: signer.address, coordinator: args.coordinator }, 'connected; waiting for tasks');
     await worker.done;
     await worker.close();
     status(null);
+    if (signalled) {
+      log.info('stopped');
+      process.exit(0);
+    }
   },
 };
 

@@ -98,6 +98,10 @@ describe('fedtune dataset', function () {
     expect(r.stderr).to.match(/error \[E_DATASET_JSONL_NOT_OBJECT\].*line 2/);
     const s = await inProcess(['dataset', 'shard', 'moby-dick', '--scheme', 'dirichlet', '--shards', '2']);
     expect(s.stderr).to.match(/error \[E_SHARD_UNLABELLED\]/);
+    // A missing parameter is named by the option that sets it.
+    const n = await inProcess(['dataset', 'shard', 'moby-dick', '--scheme', 'iid']);
+    expect(n.status).to.equal(2);
+    expect(n.stderr).to.match(/error \[E_SHARD_BAD_PARAM\].*pass --shards N/);
   });
 
   it('shard sotu --scheme partition prints one president per shard', async () => {

@@ -71,6 +71,7 @@ describe('devchain: fedtune devnet (CLI)', function () {
       '--tmp',
       '--block-mode',
       '--block-time',
+      '--block-interval',
       '--fork',
     ])
       expect(result.stdout).to.include(option);
@@ -127,7 +128,8 @@ describe('devchain: fedtune devnet (CLI)', function () {
     dirs.push(dataDir);
     const [alice, bob] = await Promise.all([pair('//Alice'), pair('//Bob')]);
 
-    const first = await startChild(['--data-dir', dataDir]);
+    // No blocks on an interval: the test counts blocks across the restart.
+    const first = await startChild(['--data-dir', dataDir, '--block-interval', '0']);
     children.push(first.child);
     expect(first.ready.resumed).to.equal(false);
     api = await connect(first.ready.url);
@@ -150,7 +152,7 @@ describe('devchain: fedtune devnet (CLI)', function () {
     void Promise.all(inFlight);
     await exited(first.child);
 
-    const second = await startChild(['--data-dir', dataDir]);
+    const second = await startChild(['--data-dir', dataDir, '--block-interval', '0']);
     children.push(second.child);
     expect(second.ready.resumed).to.equal(true);
     expect(second.ready.head).to.be.at.least(head);

@@ -139,6 +139,9 @@ describe('fedtune network / dao / worker / chain commands', function () {
       await waitFor('network created', (e) =>
         e.some((x) => x.changes?.includes(`network ${network} "w" created`)),
       );
+      await waitFor('worker registered', (e) =>
+        e.some((x) => x.changes?.includes(`worker ${DAVE} registered (cpu, cpu)`)),
+      );
       watcher.kill('SIGINT');
       expect(await exited).to.equal(0);
       expect(existsSync(snapshot)).to.equal(true);
