@@ -25,6 +25,9 @@ import {
 
 const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
 const BASE = `0x${'11'.repeat(32)}`;
+const NETWORK = '0x01';
+/** Alice's address: the coordinator every server in this file names. */
+const COORDINATOR = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 
 /** A hand-driven client for sending what an honest worker never would. */
 class RawClient {
@@ -32,7 +35,10 @@ class RawClient {
   private waiters: (() => void)[] = [];
   closed = false;
   private seq = 0;
-  constructor(readonly ws: WebSocket) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly url: string,
+  ) {
     ws.on('message', (data: Buffer) => {
       this.frames.push(decodeFrame(data).frame);
       this.waiters.splice(0).forEach((w) => w());
@@ -45,7 +51,7 @@ class RawClient {
   static async open(url: string): Promise<RawClient> {
     const ws = new WebSocket(url);
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    return new RawClient(ws);
+    return new RawClient(ws, url);
   }
   send(frame: Omit<Frame, 'seq'> & { kind: Frame['kind'] }, body?: Uint8Array) {
     this.ws.send(encodeFrame({ ...frame, seq: ++this.seq } as Frame, body));
@@ -72,7 +78,10 @@ class RawClient {
     if (challenge.kind !== 'challenge') throw new Error(`expected a challenge, got ${challenge.kind}`);
     this.send({
       kind: 'authenticate',
-      authenticate: { signature: pair.sign(authMessage(challenge.challenge, pair.address)) },
+      authenticate: {
+        signature: pair.sign(authMessage(challenge.challenge, pair.address, this.url)),
+        endpoint: this.url,
+      },
     } as Frame);
     return this.next('welcome');
   }
@@ -100,7 +109,8 @@ function signedBegin(
     shards: [0],
     ...overrides,
   };
-  return { taskId, ...fields, trainLoss: 1.5, signature: pair.sign(updateMessage(fields)), ...overrides };
+  const signed = { ...fields, network: NETWORK, coordinator: COORDINATOR };
+  return { taskId, ...fields, trainLoss: 1.5, signature: pair.sign(updateMessage(signed)), ...overrides };
 }
 
 describe('coordinator: websocket server and worker connection', () => {
@@ -312,7 +322,10 @@ describe('coordinator: websocket server and worker connection', () => {
     // Charlie signs while claiming to be Bob.
     raw.send({
       kind: 'authenticate',
-      authenticate: { signature: charlie.sign(authMessage(challenge.challenge, bob.address)) },
+      authenticate: {
+        signature: charlie.sign(authMessage(challenge.challenge, bob.address, server.url)),
+        endpoint: server.url,
+      },
     } as Frame);
     expectError(await raw.next(), 'E_AUTH_REJECTED');
     await raw.untilClosed();
