@@ -76,6 +76,9 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
   http.headersTimeout = limits.authTimeoutMs;
   (http as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
   http.on('connection', (socket: Socket) => {
+    // Idle sockets not yet of a worker are cut after the auth timeout (a WebSocket upgrade clears this; the auth timer
+    // takes over); an HTTP download that keeps moving bytes is not idle.
+    socket.setTimeout(limits.authTimeoutMs, () => socket.destroy());
     const admitted = guard.admit(socket);
     if (!admitted.ok) {
       metrics.inc('fedtune_frames_rejected_total', 'Frames answered with an error, by code', {
