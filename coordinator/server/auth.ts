@@ -68,12 +68,13 @@ export async function authenticate(ctx: ServerContext, conn: Connection, frame: 
       true,
     );
   }
-  let valid = false;
-  try {
-    valid = signatureVerify(authMessage(conn.challenge!, account, endpoint), signature, account).isValid;
-  } catch {
-    valid = false; // a signature the verifier cannot even parse proves nothing
-  }
+  const valid = (() => {
+    try {
+      return signatureVerify(authMessage(conn.challenge!, account, endpoint), signature, account).isValid;
+    } catch {
+      return false; // a signature the verifier cannot even parse proves nothing
+    }
+  })();
   if (!valid)
     throw new FrameFault('E_AUTH_REJECTED', `the signature does not prove control of ${account}`, true);
   const admitted = await ctx.options.hooks.admit(account);
