@@ -20,6 +20,14 @@ export {
   toAccount,
 } from './codec.ts';
 export { ayesNeeded, reduceBlock, reduceBlocks } from './reducer.ts';
+export {
+  OPEN_EXPIRY_BLOCKS,
+  ROUND_EXPIRY_BLOCKS_PER_SECOND,
+  ROUND_EXPIRY_SLACK_BLOCKS,
+  openExpiresAfter,
+  roundExpiresAfter,
+} from './decide.ts';
+export { checkRewards, rewardShares } from './rewards.ts';
 export { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.ts';
 export { signerFromKeyfile, signerFromSeed, type KeyringPair } from './keys.ts';
 export { markOutcomes, type UtilityEvent } from './outcomes.ts';
