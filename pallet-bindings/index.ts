@@ -62,3 +62,11 @@ export {
   openRounds,
   roundProposals,
 } from './queries.ts';
+export {
+  updateLeafHash,
+  updatesTree,
+  verifyReceipt,
+  type ReceiptProof,
+  type ReceiptVerdict,
+  type UpdateLeafFields,
+} from './receipts.ts';

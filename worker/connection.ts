@@ -62,7 +62,7 @@ export interface WorkerConnectionOptions {
    * Who the worker means to talk to, as the chain says (the network's id and the coordinator account that opened the
    * round). A challenge naming anyone else is not signed: the connection ends with E_WRONG_COORDINATOR.
    */
-  expect?: { network?: string; coordinator?: string };
+  expect?: { network?: string; coordinators?: string[] };
 }
 
 export interface UploadParameters {
@@ -373,8 +373,8 @@ export function unexpectedChallenge(
 ): string | null {
   if (expect?.network !== undefined && network.toLowerCase() !== expect.network.toLowerCase())
     return `the coordinator's challenge is for network ${network}, not ${expect.network}: check --coordinator`;
-  if (expect?.coordinator !== undefined && !sameAccount(coordinator, expect.coordinator))
-    return `the challenge names coordinator ${coordinator}, not ${expect.coordinator} (the account on chain): check --coordinator`;
+  if (expect?.coordinators !== undefined && !expect.coordinators.some((c) => sameAccount(coordinator, c)))
+    return `the challenge names coordinator ${coordinator}, not ${expect.coordinators.join(' or ')} (as on chain): check --coordinator`;
   return null;
 }
 

@@ -1,6 +1,8 @@
 // The trainer's loop: take each task the coordinator sends, check the data against the chain's dataset root, fetch and
 // verify the base checkpoint, train, encode (keeping top-k error feedback across rounds), sign and upload, keep the receipt.
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
@@ -15,6 +17,7 @@ import {
 import { leafHash, toHex } from '../datasets/merkle.ts';
 import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
 import type { Ack, RoundResult, Task } from '../proto/index.ts';
+import { verifyReceipt, type FinalizedRound } from '../pallet-bindings/index.ts';
 import { connectWorker, WorkerError, type Signer, type WorkerConnection } from './connection.ts';
 import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
 
@@ -53,6 +56,8 @@ export interface Receipt {
   samples: number;
   shards: number[];
   trainLoss: number;
+  /** SHA-256 of the payload this worker sent (0x-hex): its leaf is recomputed from it, not taken from the ack. */
+  payloadSha256?: string;
   result?: {
     checkpointId: string;
     blockHash: string;
@@ -61,7 +66,17 @@ export interface Receipt {
     leafCount: number;
     proof: string[];
     verified: boolean;
+    /** 'chain': checked against the finalizeRound on chain; 'coordinator': only against the root the frame carried. */
+    checkedAgainst: 'chain' | 'coordinator';
+    /** Why the check failed (a code and what was wrong), when it did. */
+    failure?: string;
   };
+}
+
+/** Where a worker reads a round as finalized on chain (a pallet-bindings state it keeps in sync). */
+export interface ReceiptChain {
+  /** The round as the reducer's state shows it finalized, or null while it is not (yet). */
+  finalizedRound(proposal: number, round: number): Promise<FinalizedRound | null>;
 }
 
 export interface RunWorkerOptions {
@@ -78,6 +93,12 @@ export interface RunWorkerOptions {
   chunkBytes?: number;
   /** Stop after this many tasks answered (uploaded or failed); resolves `done`. */
   maxTasks?: number;
+  /** The network and coordinator(s) the chain names: a challenge from anyone else is not signed. */
+  expect?: { network?: string; coordinators?: string[] };
+  /** Receipts are checked against the chain when given (else only against the coordinator's own RoundResult). */
+  chain?: ReceiptChain;
+  /** Attempts to find the finalized round on chain after a RoundResult, a second apart (default 10). */
+  chainAttempts?: number;
 }
 
 export interface RunningWorker {
@@ -105,6 +126,51 @@ function toDelta(update: NamedTensors, kind: 'delta' | 'values', base: Uint8Arra
     for (let i = 0; i < data.length; i++) data[i] = t.data[i]! - b[i]!;
     return { name: t.name, shape: t.shape, data };
   });
+}
+
+/**
+ * A receipt's check once the round is committed: against the chain's finalizeRound when there is a chain (the worker is
+ * a contributor, its leaf recomputed from its own payload hash is the acknowledged one, the proof leads to the chain's
+ * updatesRoot), else only against the root the coordinator's RoundResult carries.
+ */
+export async function checkRoundResult(args: {
+  receipt: Receipt;
+  result: RoundResult;
+  account: string;
+  chain?: ReceiptChain;
+  attempts?: number;
+  retryMs?: number;
+}): Promise<{ verified: boolean; failure?: string }> {
+  const { receipt, result, chain } = args;
+  const proof = {
+    leafIndex: result.leafIndex,
+    leafCount: result.leafCount,
+    siblings: result.proof.map((p) => toHex(p)),
+  };
+  const updateHash = Buffer.from(receipt.updateHash.slice(2), 'hex');
+  if (!chain) return { verified: verifyProof(toHex(result.updatesRoot), leafHash(updateHash), proof) };
+  let finalized: FinalizedRound | null = null;
+  const attempts = args.attempts ?? 10;
+  for (let i = 0; i < attempts && finalized === null; i++) {
+    if (i > 0) await sleep(args.retryMs ?? 1000);
+    finalized = await chain.finalizedRound(result.proposal, result.round).catch(() => null);
+  }
+  if (finalized === null)
+    return {
+      verified: false,
+      failure: `E_RECEIPT_NOT_ON_CHAIN: round ${result.round} is not finalized on chain`,
+    };
+  if (receipt.payloadSha256 === undefined)
+    return { verified: false, failure: 'E_RECEIPT_LEAF: the receipt does not record its payload hash' };
+  const verdict = verifyReceipt({
+    finalized,
+    proposal: result.proposal,
+    account: args.account,
+    payloadSha256: Buffer.from(receipt.payloadSha256.slice(2), 'hex'),
+    updateHash,
+    proof,
+  });
+  return verdict.ok ? { verified: true } : { verified: false, failure: `${verdict.code}: ${verdict.reason}` };
 }
 
 export function runWorker(options: RunWorkerOptions): RunningWorker {
@@ -209,6 +275,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       samples: result.samples,
       shards: task.shards,
       trainLoss: result.trainLoss,
+      payloadSha256: `0x${createHash('sha256').update(payload).digest('hex')}`,
     };
     receipts.set(`${task.proposal}/${task.round}`, receipt);
     await saveReceipt(receipt);
@@ -249,44 +316,43 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   const onRoundResult = (result: RoundResult) => {
     const receipt = receipts.get(`${result.proposal}/${result.round}`);
     if (!receipt) return;
-    const proof = {
-      leafIndex: result.leafIndex,
-      leafCount: result.leafCount,
-      siblings: result.proof.map((p) => toHex(p)),
-    };
-    const updatesRoot = toHex(result.updatesRoot);
-    const verified = verifyProof(
-      updatesRoot,
-      leafHash(Buffer.from(receipt.updateHash.slice(2), 'hex')),
-      proof,
-    );
-    receipt.result = {
-      checkpointId: result.checkpointId,
-      blockHash: result.blockHash,
-      updatesRoot,
-      leafIndex: result.leafIndex,
-      leafCount: result.leafCount,
-      proof: proof.siblings,
-      verified,
-    };
-    void saveReceipt(receipt).catch((error: unknown) =>
-      logger.warn({ err: error }, 'saving the receipt failed'),
-    );
-    emit({
-      type: 'result',
-      proposal: result.proposal,
-      round: result.round,
-      checkpointId: result.checkpointId,
-      blockHash: result.blockHash,
-      verified,
-    });
-    if (verified)
-      logger.info({ proposal: result.proposal, round: result.round }, 'round committed; update included');
-    else
-      logger.warn(
-        { proposal: result.proposal, round: result.round },
-        'the round result does not prove this update',
+    void checkRoundResult({
+      receipt,
+      result,
+      account: options.signer.address,
+      chain: options.chain,
+      attempts: options.chainAttempts,
+    }).then(async ({ verified, failure }) => {
+      receipt.result = {
+        checkpointId: result.checkpointId,
+        blockHash: result.blockHash,
+        updatesRoot: toHex(result.updatesRoot),
+        leafIndex: result.leafIndex,
+        leafCount: result.leafCount,
+        proof: result.proof.map((p) => toHex(p)),
+        verified,
+        checkedAgainst: options.chain ? 'chain' : 'coordinator',
+        ...(failure !== undefined ? { failure } : {}),
+      };
+      await saveReceipt(receipt).catch((error: unknown) =>
+        logger.warn({ err: error }, 'saving the receipt failed'),
       );
+      emit({
+        type: 'result',
+        proposal: result.proposal,
+        round: result.round,
+        checkpointId: result.checkpointId,
+        blockHash: result.blockHash,
+        verified,
+      });
+      if (verified)
+        logger.info({ proposal: result.proposal, round: result.round }, 'round committed; update included');
+      else
+        logger.warn(
+          { proposal: result.proposal, round: result.round, failure },
+          'the round result does not prove this update',
+        );
+    });
   };
 
   // Tasks arrive only after authentication, by which time `connection` is set.
@@ -298,6 +364,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     onRoundResult,
     reconnect: options.reconnect,
     chunkBytes: options.chunkBytes,
+    expect: options.expect,
   });
   const ready = connection.ready.then(() => undefined);
   ready.catch(() => resolveDone());

@@ -196,7 +196,7 @@ describe('coordinator: limits against a hostile peer', () => {
       signer: bob,
       logger,
       onTask: () => undefined,
-      expect: { network: NETWORK, coordinator: bob.address },
+      expect: { network: NETWORK, coordinators: [bob.address] },
     });
     closers.push(() => worker.close());
     const error = await worker.ready.then(
