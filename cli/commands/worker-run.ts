@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../model/index.ts';
-import { runWorker, type WorkerEvent } from '../../worker/runner.ts';
+import { runWorker, type ReceiptChain, type WorkerEvent } from '../../worker/runner.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import {
@@ -92,12 +92,24 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
     const log = makeLogger(args);
     const signer = await loadSigner(args);
     const backend = await initBackend({ backend: args.backend, logger: log });
+    // With a network: challenges are signed only for its coordinators, and receipts are checked against the chain.
+    let expect: { network: string; coordinators: string[] } | undefined;
+    let chain: ReceiptChain | undefined;
     if (args.network !== undefined) {
       const network = parseNetworkId(args.network);
+      chain = {
+        finalizedRound: (proposal, round) =>
+          withClient(args, log, async (client) => {
+            const state = await readState(client, { network, from: args.from });
+            const p = state.networks[network]?.proposals[proposal];
+            return (p?.type === 'round' ? p.finalized[round] : undefined) ?? null;
+          }),
+      };
       await withClient(args, log, async (client) => {
         const state = await readState(client, { network, from: args.from });
         const net = state.networks[network];
         if (net === undefined) throw usage(`no network ${network} on ${args.chain}`);
+        expect = { network, coordinators: net.coordinators };
         if (net.workers[signer.address] !== undefined) return;
         if (!args.register) throw usage(`${signer.address} is not a registered worker (drop --no-register)`);
         const inclusion = await registerWorker(
@@ -151,6 +163,8 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
       logger: log,
       onEvent,
       maxTasks: args.maxTasks,
+      expect,
+      chain,
     });
     const stop = () => void worker.close();
     process.once('SIGINT', stop);
