@@ -74,4 +74,10 @@ export {
   type ClassificationExample,
   type LmWindowsOptions,
 } from './examples.ts';
-export { datasetForManifest, fetchManifest } from './resolve.ts';
+export {
+  MANIFEST_TIMEOUT_MS,
+  MAX_MANIFEST_BYTES,
+  datasetForManifest,
+  fetchManifest,
+  type FetchManifestOptions,
+} from './resolve.ts';
