@@ -38,15 +38,18 @@ export interface Journal<T> {
 export async function openJournal<T>(path: string): Promise<Journal<T>> {
   await mkdir(dirname(path), { recursive: true });
   const handle = await open(path, 'a+');
-  const bytes = await handle.readFile();
+  const { size } = await handle.stat();
   const recovered: T[] = [];
+  const reader = chunkedReader(handle, size);
   let offset = 0;
-  while (offset + HEADER <= bytes.length) {
-    const length = bytes.readUInt32LE(offset);
-    const checksum = bytes.readUInt32LE(offset + 4);
-    if (length > MAX_RECORD_BYTES || offset + HEADER + length > bytes.length) break;
-    const body = bytes.subarray(offset + HEADER, offset + HEADER + length);
-    if (crc32(body) !== checksum) break;
+  for (;;) {
+    const header = await reader(offset, HEADER);
+    if (header === null) break;
+    const length = header.readUInt32LE(0);
+    const checksum = header.readUInt32LE(4);
+    if (length > MAX_RECORD_BYTES) break;
+    const body = await reader(offset + HEADER, length);
+    if (body === null || crc32(body) !== checksum) break;
     try {
       recovered.push(packr.unpack(body) as T);
     } catch {
@@ -54,12 +57,41 @@ export async function openJournal<T>(path: string): Promise<Journal<T>> {
     }
     offset += HEADER + length;
   }
-  const truncatedBytes = bytes.length - offset;
+  const truncatedBytes = size - offset;
   if (truncatedBytes > 0) {
     await handle.truncate(offset);
     await handle.sync();
   }
   return new FileJournal<T>(path, handle, recovered, truncatedBytes);
+}
+
+/** Bytes read per chunk on open: the file is never read whole (it may exceed what one Buffer can hold). */
+export const READ_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Reads [from, from + n) of a file of `size` bytes through a window of READ_CHUNK_BYTES (or one record, if larger);
+ * null when the file ends first. Each window is a fresh buffer, so views handed out earlier stay valid.
+ */
+function chunkedReader(handle: FileHandle, size: number) {
+  let window = Buffer.alloc(0);
+  let start = 0;
+  return async (from: number, n: number): Promise<Buffer | null> => {
+    if (from + n > size) return null;
+    if (from < start || from + n > start + window.length) {
+      const want = Math.min(Math.max(n, READ_CHUNK_BYTES), size - from);
+      const buffer = Buffer.allocUnsafe(want);
+      let filled = 0;
+      while (filled < want) {
+        const { bytesRead } = await handle.read(buffer, filled, want - filled, from + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      window = buffer.subarray(0, filled);
+      start = from;
+      if (filled < n) return null;
+    }
+    return window.subarray(from - start, from - start + n);
+  };
 }
 
 class FileJournal<T> implements Journal<T> {
