@@ -16,7 +16,7 @@ export function returnsOrCoded(fn: () => unknown, type: abstract new (...args: n
       throw new Error(`expected a ${type.name}, got ${String(error)}`, { cause: error });
     const code = (error as Error & { code?: unknown }).code;
     if (typeof code !== 'string' || !/^E_[A-Z0-9_]+$/.test(code))
-      throw new Error(`a ${type.name} without a code: ${error.message}`);
+      throw new Error(`a ${type.name} without a code: ${error.message}`, { cause: error });
   }
 }
 
