@@ -28,6 +28,28 @@ export {
   roundExpiresAfter,
 } from './decide.ts';
 export { checkRewards, rewardShares } from './rewards.ts';
+export {
+  LEAF_PREFIX,
+  NODE_PREFIX,
+  fromHex,
+  leafHash,
+  merkleLevels,
+  merkleProof,
+  merkleRoot,
+  nodeHash,
+  rootFromProof,
+  sha256,
+  toHex,
+  verifyProof,
+  type MerkleProof,
+} from './merkle.ts';
+export {
+  updateLeafHash,
+  updatesTree,
+  verifyReceipt,
+  type UpdateLeaf,
+  type ReceiptCheck,
+} from './receipts.ts';
 export { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.ts';
 export { signerFromKeyfile, signerFromSeed, type KeyringPair } from './keys.ts';
 export { markOutcomes, type UtilityEvent } from './outcomes.ts';
@@ -62,11 +84,3 @@ export {
   openRounds,
   roundProposals,
 } from './queries.ts';
-export {
-  updateLeafHash,
-  updatesTree,
-  verifyReceipt,
-  type ReceiptProof,
-  type ReceiptVerdict,
-  type UpdateLeafFields,
-} from './receipts.ts';

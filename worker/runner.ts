@@ -7,17 +7,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
 import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts';
-import {
-  datasetForManifest,
-  fetchManifest,
-  verifyProof,
-  type Dataset,
-  type DatasetManifest,
-} from '../datasets/index.ts';
-import { leafHash, toHex } from '../datasets/merkle.ts';
+import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
 import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
 import type { Ack, RoundResult, Task } from '../proto/index.ts';
-import { verifyReceipt, type FinalizedRound } from '../pallet-bindings/index.ts';
+import { fromHex, toHex, verifyReceipt, type FinalizedRound, type Hex32 } from '../pallet-bindings/index.ts';
 import { connectWorker, WorkerError, type Signer, type WorkerConnection } from './connection.ts';
 import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
 
@@ -52,12 +45,13 @@ export interface Receipt {
   round: number;
   taskId: string;
   coordinator: string;
+  /** The fields of the update's leaf under updatesRoot, so the leaf is recomputed here, never taken from the coordinator. */
+  account: string;
+  payloadSha256: string;
   updateHash: string;
   samples: number;
   shards: number[];
   trainLoss: number;
-  /** SHA-256 of the payload this worker sent (0x-hex): its leaf is recomputed from it, not taken from the ack. */
-  payloadSha256?: string;
   result?: {
     checkpointId: string;
     blockHash: string;
@@ -136,7 +130,6 @@ function toDelta(update: NamedTensors, kind: 'delta' | 'values', base: Uint8Arra
 export async function checkRoundResult(args: {
   receipt: Receipt;
   result: RoundResult;
-  account: string;
   chain?: ReceiptChain;
   attempts?: number;
   retryMs?: number;
@@ -147,8 +140,26 @@ export async function checkRoundResult(args: {
     leafCount: result.leafCount,
     siblings: result.proof.map((p) => toHex(p)),
   };
-  const updateHash = Buffer.from(receipt.updateHash.slice(2), 'hex');
-  if (!chain) return { verified: verifyProof(toHex(result.updatesRoot), leafHash(updateHash), proof) };
+  const leaf = (samples: number) => ({
+    proposal: receipt.proposal,
+    round: receipt.round,
+    account: receipt.account,
+    samples,
+    payloadSha256: fromHex(receipt.payloadSha256),
+  });
+  const acknowledged = fromHex(receipt.updateHash);
+  const check = (samples: number, updatesRoot: string) => {
+    const verdict = verifyReceipt({
+      leaf: leaf(samples),
+      acknowledged,
+      proof,
+      updatesRoot: updatesRoot as Hex32,
+    });
+    return verdict.ok
+      ? { verified: true }
+      : { verified: false, failure: `${verdict.code}: ${verdict.message}` };
+  };
+  if (!chain) return check(receipt.samples, toHex(result.updatesRoot));
   let finalized: FinalizedRound | null = null;
   const attempts = args.attempts ?? 10;
   for (let i = 0; i < attempts && finalized === null; i++) {
@@ -160,17 +171,15 @@ export async function checkRoundResult(args: {
       verified: false,
       failure: `E_RECEIPT_NOT_ON_CHAIN: round ${result.round} is not finalized on chain`,
     };
-  if (receipt.payloadSha256 === undefined)
-    return { verified: false, failure: 'E_RECEIPT_LEAF: the receipt does not record its payload hash' };
-  const verdict = verifyReceipt({
-    finalized,
-    proposal: result.proposal,
-    account: args.account,
-    payloadSha256: Buffer.from(receipt.payloadSha256.slice(2), 'hex'),
-    updateHash,
-    proof,
-  });
-  return verdict.ok ? { verified: true } : { verified: false, failure: `${verdict.code}: ${verdict.reason}` };
+  // The chain says which samples this worker was credited with; the leaf must hold exactly those.
+  const mine = finalized.contributors.find((c) => c.account === receipt.account);
+  if (mine === undefined) {
+    return {
+      verified: false,
+      failure: `E_RECEIPT_NOT_CONTRIBUTOR: ${receipt.account} is not among the round's contributors on chain`,
+    };
+  }
+  return check(mine.samples, finalized.updatesRoot);
 }
 
 export function runWorker(options: RunWorkerOptions): RunningWorker {
@@ -271,11 +280,12 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       round: task.round,
       taskId: task.taskId,
       coordinator: options.url,
+      account: options.signer.address,
+      payloadSha256: `0x${createHash('sha256').update(payload).digest('hex')}`,
       updateHash: toHex(ack.updateHash),
       samples: result.samples,
       shards: task.shards,
       trainLoss: result.trainLoss,
-      payloadSha256: `0x${createHash('sha256').update(payload).digest('hex')}`,
     };
     receipts.set(`${task.proposal}/${task.round}`, receipt);
     await saveReceipt(receipt);
@@ -319,7 +329,6 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     void checkRoundResult({
       receipt,
       result,
-      account: options.signer.address,
       chain: options.chain,
       attempts: options.chainAttempts,
     }).then(async ({ verified, failure }) => {
