@@ -45,8 +45,9 @@ export const DEFAULT_LIMITS: ServerLimits = {
   idleTimeoutMs: 60_000,
   heartbeatMs: 10_000,
   maxConnections: 1024,
-  maxUnauthenticated: 256,
+  maxUnauthenticated: 512,
   maxUnauthenticatedPerAddress: 32,
+  unauthenticatedPerWorker: 8,
   maxHttpHeaderBytes: 16 * 1024,
   maxPendingUploadBytes: 2 * 1024 * 1024 * 1024,
 };
@@ -165,7 +166,7 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
     authenticated(conn) {
       clearTimeout(authTimers.get(conn));
       const socket = sockets.get(conn);
-      if (socket) guard.release(socket);
+      if (socket) guard.release(socket, true);
     },
   };
 

@@ -127,6 +127,32 @@ function toDelta(update: NamedTensors, kind: 'delta' | 'values', base: Uint8Arra
  * a contributor, its leaf recomputed from its own payload hash is the acknowledged one, the proof leads to the chain's
  * updatesRoot), else only against the root the coordinator's RoundResult carries.
  */
+/** The check without a chain: the leaf recomputed from the receipt's own fields, the proof to the frame's root. */
+export function checkAgainstFrame(
+  receipt: Receipt,
+  result: RoundResult,
+): { verified: boolean; failure?: string } {
+  const verdict = verifyReceipt({
+    leaf: {
+      proposal: receipt.proposal,
+      round: receipt.round,
+      account: receipt.account,
+      samples: receipt.samples,
+      payloadSha256: fromHex(receipt.payloadSha256),
+    },
+    acknowledged: fromHex(receipt.updateHash),
+    proof: {
+      leafIndex: result.leafIndex,
+      leafCount: result.leafCount,
+      siblings: result.proof.map((p) => toHex(p)),
+    },
+    updatesRoot: toHex(result.updatesRoot),
+  });
+  return verdict.ok
+    ? { verified: true }
+    : { verified: false, failure: `${verdict.code}: ${verdict.message}` };
+}
+
 export async function checkRoundResult(args: {
   receipt: Receipt;
   result: RoundResult;
@@ -159,7 +185,7 @@ export async function checkRoundResult(args: {
       ? { verified: true }
       : { verified: false, failure: `${verdict.code}: ${verdict.message}` };
   };
-  if (!chain) return check(receipt.samples, toHex(result.updatesRoot));
+  if (!chain) return checkAgainstFrame(receipt, result);
   let finalized: FinalizedRound | null = null;
   const attempts = args.attempts ?? 10;
   for (let i = 0; i < attempts && finalized === null; i++) {
@@ -323,45 +349,52 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     });
   };
 
+  const recordResult = (
+    receipt: Receipt,
+    result: RoundResult,
+    verdict: { verified: boolean; failure?: string },
+  ) => {
+    const { verified, failure } = verdict;
+    receipt.result = {
+      checkpointId: result.checkpointId,
+      blockHash: result.blockHash,
+      updatesRoot: toHex(result.updatesRoot),
+      leafIndex: result.leafIndex,
+      leafCount: result.leafCount,
+      proof: result.proof.map((p) => toHex(p)),
+      verified,
+      checkedAgainst: options.chain ? 'chain' : 'coordinator',
+      ...(failure !== undefined ? { failure } : {}),
+    };
+    void saveReceipt(receipt).catch((error: unknown) =>
+      logger.warn({ err: error }, 'saving the receipt failed'),
+    );
+    emit({
+      type: 'result',
+      proposal: result.proposal,
+      round: result.round,
+      checkpointId: result.checkpointId,
+      blockHash: result.blockHash,
+      verified,
+    });
+    if (verified)
+      logger.info({ proposal: result.proposal, round: result.round }, 'round committed; update included');
+    else
+      logger.warn(
+        { proposal: result.proposal, round: result.round, failure },
+        'the round result does not prove this update',
+      );
+  };
+
   const onRoundResult = (result: RoundResult) => {
     const receipt = receipts.get(`${result.proposal}/${result.round}`);
     if (!receipt) return;
-    void checkRoundResult({
-      receipt,
-      result,
-      chain: options.chain,
-      attempts: options.chainAttempts,
-    }).then(async ({ verified, failure }) => {
-      receipt.result = {
-        checkpointId: result.checkpointId,
-        blockHash: result.blockHash,
-        updatesRoot: toHex(result.updatesRoot),
-        leafIndex: result.leafIndex,
-        leafCount: result.leafCount,
-        proof: result.proof.map((p) => toHex(p)),
-        verified,
-        checkedAgainst: options.chain ? 'chain' : 'coordinator',
-        ...(failure !== undefined ? { failure } : {}),
-      };
-      await saveReceipt(receipt).catch((error: unknown) =>
-        logger.warn({ err: error }, 'saving the receipt failed'),
+    // Without a chain the check is against the frame alone and answers at once; with one it waits for the chain.
+    if (!options.chain) recordResult(receipt, result, checkAgainstFrame(receipt, result));
+    else
+      void checkRoundResult({ receipt, result, chain: options.chain, attempts: options.chainAttempts }).then(
+        (verdict) => recordResult(receipt, result, verdict),
       );
-      emit({
-        type: 'result',
-        proposal: result.proposal,
-        round: result.round,
-        checkpointId: result.checkpointId,
-        blockHash: result.blockHash,
-        verified,
-      });
-      if (verified)
-        logger.info({ proposal: result.proposal, round: result.round }, 'round committed; update included');
-      else
-        logger.warn(
-          { proposal: result.proposal, round: result.round, failure },
-          'the round result does not prove this update',
-        );
-    });
   };
 
   // Tasks arrive only after authentication, by which time `connection` is set.

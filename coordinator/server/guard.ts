@@ -6,12 +6,16 @@ import type { Socket } from 'node:net';
 export interface SocketGuardLimits {
   maxUnauthenticated: number;
   maxUnauthenticatedPerAddress: number;
+  /** Extra unauthenticated sockets an address gets per authenticated worker it holds (its checkpoint downloads). */
+  unauthenticatedPerWorker: number;
 }
 
 /** Counts sockets until they belong to an authenticated worker; refuses new ones over the limits. */
 export class SocketGuard {
   private readonly unauthenticated = new Set<Socket>();
   private readonly perAddress = new Map<string, number>();
+  private readonly authenticated = new Set<Socket>();
+  private readonly workersPerAddress = new Map<string, number>();
 
   constructor(private readonly limits: SocketGuardLimits) {}
 
@@ -19,36 +23,52 @@ export class SocketGuard {
   admit(socket: Socket): { ok: true } | { ok: false; message: string } {
     const address = socket.remoteAddress ?? '?';
     const fromAddress = this.perAddress.get(address) ?? 0;
+    // Workers behind one address (a NAT, a test machine) download checkpoints over plain HTTP: each proven worker
+    // key there makes room for its own downloads.
+    const allowed =
+      this.limits.maxUnauthenticatedPerAddress +
+      this.limits.unauthenticatedPerWorker * (this.workersPerAddress.get(address) ?? 0);
     if (this.unauthenticated.size >= this.limits.maxUnauthenticated) {
       return {
         ok: false,
         message: `${this.unauthenticated.size} connections are waiting to authenticate; retry later`,
       };
     }
-    if (fromAddress >= this.limits.maxUnauthenticatedPerAddress) {
+    if (fromAddress >= allowed) {
       return {
         ok: false,
         message: `${fromAddress} unauthenticated connections from ${address} already; close some or retry later`,
       };
     }
     this.unauthenticated.add(socket);
-    this.perAddress.set(address, fromAddress + 1);
-    socket.once('close', () => this.release(socket));
+    bump(this.perAddress, address, 1);
+    socket.once('close', () => {
+      this.release(socket);
+      if (this.authenticated.delete(socket)) bump(this.workersPerAddress, address, -1);
+    });
     return { ok: true };
   }
 
   /** The socket now carries an authenticated worker: other limits (maxConnections, upload budgets) take over. */
-  release(socket: Socket): void {
+  release(socket: Socket, worker = false): void {
     if (!this.unauthenticated.delete(socket)) return;
     const address = socket.remoteAddress ?? '?';
-    const left = (this.perAddress.get(address) ?? 1) - 1;
-    if (left <= 0) this.perAddress.delete(address);
-    else this.perAddress.set(address, left);
+    bump(this.perAddress, address, -1);
+    if (worker && !socket.destroyed) {
+      this.authenticated.add(socket);
+      bump(this.workersPerAddress, address, 1);
+    }
   }
 
   get size(): number {
     return this.unauthenticated.size;
   }
+}
+
+function bump(counts: Map<string, number>, key: string, by: number): void {
+  const next = (counts.get(key) ?? 0) + by;
+  if (next <= 0) counts.delete(key);
+  else counts.set(key, next);
 }
 
 /** A complete HTTP response refusing a socket over the limits, written before anything is read from it. */

@@ -23,8 +23,10 @@ export interface ServerLimits {
   maxConnections: number;
   /** TCP sockets not (yet) belonging to an authenticated worker, plain HTTP included, at once. */
   maxUnauthenticated: number;
-  /** The same, per remote address. */
+  /** The same, per remote address... */
   maxUnauthenticatedPerAddress: number;
+  /** ...plus this many per authenticated worker connected from that address (room for its checkpoint downloads). */
+  unauthenticatedPerWorker: number;
   /** Largest HTTP request head (request line and headers), in bytes. */
   maxHttpHeaderBytes: number;
   /** Bytes of all uploads held at once (their buffers are allocated at UpdateBegin); over it, E_BUSY until others end. */

@@ -128,7 +128,9 @@ describe('coordinator: limits against a hostile peer', () => {
   });
 
   it('counts unauthenticated sockets, plain HTTP included, per address: over the limit a client gets 503 E_BUSY', async () => {
-    await start({ limits: { maxFrameBytes: 256 * 1024, maxUnauthenticatedPerAddress: 3 } });
+    await start({
+      limits: { maxFrameBytes: 256 * 1024, maxUnauthenticatedPerAddress: 3, unauthenticatedPerWorker: 2 },
+    });
     const held = [await tcp(portOf(server)), await tcp(portOf(server)), await tcp(portOf(server))];
     const refused = new WebSocket(server.url);
     const response = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -142,13 +144,20 @@ describe('coordinator: limits against a hostile peer', () => {
     });
     expect(response.status).to.equal(503);
     expect(JSON.parse(response.body).error.code).to.equal('E_BUSY');
-    // One held socket goes away: a worker gets in, and once authenticated it no longer counts.
+    // One held socket goes away: a worker gets in, and once authenticated it no longer counts; its address gets
+    // room for the worker's own downloads (unauthenticatedPerWorker), no more.
     held[0]!.destroy();
     await new Promise((r) => setTimeout(r, 50));
     const worker = await RawClient.open(server.url);
     await worker.authenticate(bob);
-    const again = await RawClient.open(server.url);
-    again.ws.terminate();
+    await tcp(portOf(server));
+    await tcp(portOf(server));
+    await tcp(portOf(server)); // 2 held + 3 = 3 + 2 for the one worker
+    const over = await fetch(`${server.httpUrl}/health`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    expect(over).to.equal(503);
     worker.ws.terminate();
   });
 
