@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../model/index.ts';
 import { runWorker, type ReceiptChain, type WorkerEvent } from '../../worker/runner.ts';
+import { syncState, type ProtocolState } from '../../pallet-bindings/index.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import {
@@ -97,11 +98,15 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
     let chain: ReceiptChain | undefined;
     if (args.network !== undefined) {
       const network = parseNetworkId(args.network);
+      // The state is kept between checks, so each one folds only the blocks since the last.
+      let known: ProtocolState | undefined;
       chain = {
         finalizedRound: (proposal, round) =>
           withClient(args, log, async (client) => {
-            const state = await readState(client, { network, from: args.from });
-            const p = state.networks[network]?.proposals[proposal];
+            known = known
+              ? await syncState(client, { state: known })
+              : await readState(client, { network, from: args.from });
+            const p = known.networks[network]?.proposals[proposal];
             return (p?.type === 'round' ? p.finalized[round] : undefined) ?? null;
           }),
       };
