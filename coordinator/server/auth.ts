@@ -54,7 +54,7 @@ export async function authenticate(ctx: ServerContext, conn: Connection, frame: 
   const account = conn.account!;
   const { signature, endpoint } = frame;
   const endpoints = ctx.options.endpoints;
-  if (endpoints !== undefined && endpoints.length > 0 && !endpoints.includes(endpoint)) {
+  if (endpoints !== undefined && endpoints.length > 0 && !endpoints.some((e) => sameUrl(e, endpoint))) {
     throw new FrameFault(
       'E_AUTH_REJECTED',
       `signed for endpoint ${JSON.stringify(endpoint)}; this coordinator serves ${endpoints.join(', ')}: dial it directly`,
@@ -107,4 +107,16 @@ export async function authenticate(ctx: ServerContext, conn: Connection, frame: 
   });
   ctx.logger.info({ conn: conn.id, account }, 'worker authenticated');
   ctx.options.hooks.connected?.(account);
+}
+
+/** Two spellings of one URL (a trailing slash, upper-case host) are one endpoint; the signed string is compared so. */
+function sameUrl(a: string, b: string): boolean {
+  const normal = (u: string) => {
+    try {
+      return new URL(u).href;
+    } catch {
+      return u;
+    }
+  };
+  return normal(a) === normal(b);
 }
