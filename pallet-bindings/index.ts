@@ -20,36 +20,6 @@ export {
   toAccount,
 } from './codec.ts';
 export { ayesNeeded, reduceBlock, reduceBlocks } from './reducer.ts';
-export {
-  OPEN_EXPIRY_BLOCKS,
-  ROUND_EXPIRY_BLOCKS_PER_SECOND,
-  ROUND_EXPIRY_SLACK_BLOCKS,
-  openExpiresAfter,
-  roundExpiresAfter,
-} from './decide.ts';
-export { checkRewards, rewardShares } from './rewards.ts';
-export {
-  LEAF_PREFIX,
-  NODE_PREFIX,
-  fromHex,
-  leafHash,
-  merkleLevels,
-  merkleProof,
-  merkleRoot,
-  nodeHash,
-  rootFromProof,
-  sha256,
-  toHex,
-  verifyProof,
-  type MerkleProof,
-} from './merkle.ts';
-export {
-  updateLeafHash,
-  updatesTree,
-  verifyReceipt,
-  type UpdateLeaf,
-  type ReceiptCheck,
-} from './receipts.ts';
 export { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.ts';
 export { signerFromKeyfile, signerFromSeed, type KeyringPair } from './keys.ts';
 export { markOutcomes, type UtilityEvent } from './outcomes.ts';
@@ -84,3 +54,11 @@ export {
   openRounds,
   roundProposals,
 } from './queries.ts';
+export {
+  OPEN_EXPIRY_BLOCKS,
+  ROUND_EXPIRY_BLOCKS_PER_SECOND,
+  ROUND_EXPIRY_SLACK_BLOCKS,
+  openExpiresAfter,
+  roundExpiresAfter,
+} from './decide.ts';
+export { checkRewards, rewardShares } from './rewards.ts';

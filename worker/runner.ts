@@ -10,7 +10,10 @@ import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts'
 import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
 import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
 import type { Ack, RoundResult, Task } from '../proto/index.ts';
-import { fromHex, toHex, verifyReceipt, type FinalizedRound, type Hex32 } from '../pallet-bindings/index.ts';
+import type { FinalizedRound, Hex32 } from '../pallet-bindings/index.ts';
+// Straight from the modules (the index exports them on main too): keeps this branch's index free of main's lines.
+import { fromHex, toHex } from '../pallet-bindings/merkle.ts';
+import { verifyReceipt } from '../pallet-bindings/receipts.ts';
 import { connectWorker, WorkerError, type Signer, type WorkerConnection } from './connection.ts';
 import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
 

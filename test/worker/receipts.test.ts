@@ -2,7 +2,8 @@
 // coordinator puts in its RoundResult frame; the leaf is recomputed from the worker's own payload hash.
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { updateLeafHash, updatesTree, type FinalizedRound, type Hex32 } from '../../pallet-bindings/index.ts';
+import type { FinalizedRound, Hex32 } from '../../pallet-bindings/index.ts';
+import { updateLeafHash, updatesTree } from '../../pallet-bindings/receipts.ts';
 import { checkRoundResult, type Receipt } from '../../worker/runner.ts';
 import type { RoundResult } from '../../proto/index.ts';
 
