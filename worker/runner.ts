@@ -310,7 +310,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       taskId: task.taskId,
       coordinator: options.url,
       account: options.signer.address,
-      payloadSha256: `0x${createHash('sha256').update(payload).digest('hex')}`,
+      payloadSha256: toHex(new Uint8Array(createHash('sha256').update(payload).digest())),
       updateHash: toHex(ack.updateHash),
       samples: result.samples,
       shards: task.shards,
