@@ -7,6 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import {
   DEFAULT_MAX_FRAME_BYTES,
+  MAX_MESSAGE_CHARS,
   WireError,
   decodeFrame,
   encodeFrame,
@@ -51,6 +52,8 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxHttpHeaderBytes: 16 * 1024,
   maxPendingUploadBytes: 2 * 1024 * 1024 * 1024,
 };
+
+const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
 
 export async function startCoordinatorServer(options: CoordinatorServerOptions): Promise<CoordinatorServer> {
   const { host = '127.0.0.1', port = 0, network, coordinator, logger } = options;
@@ -131,7 +134,8 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
   const fail = (conn: Connection, code: string, message: string, refSeq: number, fatal: boolean) => {
     metrics.inc('fedtune_frames_rejected_total', 'Frames answered with an error, by code', { code });
     logger.info({ conn: conn.id, account: conn.account, code, fatal }, message);
-    send(conn, { kind: 'error', error: { code, message, refSeq, fatal } });
+    // The wire bounds an error's message (proto/limits.ts); a longer one would make the whole frame undecodable.
+    send(conn, { kind: 'error', error: { code, message: clip(message, MAX_MESSAGE_CHARS), refSeq, fatal } });
     if (fatal) closeConnection(conn, code === 'E_FRAME_TOO_LARGE' ? 1009 : 1008, code);
   };
 

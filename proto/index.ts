@@ -13,7 +13,13 @@ export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 export const MAX_HEADER_BYTES = 256 * 1024;
 
 export { WireError } from './errors.ts';
-export { MAX_ACCOUNT_CHARS, MAX_BYTES_FIELD, MAX_REPEATED, MAX_STRING_CHARS } from './limits.ts';
+export {
+  MAX_ACCOUNT_CHARS,
+  MAX_BYTES_FIELD,
+  MAX_MESSAGE_CHARS,
+  MAX_REPEATED,
+  MAX_STRING_CHARS,
+} from './limits.ts';
 
 const root = protobuf.parse(readFileSync(new URL('./fedtune.proto', import.meta.url), 'utf8'), {
   keepCase: false,

@@ -11,6 +11,9 @@ export const MAX_BYTES_FIELD = 128;
 /** Default for a repeated field. */
 export const MAX_REPEATED = 65_536;
 
+/** Longest `message` of an Error or TaskFailed frame: senders cut theirs to it. */
+export const MAX_MESSAGE_CHARS = 4096;
+
 /** Per field name, where the default does not fit. JSON configs are bounded by the header limit alone. */
 const STRING_LIMITS: Record<string, number> = {
   account: MAX_ACCOUNT_CHARS,
@@ -18,7 +21,7 @@ const STRING_LIMITS: Record<string, number> = {
   modelJson: Infinity,
   hyperparamsJson: Infinity,
   codecJson: Infinity,
-  message: 4096,
+  message: MAX_MESSAGE_CHARS,
   url: 2048,
   endpoint: 2048,
 };

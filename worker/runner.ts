@@ -9,7 +9,7 @@ import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '.
 import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts';
 import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
 import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
-import type { Ack, RoundResult, Task } from '../proto/index.ts';
+import { MAX_MESSAGE_CHARS, type Ack, type RoundResult, type Task } from '../proto/index.ts';
 import type { FinalizedRound, Hex32 } from '../pallet-bindings/index.ts';
 // Straight from the modules (the index exports them on main too): keeps this branch's index free of main's lines.
 import { fromHex, toHex } from '../pallet-bindings/merkle.ts';
@@ -345,7 +345,10 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
         const message = (error as Error).message;
         logger.error({ taskId: task.taskId, code }, `task failed: ${message}`);
         emit({ type: 'taskFailed', taskId: task.taskId, code, message });
-        connection.send({ kind: 'taskFailed', taskFailed: { taskId: task.taskId, code, message } });
+        // The wire bounds a message's length; a longer one would get the connection closed.
+        const short =
+          message.length <= MAX_MESSAGE_CHARS ? message : `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`;
+        connection.send({ kind: 'taskFailed', taskFailed: { taskId: task.taskId, code, message: short } });
       }
       answered += 1;
       if (options.maxTasks !== undefined && answered >= options.maxTasks) resolveDone();

@@ -15,7 +15,7 @@ import {
   type CoordinatorServerOptions,
 } from '../../coordinator/server.ts';
 import { connectWorker, type WorkerConnection } from '../../worker/connection.ts';
-import { PROTOCOL_VERSION, updateMessage, type Frame } from '../../proto/index.ts';
+import { MAX_MESSAGE_CHARS, PROTOCOL_VERSION, updateMessage, type Frame } from '../../proto/index.ts';
 import { BASE, NETWORK, RawClient, expectError, signedBegin } from './raw-client.ts';
 
 const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
@@ -195,6 +195,27 @@ describe('coordinator: limits against a hostile peer', () => {
     // Signed for this network and coordinator, the same update is taken.
     raw.send({ kind: 'updateBegin', updateBegin: begin } as Frame);
     expect((await raw.next()).kind).to.equal('uploadStatus');
+    raw.ws.terminate();
+  });
+
+  it("cuts an engine's long rejection message to the wire's bound, so the worker can still read the code", async () => {
+    await start({
+      hooks: {
+        admit: async () => ({ ok: true }),
+        expectedUpload: () => ({ proposal: 0, round: 1, base: BASE, codec: 'dense' }),
+        acceptUpdate: async () => ({ ok: false, code: 'E_UPDATE_SHAPE', message: 'x'.repeat(10_000) }),
+      },
+    });
+    const raw = await RawClient.open(server.url);
+    await raw.authenticate(bob);
+    const payload = new Uint8Array(8).fill(1);
+    raw.send({ kind: 'updateBegin', updateBegin: signedBegin(bob, 'task-1', payload) } as Frame);
+    await raw.next('uploadStatus');
+    raw.send({ kind: 'updateChunk', updateChunk: { taskId: 'task-1', offset: 0 } } as Frame, payload);
+    raw.send({ kind: 'updateEnd', updateEnd: { taskId: 'task-1' } } as Frame);
+    const error = await raw.next();
+    expectError(error, 'E_UPDATE_SHAPE');
+    if (error.kind === 'error') expect(error.error.message.length).to.equal(MAX_MESSAGE_CHARS);
     raw.ws.terminate();
   });
 
