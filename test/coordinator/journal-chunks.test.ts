@@ -1,6 +1,6 @@
-// The journal is replayed through a bounded read window: records of every size, across window boundaries and larger
-// than a window, come back exactly, and a tail torn inside a later window is cut off.
-import { mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+// The journal is replayed through a bounded read window (records of every size, across window boundaries and larger
+// than a window, come back exactly; a tail torn inside a later window is cut off), and compacts atomically.
+import { existsSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -40,5 +40,31 @@ describe('coordinator: journal read in bounded chunks', () => {
     expect(torn.recovered).to.have.length(3 * sizes.length - 1);
     expect(torn.truncatedBytes).to.be.greaterThan(0);
     await torn.close();
+  });
+
+  it('compacts to the records given, atomically, with appends made meanwhile landing after them', async () => {
+    const path = join(dir, 'journal.bin');
+    const journal = await openJournal<{ n: number }>(path);
+    for (let n = 0; n < 50; n++) await journal.append({ n });
+    const before = statSync(path).size;
+    const keep = Array.from({ length: 5 }, (_, i) => ({ n: 45 + i }));
+    // Appends racing the compaction: they wait for the swap and are not lost.
+    const racing = [journal.append({ n: 100 }), journal.compact(keep), journal.append({ n: 101 })];
+    await Promise.all(racing);
+    await journal.append({ n: 102 });
+    await journal.close();
+    expect(statSync(path).size).to.be.lessThan(before);
+    const again = await openJournal<{ n: number }>(path);
+    const ns = again.recovered.map((r) => r.n);
+    // 100 was appended before the compaction was asked for: written, then replaced with the rest of the file. 101, asked
+    // for after it, waits for the swap and lands after the records kept.
+    expect(ns).to.deep.equal([45, 46, 47, 48, 49, 101, 102]);
+    await again.close();
+    // A compaction that crashed before its rename leaves its temporary file: it is ignored and removed on open.
+    writeFileSync(`${path}.compact`, 'torn');
+    const afterCrash = await openJournal<{ n: number }>(path);
+    expect(afterCrash.recovered.map((r) => r.n)).to.deep.equal(ns);
+    expect(existsSync(`${path}.compact`)).to.equal(false);
+    await afterCrash.close();
   });
 });
