@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../model/index.ts';
 import { runWorker, type ReceiptChain, type WorkerEvent } from '../../worker/runner.ts';
-import { syncState, type ProtocolState } from '../../pallet-bindings/index.ts';
+import type { ProtocolState } from '../../pallet-bindings/index.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
 import {
@@ -99,6 +99,7 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
     if (args.network !== undefined) {
       const network = parseNetworkId(args.network);
       // The state is kept between checks, so each one folds only the blocks since the last.
+      const { syncState } = await import('../../pallet-bindings/index.ts');
       let known: ProtocolState | undefined;
       chain = {
         finalizedRound: (proposal, round) =>

@@ -4,8 +4,13 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { AggregationError } from '../../aggregation/errors.ts';
-import { MAX_TENSORS, decodeUpdate, encodeUpdate, CODECS } from '../../aggregation/codecs.ts';
+import {
+  AggregationError,
+  CODECS,
+  MAX_TENSORS,
+  decodeUpdate,
+  encodeUpdate,
+} from '../../aggregation/index.ts';
 import {
   CheckpointError,
   buildManifest as buildCheckpointManifest,
@@ -19,8 +24,7 @@ import {
   verifyManifest,
   type Dataset,
 } from '../../datasets/index.ts';
-import { ModelError } from '../../model/errors.ts';
-import { readSafetensors, writeSafetensors } from '../../model/safetensors.ts';
+import { ModelError, readSafetensors, writeSafetensors } from '../../model/index.ts';
 import { MAGIC, PayloadError, decodePayload, encodePayload } from '../../pallet-bindings/index.ts';
 import { WireError, decodeFrame, encodeFrame, type Frame } from '../../proto/index.ts';
 import { arbCall, hex32 } from '../pallet-bindings/fixtures.ts';
