@@ -11,6 +11,12 @@ export type CodecName = (typeof CODECS)[number];
 const MAGIC = [0x46, 0x54, 0x55, 0x50]; // "FTUP"
 const VERSION = 1;
 const HEADER = 16;
+/** Default ceiling on tensors per payload: models have hundreds; each decoded tensor costs an object and a view. */
+export const MAX_TENSORS = 65_536;
+/** Longest tensor name accepted, in UTF-8 bytes (safetensors names are short paths). */
+export const MAX_NAME_BYTES = 1024;
+/** Every tensor takes at least this many payload bytes (u16 name length, u8 rank, padding to 4). */
+const MIN_TENSOR_BYTES = 4;
 
 /** Residuals a worker keeps across rounds for top-k error feedback: what was not sent yet, per tensor. */
 export interface TopKState {
@@ -40,6 +46,8 @@ export interface DecodeSpec {
   expect?: TensorSpec[];
   /** Refuse payloads declaring more values than this (default 2^28), before allocating anything. */
   maxValues?: number;
+  /** Refuse payloads declaring more tensors than this (default MAX_TENSORS), before allocating anything. */
+  maxTensors?: number;
   /** Decode into this flat buffer (the tensors are consecutive views of it) instead of fresh arrays: a coordinator
    * reuses one per connection, since a streaming strategy has folded an update in by the time accept returns. */
   out?: Float32Array;
@@ -145,7 +153,7 @@ export function encodeUpdate(tensors: readonly NamedTensor[], options: EncodeOpt
       fail('E_CODEC_INPUT', `tensor ${ti} must be {name, shape, data: Float32Array of prod(shape) values}`);
     }
     const name = enc.encode(t.name);
-    if (name.length > 0xffff || t.shape.length > 255)
+    if (name.length > MAX_NAME_BYTES || t.shape.length > 255)
       fail('E_CODEC_INPUT', `tensor "${t.name}" has too long a name or too many dimensions`);
     const bad = firstNonFinite(t.data);
     if (bad >= 0) fail('E_CODEC_INPUT', `tensor "${t.name}" has ${t.data[bad]} at index ${bad}`);
@@ -273,6 +281,11 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
   const count = dv.getUint32(12, true);
   if (spec.expect && count !== spec.expect.length)
     fail('E_CODEC_MISMATCH', `payload has ${count} tensors, expected ${spec.expect.length}`);
+  // The count is bounded before the loop allocates per tensor: by the limit, and by what the bytes can hold at all.
+  const maxTensors = spec.maxTensors ?? MAX_TENSORS;
+  if (count > maxTensors) bad(`declares ${count} tensors; at most ${maxTensors} are accepted`);
+  if (count * MIN_TENSOR_BYTES > bytes.length - HEADER)
+    bad(`declares ${count} tensors, more than ${bytes.length} bytes can hold`);
   const maxValues = spec.maxValues ?? 2 ** 28;
   let budget = maxValues;
   let used = 0;
@@ -286,6 +299,7 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
   for (let t = 0; t < count; t++) {
     need(2, 'a name length');
     const nameLen = dv.getUint16(o, true);
+    if (nameLen > MAX_NAME_BYTES) bad(`tensor ${t} name is ${nameLen} bytes; at most ${MAX_NAME_BYTES}`);
     need(2 + nameLen + 1, 'a name');
     let name = '';
     try {

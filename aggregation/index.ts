@@ -39,6 +39,8 @@ export {
   CODECS,
   encodeUpdate,
   decodeUpdate,
+  MAX_NAME_BYTES,
+  MAX_TENSORS,
   compressionRatio,
   createTopKState,
   type CodecName,

@@ -84,11 +84,19 @@ export const OPTION_KEYS: Record<StrategyName, readonly (keyof StrategyOptions)[
 
 const ADAPTIVE = new Set<StrategyName>(['fedadam', 'fedyogi', 'fedadagrad']);
 
+/**
+ * The default norm bound: each update is clipped to DEFAULT_CLIP_MULTIPLIER times the median norm (of the round's own
+ * updates for rules that hold them all, of the previous round's for streaming ones), so one scaled update cannot
+ * outweigh the rest whatever the model's scale. `"clip": null` turns it off; bench/byzantine.ts measures the choice.
+ */
+export const DEFAULT_CLIP_MULTIPLIER = 2;
+const DEFAULT_CLIP: ClipSpec = { mode: 'adaptive', multiplier: DEFAULT_CLIP_MULTIPLIER, initial: null };
+
 function defaults(name: StrategyName): StrategyOptions {
   return {
     serverLr: ADAPTIVE.has(name) ? 0.01 : 1,
     maxNorm: null,
-    clip: null,
+    clip: DEFAULT_CLIP,
     proximalMu: 0,
     minUpdates: 1,
     momentum: 0.9,

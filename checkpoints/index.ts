@@ -2,6 +2,8 @@
 export { CheckpointError } from './errors.ts';
 export {
   DEFAULT_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
   HASH_PATTERN,
   MANIFEST_VERSION,
   buildManifest,

@@ -4,6 +4,9 @@ import { CheckpointError } from './errors.ts';
 
 export const MANIFEST_VERSION = 1;
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+/** Chunk sizes accepted: a downloader holds one chunk in memory to verify it, so a manifest cannot make it huge. */
+export const MIN_CHUNK_SIZE = 1024;
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
 /** A checkpoint id or chunk hash: 0x and 64 lowercase hex digits. */
 export const HASH_PATTERN = /^0x[0-9a-f]{64}$/;
 
@@ -68,10 +71,10 @@ export function buildManifest(
   },
 ): CheckpointManifest {
   const chunkSize = fields.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  if (!Number.isInteger(chunkSize) || chunkSize < 1024) {
+  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new CheckpointError(
       'E_MANIFEST_INVALID',
-      `chunk size must be an integer of at least 1024 bytes, got ${chunkSize}`,
+      `chunk size must be an integer from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE} bytes, got ${chunkSize}`,
     );
   }
   const chunks: string[] = [];
@@ -112,7 +115,12 @@ export function parseManifest(bytes: Uint8Array, expectedId: string): Checkpoint
     problems.push(`version ${String(m.version)} (expected ${MANIFEST_VERSION})`);
   if (m.format !== 'safetensors') problems.push(`format ${String(m.format)}`);
   if (!Number.isSafeInteger(m.size) || (m.size as number) < 0) problems.push('size');
-  if (!Number.isSafeInteger(m.chunkSize) || (m.chunkSize as number) < 1024) problems.push('chunkSize');
+  if (
+    !Number.isSafeInteger(m.chunkSize) ||
+    (m.chunkSize as number) < MIN_CHUNK_SIZE ||
+    (m.chunkSize as number) > MAX_CHUNK_SIZE
+  )
+    problems.push(`chunkSize (from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE} bytes)`);
   if (!Array.isArray(m.chunks) || !m.chunks.every((c) => typeof c === 'string' && HASH_PATTERN.test(c))) {
     problems.push('chunks');
   } else if (problems.length === 0 && m.chunks.length !== Math.ceil(m.size! / m.chunkSize!)) {

@@ -42,6 +42,8 @@ export interface CoordinatorOptions {
   publicUrl?: string;
   /** Local data for datasets that are not built in: dataset root or name → folder or .jsonl path. */
   data?: Record<string, string>;
+  /** Folders a dataset's local (file) manifest URI must lie under; without them any local file is read. */
+  manifestRoots?: string[];
   /** First block to read the protocol state from. */
   from?: number;
   limits?: Partial<ServerLimits>;
@@ -117,6 +119,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ...chainDeps,
     net: () => view.net(),
     data: options.data,
+    manifestRoots: options.manifestRoots,
     maxPrepareAttempts: options.maxPrepareAttempts ?? 3,
     emit,
   });
@@ -141,7 +144,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         shards: task.shards,
       }),
   };
+  /** The endpoint openRound publishes: a login signed for any other (a relay) is refused. Filled once listening. */
+  const endpoints: string[] = [];
   const server = await startCoordinatorServer({
+    endpoints,
     host: options.host,
     port: options.port,
     coordinator: me,
@@ -162,6 +168,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }),
   });
   serving.server = server;
+  endpoints.push(server.url);
   const publicUrl = roundDeps.publicUrl();
 
   /** A journal that cannot be written stops the coordinator, so that a restart replays only what is durable. */

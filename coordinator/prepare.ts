@@ -37,6 +37,7 @@ export const PROPOSAL_FAULTS: ReadonlySet<string> = new Set([
   'E_STRATEGY_SPEC',
   'E_BAD_ENCODING',
   'E_MANIFEST_MISMATCH',
+  'E_MANIFEST_URI',
   'E_UNKNOWN_DATASET',
 ]);
 

@@ -23,6 +23,8 @@ export class Proposals {
     private readonly deps: ChainDependencies & {
       net(): NetworkState | undefined;
       data?: Record<string, string>;
+      /** Folders a local manifest URI must lie under (none: any local file). */
+      manifestRoots?: readonly string[];
       maxPrepareAttempts: number;
       emit(event: CoordinatorEvent): void;
     },
@@ -33,7 +35,7 @@ export class Proposals {
     if (cached) return cached;
     const record = this.deps.net()?.datasets[root];
     if (!record) throw new CoordinatorError('E_UNKNOWN_DATASET', `dataset ${root} is not registered`);
-    const manifest = await fetchManifest(record.manifestUri, root);
+    const manifest = await fetchManifest(record.manifestUri, root, { localRoots: this.deps.manifestRoots });
     this.manifests.set(root, manifest);
     return manifest;
   }

@@ -65,6 +65,8 @@ export class RoundLog {
   readonly updates = new Map<string, UpdateRecord[]>();
   readonly closed = new Map<string, ClosedRecord>();
   readonly committed = new Set<string>();
+  /** The committed records themselves (small): after a compaction they are what says a round must not run again. */
+  private readonly commits: CommittedRecord[] = [];
 
   private constructor(private readonly journal: Journal<JournalRecord>) {
     journal.recovered.forEach((rec) => this.index(rec));
@@ -92,6 +94,19 @@ export class RoundLog {
     return this.journal.close();
   }
 
+  /**
+   * Rewrites the journal as what a restart still needs: every `committed` record, and the round, update and closed
+   * records of rounds not yet committed. Payloads of committed rounds leave the disk.
+   */
+  compact(): Promise<void> {
+    const open = [
+      ...this.rounds.values(),
+      ...[...this.updates.values()].flat(),
+      ...this.closed.values(),
+    ].filter((rec) => !this.committed.has(roundKey(rec.proposal, rec.round)));
+    return this.journal.compact([...this.commits, ...open]);
+  }
+
   private index(rec: JournalRecord): void {
     const k = roundKey(rec.proposal, rec.round);
     if (rec.t === 'round') this.rounds.set(k, rec);
@@ -99,6 +114,8 @@ export class RoundLog {
     else if (rec.t === 'closed') this.closed.set(k, rec);
     else {
       this.committed.add(k);
+      this.commits.push(rec);
+      this.closed.delete(k);
       // A committed round is never rebuilt: free its payloads.
       this.updates.delete(k);
       this.rounds.delete(k);

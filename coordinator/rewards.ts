@@ -1,5 +1,7 @@
-// Rewards: a round's reward split in proportion to the samples each contributor's task stood for (floor division, so
-// the sum never exceeds the proposal's rewardPerRound; the dust stays with the coordinator).
+// Rewards: the reducer's own rule (rewardShares: each contributor's floor share of rewardPerRound by samples, so never
+// more than rewardPerRound in all), less the coordinator itself, which pays; the dust stays with the coordinator.
+import { rewardShares, type Contributor } from '../pallet-bindings/index.ts';
+
 export interface RewardRules {
   /** The proposal's rewardPerRound, in planck. */
   total: bigint;
@@ -12,18 +14,12 @@ export interface Reward {
   value: string;
 }
 
-export function splitRewards(
-  rules: RewardRules,
-  contributors: readonly { account: string; samples: number }[],
-): Reward[] {
-  const samples = contributors.reduce((n, c) => n + BigInt(c.samples), 0n);
-  if (rules.total <= 0n || samples === 0n) return [];
+export function splitRewards(rules: RewardRules, contributors: readonly Contributor[]): Reward[] {
+  if (rules.total <= 0n) return [];
   const out: Reward[] = [];
-  for (const c of contributors) {
-    if (c.account === rules.payer) continue;
-    const value = (rules.total * BigInt(c.samples)) / samples;
-    if (value === 0n) continue;
-    out.push({ dest: c.account, value: value.toString() });
+  for (const [account, value] of rewardShares(rules.total.toString(), contributors)) {
+    if (account === rules.payer || value === 0n) continue;
+    out.push({ dest: account, value: value.toString() });
   }
   return out;
 }

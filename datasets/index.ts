@@ -1,5 +1,6 @@
 // datasets/: corpora and a trainer's own data, the byte-level tokenizer, sharding, manifests with Merkle roots and proofs.
 export { DatasetError } from './errors.ts';
+export { MANIFEST_TIMEOUT_MS, MAX_MANIFEST_BYTES, type FetchManifestOptions } from './resolve.ts';
 export type { Dataset, DatasetRecord } from './types.ts';
 export {
   BOS,

@@ -253,8 +253,24 @@ function checkShape(m: DatasetManifest): void {
   if (!Array.isArray(m.records) || !Array.isArray(m.shards) || typeof m.eval !== 'object' || !m.sharding) {
     badManifest('needs records, shards, eval and sharding');
   }
+  // Every field the root hashes is checked for its type first: a manifest is read from anywhere (fuzzing found these).
+  for (const key of ['name', 'description', 'license', 'source', 'tokenizer'] as const) {
+    if (typeof m[key] !== 'string') badManifest(`${key} must be a string`);
+  }
+  if (m.labels !== undefined && !(Array.isArray(m.labels) && m.labels.every((l) => typeof l === 'string')))
+    badManifest('labels must be a list of strings');
+  if (!Number.isSafeInteger(m.bytes) || m.bytes < 0) badManifest('bytes must be a whole number');
+  if (typeof m.sharding !== 'object' || typeof m.sharding.scheme !== 'string')
+    badManifest('sharding needs a scheme');
+  if (m.sharding.by !== undefined && typeof m.sharding.by !== 'string')
+    badManifest('sharding.by must be a string');
   m.records.forEach((r, i) => {
-    if (!isHex32(r.hash)) badManifest(`record ${i} has no 32-byte hash`);
+    if (typeof r !== 'object' || r === null || !isHex32(r.hash))
+      badManifest(`record ${i} has no 32-byte hash`);
+  });
+  if (m.eval === null || !Array.isArray(m.eval.records)) badManifest('eval needs its records');
+  m.shards.forEach((sh, i) => {
+    if (typeof sh !== 'object' || sh === null) badManifest(`shard ${i} is not an object`);
   });
   const n = m.records.length;
   for (const list of [...m.shards.map((s) => s.records), m.eval.records]) {

@@ -6,12 +6,20 @@ import { blake2AsU8a, decodeAddress, encodeAddress } from '@polkadot/util-crypto
 import { u8aConcat, u8aToHex, u8aEq, hexToU8a, stringToHex, stringToU8a } from '@polkadot/util';
 import { isHex32 } from '../merkle/index.ts';
 import { PalletError } from './errors.ts';
-import type { Account, CallType, FedtuneCall, Hex32, Payload } from './types.ts';
+import type { Account, CallType, FedtuneCall, Hex32, MembershipAction, Payload } from './types.ts';
 
 /** The first four bytes of every fedtune payload: ASCII "fdtn". */
 export const MAGIC = new Uint8Array([0x66, 0x64, 0x74, 0x6e]);
 /** The protocol version this codec writes and the only one the reducer accepts. */
 export const PROTOCOL_VERSION = 1;
+
+/** The membership actions by their lower-cased enum key, as @polkadot/types spells it. */
+const MEMBERSHIP_ACTIONS: Record<string, MembershipAction> = {
+  add: 'Add',
+  remove: 'Remove',
+  addcoordinator: 'AddCoordinator',
+  removecoordinator: 'RemoveCoordinator',
+};
 /** Payloads larger than this are ignored unread. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 /** The SS58 prefix of every account in decoded calls and in the reducer's state (generic Substrate). */
@@ -79,7 +87,7 @@ export const FEDTUNE_TYPES: Record<string, string | Record<string, unknown>> = {
     roundDeadline: 'u32',
     rewardPerRound: 'u128',
   },
-  FedtuneMembershipAction: { _enum: ['Add', 'Remove'] },
+  FedtuneMembershipAction: { _enum: ['Add', 'Remove', 'AddCoordinator', 'RemoveCoordinator'] },
   FedtuneProposeMembership: { action: 'FedtuneMembershipAction', account: 'AccountId32' },
   FedtuneVote: { proposal: 'u32', aye: 'bool' },
   FedtuneOpenRound: { proposal: 'u32', coordinatorEndpoint: 'Text' },
@@ -429,7 +437,7 @@ function fromCodec(type: CallType, value: Codec): FedtuneCall {
     case 'proposeMembership':
       return {
         type,
-        action: enumKey(v.action!).toLowerCase() === 'remove' ? 'Remove' : 'Add',
+        action: MEMBERSHIP_ACTIONS[enumKey(v.action!).toLowerCase()] ?? 'Add',
         account: account(v.account!),
       };
     case 'vote':

@@ -83,3 +83,11 @@ export {
   openRounds,
   roundProposals,
 } from './queries.ts';
+export {
+  OPEN_EXPIRY_BLOCKS,
+  ROUND_EXPIRY_BLOCKS_PER_SECOND,
+  ROUND_EXPIRY_SLACK_BLOCKS,
+  openExpiresAfter,
+  roundExpiresAfter,
+} from './decide.ts';
+export { checkRewards, rewardShares } from './rewards.ts';

@@ -1,17 +1,9 @@
 // The deterministic reducer: (state, finalized block) → state. Pure: it never mutates its input and never throws on chain data.
 import { decodePayload, deriveNetworkId, hasMagic, PayloadError } from './codec.ts';
-import {
-  MAX_LOG,
-  type AuditEntry,
-  type CallSite,
-  type ChainBlock,
-  type ChainCall,
-  type CheckpointRecord,
-  type IgnoredEntry,
-  type NetworkState,
-  type Proposal,
-  type ProtocolState,
-} from './state.ts';
+import { endBlock, openExpiresAfter, roundExpiresAfter } from './decide.ts';
+import { Draft, RuleBroken, fail } from './draft.ts';
+import { checkRewards } from './rewards.ts';
+import type { CallSite, ChainBlock, ChainCall, NetworkState, Proposal, ProtocolState } from './state.ts';
 import type { Account, FedtuneCall, Hex32, Quorum } from './types.ts';
 
 /** A remark of an extrinsic that ran, with the transfers that ran beside it in its innermost batchAll. */
@@ -49,102 +41,6 @@ export function ayesNeeded(quorum: Quorum, members: number): number {
   return Math.max(1, Math.ceil((quorum.numerator * members) / quorum.denominator));
 }
 
-class RuleBroken extends Error {
-  constructor(
-    readonly code: string,
-    readonly reason: string,
-  ) {
-    super(reason);
-  }
-}
-
-function fail(code: string, reason: string): never {
-  throw new RuleBroken(code, reason);
-}
-
-/** Copy-on-write over the state for one block: each network, proposal and checkpoint is copied at most once. */
-class Draft {
-  readonly state: ProtocolState;
-  private readonly networks = new Set<string>();
-  private readonly proposals = new Set<string>();
-  private readonly checkpoints = new Set<string>();
-  private logsCopied = false;
-
-  constructor(prev: ProtocolState) {
-    this.state = { ...prev, networks: { ...prev.networks } };
-  }
-
-  network(id: Hex32): NetworkState {
-    const n = this.state.networks[id]!;
-    if (this.networks.has(id)) return n;
-    this.networks.add(id);
-    const copy: NetworkState = {
-      ...n,
-      members: n.members.slice(),
-      coordinators: n.coordinators.slice(),
-      datasets: { ...n.datasets },
-      workers: { ...n.workers },
-      proposals: n.proposals.slice(),
-      voting: n.voting.slice(),
-      checkpoints: { ...n.checkpoints },
-    };
-    this.state.networks[id] = copy;
-    return copy;
-  }
-
-  addNetwork(network: NetworkState): void {
-    this.state.networks[network.id] = network;
-    this.networks.add(network.id);
-  }
-
-  proposal(net: NetworkState, id: number): Proposal {
-    const key = `${net.id}/${id}`;
-    const p = net.proposals[id]!;
-    if (this.proposals.has(key)) return p;
-    this.proposals.add(key);
-    const copy: Proposal =
-      p.type === 'round'
-        ? { ...p, votes: { ...p.votes }, finalized: p.finalized.slice() }
-        : { ...p, votes: { ...p.votes } };
-    net.proposals[id] = copy;
-    return copy;
-  }
-
-  addProposal(net: NetworkState, p: Proposal): void {
-    net.proposals.push(p);
-    this.proposals.add(`${net.id}/${p.id}`);
-  }
-
-  checkpoint(net: NetworkState, id: Hex32): CheckpointRecord {
-    const key = `${net.id}/${id}`;
-    const c = net.checkpoints[id]!;
-    if (this.checkpoints.has(key)) return c;
-    this.checkpoints.add(key);
-    const copy = { ...c, attests: { ...c.attests } };
-    net.checkpoints[id] = copy;
-    return copy;
-  }
-
-  private copyLogs(): void {
-    if (this.logsCopied) return;
-    this.logsCopied = true;
-    this.state.audit = this.state.audit.slice(-MAX_LOG + 1);
-    this.state.ignored = this.state.ignored.slice(-MAX_LOG + 1);
-  }
-
-  audit(entry: AuditEntry): void {
-    this.copyLogs();
-    if (this.state.audit.length >= MAX_LOG) this.state.audit.shift();
-    this.state.audit.push(entry);
-  }
-
-  ignore(entry: IgnoredEntry): void {
-    this.copyLogs();
-    if (this.state.ignored.length >= MAX_LOG) this.state.ignored.shift();
-    this.state.ignored.push(entry);
-  }
-}
-
 /**
  * Folds one finalized block into the state. Blocks at or below `state.height` are already in and change nothing.
  * Calls are applied in extrinsic order and, inside batches, in call order; at the end of the block every
@@ -172,7 +68,7 @@ export function reduceBlock(state: ProtocolState, block: ChainBlock): ProtocolSt
       applyRemark(draft, block, site, extrinsic.signer, remark);
     }
   }
-  closeProposals(draft, block.number);
+  endBlock(draft, block.number);
   draft.state.height = block.number;
   draft.state.blockHash = block.hash;
   return draft.state;
@@ -384,6 +280,13 @@ function applyCall(
       if (call.action === 'Remove' && !isMember) fail('E_MEMBER_UNKNOWN', `${call.account} is not a member`);
       if (call.action === 'Remove' && net.members.length === 1)
         fail('E_LAST_MEMBER', 'the last member cannot leave');
+      const isCoordinator = net.coordinators.includes(call.account);
+      if (call.action === 'AddCoordinator' && isCoordinator)
+        fail('E_ALREADY_COORDINATOR', `${call.account} is already a coordinator`);
+      if (call.action === 'RemoveCoordinator' && !isCoordinator)
+        fail('E_COORDINATOR_UNKNOWN', `${call.account} is not a coordinator`);
+      if (call.action === 'RemoveCoordinator' && net.coordinators.length === 1)
+        fail('E_LAST_COORDINATOR', 'the last coordinator cannot be removed; add another first');
       const p: Proposal = {
         ...newProposal(net, signer, block),
         type: 'membership',
@@ -417,6 +320,12 @@ function applyCall(
       if (existing.status !== 'approved') {
         fail('E_NOT_APPROVED', `proposal ${call.proposal} is ${existing.status}, not approved`);
       }
+      if (block > openExpiresAfter(existing)) {
+        fail(
+          'E_EXPIRED',
+          `proposal ${call.proposal} could be opened until block ${openExpiresAfter(existing)}`,
+        );
+      }
       const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
       p.status = 'open';
       p.coordinator = signer;
@@ -441,6 +350,13 @@ function applyCall(
       if (net.checkpoints[call.checkpoint.id] !== undefined) {
         fail('E_CHECKPOINT_EXISTS', `checkpoint ${call.checkpoint.id} is already committed`);
       }
+      if (block > roundExpiresAfter(existing)) {
+        fail(
+          'E_EXPIRED',
+          `round ${call.round} of ${call.proposal} was due by block ${roundExpiresAfter(existing)}`,
+        );
+      }
+      checkRewards(existing.round.rewardPerRound, call.contributors, remark.transfers);
       const { type: _type, proposal: _proposal, ...fields } = call;
       const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
       p.finalized.push({ ...fields, block, coordinator: signer, rewards: remark.transfers });
@@ -496,41 +412,5 @@ function applyCall(
       p.failure = { reason: call.reason, block, by: signer };
       return;
     }
-  }
-}
-
-/** Decides every proposal whose deadline is at or before `block`, in id order. */
-function closeProposals(draft: Draft, block: number): void {
-  for (const id of Object.keys(draft.state.networks) as Hex32[]) {
-    const voting = draft.state.networks[id]!.voting;
-    if (
-      voting.length === 0 ||
-      !voting.some((pid) => draft.state.networks[id]!.proposals[pid]!.deadline <= block)
-    ) {
-      continue;
-    }
-    const net = draft.network(id);
-    const still: number[] = [];
-    for (const pid of net.voting) {
-      if (net.proposals[pid]!.deadline > block) {
-        still.push(pid);
-        continue;
-      }
-      const p = draft.proposal(net, pid);
-      p.decidedAt = block;
-      p.status = p.ayes >= p.ayesNeeded ? 'approved' : 'rejected';
-      if (p.status === 'approved' && p.type === 'membership') {
-        const { action, account } = p.membership;
-        const isMember = net.members.includes(account);
-        if (action === 'Add' && !isMember) {
-          net.members.push(account);
-          p.applied = true;
-        } else if (action === 'Remove' && isMember && net.members.length > 1) {
-          net.members = net.members.filter((m) => m !== account);
-          p.applied = true;
-        }
-      }
-    }
-    net.voting = still;
   }
 }

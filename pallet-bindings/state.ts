@@ -76,6 +76,7 @@ export interface RoundProposal extends ProposalBase {
   coordinatorEndpoint: string | null;
   openedAt: number | null;
   finalized: FinalizedRound[];
+  /** Why it failed: a failRound's reason and signer, or a reducer rule (expiry, coordinator removed) with `by` ''. */
   failure: { reason: string; block: number; by: Account } | null;
 }
 

@@ -77,7 +77,8 @@ export interface ProposeRound {
   rewardPerRound: string;
 }
 
-export type MembershipAction = 'Add' | 'Remove';
+/** Add or remove a member, or (by the same vote) a coordinator: members can take a coordinator's role away. */
+export type MembershipAction = 'Add' | 'Remove' | 'AddCoordinator' | 'RemoveCoordinator';
 
 export interface ProposeMembership {
   action: MembershipAction;

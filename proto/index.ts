@@ -2,21 +2,24 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
+import { WireError } from './errors.ts';
+import { checkFieldLimits } from './limits.ts';
 
-export const PROTOCOL_VERSION = 1;
+// Version 2: the auth message binds the endpoint the worker dialled, the update message binds network and coordinator.
+export const PROTOCOL_VERSION = 2;
 /** Default ceiling for one WebSocket message; updates travel in chunks below it. */
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 /** Largest header accepted, whatever the frame limit: headers carry ids and JSON configs, never tensors. */
 export const MAX_HEADER_BYTES = 256 * 1024;
 
-export class WireError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'WireError';
-    this.code = code;
-  }
-}
+export { WireError } from './errors.ts';
+export {
+  MAX_ACCOUNT_CHARS,
+  MAX_BYTES_FIELD,
+  MAX_MESSAGE_CHARS,
+  MAX_REPEATED,
+  MAX_STRING_CHARS,
+} from './limits.ts';
 
 const root = protobuf.parse(readFileSync(new URL('./fedtune.proto', import.meta.url), 'utf8'), {
   keepCase: false,
@@ -41,6 +44,8 @@ export interface Challenge {
 }
 export interface Authenticate {
   signature: Uint8Array;
+  /** The URL the worker dialled, signed with the challenge: a relay at another address cannot reuse the signature. */
+  endpoint: string;
 }
 export interface Welcome {
   session: string;
@@ -191,6 +196,7 @@ export function decodeFrame(message: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRA
   }
   const kind = decoded.kind as FrameKind | undefined;
   if (kind === undefined) throw new WireError('E_FRAME_MALFORMED', 'frame carries no message');
+  checkFieldLimits(decoded[kind], kind);
   const frame = { seq: decoded.seq as number, kind, [kind]: decoded[kind] } as Frame;
   return { frame, body: message.subarray(bodyOffset) };
 }
@@ -214,22 +220,35 @@ function lengthPrefixed(parts: (Uint8Array | string)[]): Uint8Array {
   return out;
 }
 
-/** What a worker signs to authenticate: domain tag, network, coordinator and the challenge nonce, each length-prefixed. */
-export function authMessage(challenge: Challenge, worker: string): Uint8Array {
+/** What a worker signs to authenticate (layout in docs/wire.md): the challenge's network, coordinator and nonce, the
+ * worker's account and the endpoint it dialled, after a domain tag, each length-prefixed. */
+export function authMessage(challenge: Challenge, worker: string, endpoint: string): Uint8Array {
   return lengthPrefixed([
-    'fedtune/auth/v1',
+    AUTH_DOMAIN,
     challenge.network,
     challenge.coordinator,
     worker,
+    endpoint,
     challenge.nonce,
   ]);
 }
 
+/** Domain tags: a signature made for one purpose never verifies for another. */
+export const AUTH_DOMAIN = 'fedtune/auth/v2';
+export const UPDATE_DOMAIN = 'fedtune/update/v2';
+
+/** The fields an update signature covers: the upload's own, and the network and coordinator it is meant for. */
+export type SignedUpdate = Omit<UpdateBegin, 'signature' | 'taskId' | 'trainLoss'> & {
+  network: string;
+  coordinator: string;
+};
+
 /**
- * What a worker signs for an update: SHA-256 of the domain tag, proposal, round, base checkpoint, codec, sample count,
- * shards and the payload's SHA-256, each length-prefixed. Changing any of them, or replaying into another round, breaks it.
+ * What a worker signs for an update: SHA-256 of the domain tag, network, coordinator, proposal, round, sample count,
+ * payload size, base checkpoint, codec, shards and the payload's SHA-256, each length-prefixed (docs/wire.md).
+ * Changing any of them, or replaying into another round, network or coordinator, breaks it.
  */
-export function updateMessage(u: Omit<UpdateBegin, 'signature' | 'taskId' | 'trainLoss'>): Uint8Array {
+export function updateMessage(u: SignedUpdate): Uint8Array {
   const numbers = new Uint8Array(8 + 8 + 8);
   const view = new DataView(numbers.buffer);
   view.setUint32(0, u.proposal, true);
@@ -238,6 +257,15 @@ export function updateMessage(u: Omit<UpdateBegin, 'signature' | 'taskId' | 'tra
   view.setBigUint64(16, BigInt(u.payloadBytes), true);
   const shards = new Uint8Array(u.shards.length * 4);
   u.shards.forEach((s, i) => new DataView(shards.buffer).setUint32(i * 4, s, true));
-  const fields = lengthPrefixed(['fedtune/update/v1', numbers, u.base, u.codec, shards, u.payloadSha256]);
+  const fields = lengthPrefixed([
+    UPDATE_DOMAIN,
+    u.network,
+    u.coordinator,
+    numbers,
+    u.base,
+    u.codec,
+    shards,
+    u.payloadSha256,
+  ]);
   return new Uint8Array(createHash('sha256').update(fields).digest());
 }

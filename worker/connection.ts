@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
+import { u8aEq } from '@polkadot/util';
+import { decodeAddress } from '@polkadot/util-crypto';
 import {
   PROTOCOL_VERSION,
   authMessage,
@@ -42,6 +44,7 @@ const FINAL_CODES = new Set([
   'E_NOT_REGISTERED',
   'E_BAD_ACCOUNT',
   'E_REPLACED',
+  'E_WRONG_COORDINATOR',
 ]);
 
 export interface WorkerConnectionOptions {
@@ -55,6 +58,11 @@ export interface WorkerConnectionOptions {
   reconnect?: { minMs?: number; maxMs?: number };
   /** Body bytes per UpdateChunk frame; at most the coordinator's maxFrameBytes less room for the header. */
   chunkBytes?: number;
+  /**
+   * Who the worker means to talk to, as the chain says (the network's id and the coordinator account that opened the
+   * round). A challenge naming anyone else is not signed: the connection ends with E_WRONG_COORDINATOR.
+   */
+  expect?: { network?: string; coordinators?: string[] };
 }
 
 export interface UploadParameters {
@@ -140,11 +148,28 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
       waiter({ kind: 'error', error: { code: error.code, message: error.message, refSeq: 0, fatal: true } });
   };
 
+  /** The network and coordinator of the challenge this worker last signed: its updates are bound to them. */
+  let binding: { network: string; coordinator: string } | null = null;
+
   const onFrame = (frame: Frame, socket: WebSocket) => {
     switch (frame.kind) {
       case 'challenge': {
-        const signature = signer.sign(authMessage(frame.challenge, signer.address));
-        void sendFrame({ kind: 'authenticate', authenticate: { signature } }).catch(() => undefined);
+        const refusal = unexpectedChallenge(
+          frame.challenge.network,
+          frame.challenge.coordinator,
+          options.expect,
+        );
+        if (refusal !== null) {
+          logger.error({ url }, refusal);
+          setFinal(new WorkerError('E_WRONG_COORDINATOR', refusal));
+          socket.close();
+          return;
+        }
+        binding = { network: frame.challenge.network, coordinator: frame.challenge.coordinator };
+        const signature = signer.sign(authMessage(frame.challenge, signer.address, url));
+        void sendFrame({ kind: 'authenticate', authenticate: { signature, endpoint: url } }).catch(
+          () => undefined,
+        );
         return;
       }
       case 'welcome': {
@@ -268,7 +293,6 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
       samples: params.samples,
       shards: params.shards,
     };
-    const signature = signer.sign(updateMessage(fields));
     for (;;) {
       if (params.deadlineMs !== undefined && Date.now() > params.deadlineMs) {
         throw new WorkerError(
@@ -277,6 +301,8 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
         );
       }
       await waitReady();
+      // Signed for the network and coordinator this connection authenticated with (checked against `expect`).
+      const signature = signer.sign(updateMessage({ ...fields, ...binding! }));
       const begun = await request(taskId, {
         kind: 'updateBegin',
         updateBegin: { taskId, ...fields, trainLoss: params.trainLoss, signature },
@@ -345,4 +371,25 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
       clearTimeout(cut);
     },
   };
+}
+
+/** Why a challenge must not be signed, or null: it names another network or coordinator than the chain says. */
+export function unexpectedChallenge(
+  network: string,
+  coordinator: string,
+  expect: WorkerConnectionOptions['expect'],
+): string | null {
+  if (expect?.network !== undefined && network.toLowerCase() !== expect.network.toLowerCase())
+    return `the coordinator's challenge is for network ${network}, not ${expect.network}: check --coordinator`;
+  if (expect?.coordinators !== undefined && !expect.coordinators.some((c) => sameAccount(coordinator, c)))
+    return `the challenge names coordinator ${coordinator}, not ${expect.coordinators.join(' or ')} (as on chain): check --coordinator`;
+  return null;
+}
+
+function sameAccount(a: string, b: string): boolean {
+  try {
+    return u8aEq(decodeAddress(a), decodeAddress(b));
+  } catch {
+    return false;
+  }
 }

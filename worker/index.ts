@@ -10,6 +10,7 @@ export {
 export {
   runWorker,
   type Receipt,
+  type ReceiptChain,
   type RunWorkerOptions,
   type RunningWorker,
   type WorkerEvent,

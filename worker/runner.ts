@@ -1,15 +1,16 @@
 // The trainer's loop: take each task the coordinator sends, check the data against the chain's dataset root, fetch and
 // verify the base checkpoint, train, encode (keeping top-k error feedback across rounds), sign and upload, keep the receipt.
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
 import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts';
-import { createHash } from 'node:crypto';
 import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
-import { fromHex, toHex, verifyReceipt, type Hex32 } from '../pallet-bindings/index.ts';
 import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
-import type { Ack, RoundResult, Task } from '../proto/index.ts';
+import { MAX_MESSAGE_CHARS, type Ack, type RoundResult, type Task } from '../proto/index.ts';
+import { fromHex, toHex, verifyReceipt, type FinalizedRound, type Hex32 } from '../pallet-bindings/index.ts';
 import { connectWorker, WorkerError, type Signer, type WorkerConnection } from './connection.ts';
 import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
 
@@ -59,12 +60,22 @@ export interface Receipt {
     leafCount: number;
     proof: string[];
     verified: boolean;
+    /** 'chain': checked against the finalizeRound on chain; 'coordinator': only against the root the frame carried. */
+    checkedAgainst: 'chain' | 'coordinator';
+    /** Why the check failed (a code and what was wrong), when it did. */
+    failure?: string;
   };
 }
 
 /** `<proposal>-<round>-<task id>.json`; the task id is the coordinator's, so anything but [A-Za-z0-9._-] becomes _. */
 export function receiptFileName(r: Pick<Receipt, 'proposal' | 'round' | 'taskId'>): string {
   return `${r.proposal}-${r.round}-${r.taskId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}.json`;
+}
+
+/** Where a worker reads a round as finalized on chain (a pallet-bindings state it keeps in sync). */
+export interface ReceiptChain {
+  /** The round as the reducer's state shows it finalized, or null while it is not (yet). */
+  finalizedRound(proposal: number, round: number): Promise<FinalizedRound | null>;
 }
 
 export interface RunWorkerOptions {
@@ -81,6 +92,12 @@ export interface RunWorkerOptions {
   chunkBytes?: number;
   /** Stop after this many tasks answered (uploaded or failed); resolves `done`. */
   maxTasks?: number;
+  /** The network and coordinator(s) the chain names: a challenge from anyone else is not signed. */
+  expect?: { network?: string; coordinators?: string[] };
+  /** Receipts are checked against the chain when given (else only against the coordinator's own RoundResult). */
+  chain?: ReceiptChain;
+  /** Attempts to find the finalized round on chain after a RoundResult, a second apart (default 10). */
+  chainAttempts?: number;
 }
 
 export interface RunningWorker {
@@ -108,6 +125,92 @@ function toDelta(update: NamedTensors, kind: 'delta' | 'values', base: Uint8Arra
     for (let i = 0; i < data.length; i++) data[i] = t.data[i]! - b[i]!;
     return { name: t.name, shape: t.shape, data };
   });
+}
+
+/**
+ * A receipt's check once the round is committed: against the chain's finalizeRound when there is a chain (the worker is
+ * a contributor, its leaf recomputed from its own payload hash is the acknowledged one, the proof leads to the chain's
+ * updatesRoot), else only against the root the coordinator's RoundResult carries.
+ */
+/** The check without a chain: the leaf recomputed from the receipt's own fields, the proof to the frame's root. */
+export function checkAgainstFrame(
+  receipt: Receipt,
+  result: RoundResult,
+): { verified: boolean; failure?: string } {
+  const verdict = verifyReceipt({
+    leaf: {
+      proposal: receipt.proposal,
+      round: receipt.round,
+      account: receipt.account,
+      samples: receipt.samples,
+      payloadSha256: fromHex(receipt.payloadSha256),
+    },
+    acknowledged: fromHex(receipt.updateHash),
+    proof: {
+      leafIndex: result.leafIndex,
+      leafCount: result.leafCount,
+      siblings: result.proof.map((p) => toHex(p)),
+    },
+    updatesRoot: toHex(result.updatesRoot),
+  });
+  return verdict.ok
+    ? { verified: true }
+    : { verified: false, failure: `${verdict.code}: ${verdict.message}` };
+}
+
+export async function checkRoundResult(args: {
+  receipt: Receipt;
+  result: RoundResult;
+  chain?: ReceiptChain;
+  attempts?: number;
+  retryMs?: number;
+}): Promise<{ verified: boolean; failure?: string }> {
+  const { receipt, result, chain } = args;
+  const proof = {
+    leafIndex: result.leafIndex,
+    leafCount: result.leafCount,
+    siblings: result.proof.map((p) => toHex(p)),
+  };
+  const leaf = (samples: number) => ({
+    proposal: receipt.proposal,
+    round: receipt.round,
+    account: receipt.account,
+    samples,
+    payloadSha256: fromHex(receipt.payloadSha256),
+  });
+  const acknowledged = fromHex(receipt.updateHash);
+  const check = (samples: number, updatesRoot: string) => {
+    const verdict = verifyReceipt({
+      leaf: leaf(samples),
+      acknowledged,
+      proof,
+      updatesRoot: updatesRoot as Hex32,
+    });
+    return verdict.ok
+      ? { verified: true }
+      : { verified: false, failure: `${verdict.code}: ${verdict.message}` };
+  };
+  if (!chain) return checkAgainstFrame(receipt, result);
+  let finalized: FinalizedRound | null = null;
+  const attempts = args.attempts ?? 10;
+  for (let i = 0; i < attempts && finalized === null; i++) {
+    if (i > 0) await sleep(args.retryMs ?? 1000);
+    finalized = await chain.finalizedRound(result.proposal, result.round).catch(() => null);
+  }
+  if (finalized === null)
+    return {
+      verified: false,
+      failure: `E_RECEIPT_NOT_ON_CHAIN: round ${result.round} is not finalized on chain`,
+    };
+  // The chain says which samples this worker was credited with; the leaf must hold exactly those.
+  const mine = finalized.contributors.find((c) => c.account === receipt.account);
+  if (mine === undefined) {
+    return {
+      verified: false,
+      failure: `E_RECEIPT_NOT_CONTRIBUTOR: ${receipt.account} is not among the round's contributors on chain`,
+    };
+  }
+  return check(mine.samples, finalized.updatesRoot);
 }
 
 export function runWorker(options: RunWorkerOptions): RunningWorker {
@@ -246,42 +349,32 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
         const message = (error as Error).message;
         logger.error({ taskId: task.taskId, code }, `task failed: ${message}`);
         emit({ type: 'taskFailed', taskId: task.taskId, code, message });
-        connection.send({ kind: 'taskFailed', taskFailed: { taskId: task.taskId, code, message } });
+        // The wire bounds a message's length; a longer one would get the connection closed.
+        const short =
+          message.length <= MAX_MESSAGE_CHARS ? message : `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…`;
+        connection.send({ kind: 'taskFailed', taskFailed: { taskId: task.taskId, code, message: short } });
       }
       answered += 1;
       if (options.maxTasks !== undefined && answered >= options.maxTasks) resolveDone();
     });
   };
 
-  const onRoundResult = (result: RoundResult) => {
-    const receipt = receipts.get(`${result.proposal}/${result.round}`);
-    if (!receipt) return;
-    const proof = {
-      leafIndex: result.leafIndex,
-      leafCount: result.leafCount,
-      siblings: result.proof.map((p) => toHex(p)),
-    };
-    const updatesRoot = toHex(result.updatesRoot);
-    const verified = verifyReceipt({
-      leaf: {
-        proposal: receipt.proposal,
-        round: receipt.round,
-        account: receipt.account,
-        samples: receipt.samples,
-        payloadSha256: fromHex(receipt.payloadSha256),
-      },
-      acknowledged: fromHex(receipt.updateHash),
-      proof,
-      updatesRoot: updatesRoot as Hex32,
-    }).ok;
+  const recordResult = (
+    receipt: Receipt,
+    result: RoundResult,
+    verdict: { verified: boolean; failure?: string },
+  ) => {
+    const { verified, failure } = verdict;
     receipt.result = {
       checkpointId: result.checkpointId,
       blockHash: result.blockHash,
-      updatesRoot,
+      updatesRoot: toHex(result.updatesRoot),
       leafIndex: result.leafIndex,
       leafCount: result.leafCount,
-      proof: proof.siblings,
+      proof: result.proof.map((p) => toHex(p)),
       verified,
+      checkedAgainst: options.chain ? 'chain' : 'coordinator',
+      ...(failure !== undefined ? { failure } : {}),
     };
     void saveReceipt(receipt).catch((error: unknown) =>
       logger.warn({ err: error }, 'saving the receipt failed'),
@@ -298,8 +391,19 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       logger.info({ proposal: result.proposal, round: result.round }, 'round committed; update included');
     else
       logger.warn(
-        { proposal: result.proposal, round: result.round },
+        { proposal: result.proposal, round: result.round, failure },
         'the round result does not prove this update',
+      );
+  };
+
+  const onRoundResult = (result: RoundResult) => {
+    const receipt = receipts.get(`${result.proposal}/${result.round}`);
+    if (!receipt) return;
+    // Without a chain the check is against the frame alone and answers at once; with one it waits for the chain.
+    if (!options.chain) recordResult(receipt, result, checkAgainstFrame(receipt, result));
+    else
+      void checkRoundResult({ receipt, result, chain: options.chain, attempts: options.chainAttempts }).then(
+        (verdict) => recordResult(receipt, result, verdict),
       );
   };
 
@@ -312,6 +416,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     onRoundResult,
     reconnect: options.reconnect,
     chunkBytes: options.chunkBytes,
+    expect: options.expect,
   });
   const ready = connection.ready.then(() => undefined);
   ready.catch(() => resolveDone());

@@ -4,7 +4,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { BackendChoice } from '../../model/index.ts';
-import type { WorkerEvent } from '../../worker/index.ts';
+import type { ReceiptChain, WorkerEvent } from '../../worker/index.ts';
+import type { ProtocolState } from '../../pallet-bindings/index.ts';
 import { BACKEND_CHOICES } from '../choices.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
 import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
@@ -140,16 +141,33 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
         { exitCode: 2 },
       );
     const network = given ?? served;
+    // With a network: challenges are signed only for its coordinators, and receipts are checked against the chain.
+    let expect: { network: string; coordinators: string[] } | undefined;
+    let chain: ReceiptChain | undefined;
     if (network === null)
       log.warn(
         { coordinator: args.coordinator },
         "the coordinator's network is unknown (its /health did not answer): not checking the registration; pass --network to register",
       );
     else {
+      // The state is kept between checks, so each one folds only the blocks since the last.
+      const { syncState } = await import('../../pallet-bindings/index.ts');
+      let known: ProtocolState | undefined;
+      chain = {
+        finalizedRound: (proposal, round) =>
+          withClient(args, log, async (client) => {
+            known = known
+              ? await syncState(client, { state: known })
+              : await readState(client, { network, from: args.from });
+            const p = known.networks[network]?.proposals[proposal];
+            return (p?.type === 'round' ? p.finalized[round] : undefined) ?? null;
+          }),
+      };
       await withClient(args, log, async (client) => {
         const state = await readState(client, { network, from: args.from });
         const net = state.networks[network];
         if (net === undefined) throw usage(`no network ${network} on ${args.chain}`);
+        expect = { network, coordinators: net.coordinators };
         if (net.workers[signer.address] !== undefined) return;
         if (!args.register) throw usage(`${signer.address} is not a registered worker (drop --no-register)`);
         const inclusion = await registerWorker(
@@ -208,6 +226,8 @@ const run: CommandModule<GlobalArgs, RunArgs> = {
       logger: log,
       onEvent,
       maxTasks: args.maxTasks,
+      expect,
+      chain,
     });
     let signalled = false;
     const stop = (signal: string) => {

@@ -163,9 +163,9 @@ describe('coordinator life cycle: update acceptance', () => {
 describe('coordinator life cycle: rewards', () => {
   it('splits in proportion to samples, never more than the round reward, never to the payer', () => {
     const out = splitRewards({ total: 1000n, payer: 'c' }, [
-      { account: 'a', samples: 1 },
-      { account: 'b', samples: 2 },
-      { account: 'c', samples: 3 },
+      { account: 'a', samples: 1, shards: [0] },
+      { account: 'b', samples: 2, shards: [1] },
+      { account: 'c', samples: 3, shards: [2] },
     ]);
     expect(out).to.deep.equal([
       { dest: 'a', value: '166' },
@@ -173,7 +173,9 @@ describe('coordinator life cycle: rewards', () => {
     ]);
     const sum = out.reduce((n, r) => n + BigInt(r.value), 0n);
     expect(sum <= 1000n).to.equal(true);
-    expect(splitRewards({ total: 0n, payer: 'c' }, [{ account: 'a', samples: 1 }])).to.deep.equal([]);
+    expect(
+      splitRewards({ total: 0n, payer: 'c' }, [{ account: 'a', samples: 1, shards: [0] }]),
+    ).to.deep.equal([]);
   });
 });
 

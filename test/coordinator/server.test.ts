@@ -2,7 +2,6 @@
 // resume after a dropped connection, and a coded error for each kind of bad input while other workers carry on.
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import WebSocket from 'ws';
 import { pino } from 'pino';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
@@ -13,95 +12,10 @@ import {
   type UploadedUpdate,
 } from '../../coordinator/server.ts';
 import { connectWorker, type WorkerConnection } from '../../worker/index.ts';
-import {
-  PROTOCOL_VERSION,
-  authMessage,
-  decodeFrame,
-  encodeFrame,
-  updateMessage,
-  type Frame,
-  type UpdateBegin,
-} from '../../proto/index.ts';
+import { PROTOCOL_VERSION, authMessage, type Frame } from '../../proto/index.ts';
+import { BASE, RawClient, expectError, signedBegin } from './raw-client.ts';
 
 const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
-const BASE = `0x${'11'.repeat(32)}`;
-
-/** A hand-driven client for sending what an honest worker never would. */
-class RawClient {
-  private frames: Frame[] = [];
-  private waiters: (() => void)[] = [];
-  closed = false;
-  private seq = 0;
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => {
-      this.frames.push(decodeFrame(data).frame);
-      this.waiters.splice(0).forEach((w) => w());
-    });
-    ws.on('close', () => {
-      this.closed = true;
-      this.waiters.splice(0).forEach((w) => w());
-    });
-  }
-  static async open(url: string): Promise<RawClient> {
-    const ws = new WebSocket(url);
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    return new RawClient(ws);
-  }
-  send(frame: Omit<Frame, 'seq'> & { kind: Frame['kind'] }, body?: Uint8Array) {
-    this.ws.send(encodeFrame({ ...frame, seq: ++this.seq } as Frame, body));
-  }
-  async next(kind?: Frame['kind']): Promise<Frame> {
-    for (;;) {
-      const index = this.frames.findIndex((f) =>
-        kind === undefined ? f.kind !== 'heartbeat' : f.kind === kind || f.kind === 'error',
-      );
-      if (index >= 0) return this.frames.splice(index, 1)[0]!;
-      if (this.closed) throw new Error('connection closed');
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-  async untilClosed() {
-    while (!this.closed) await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-  async authenticate(pair: KeyringPair) {
-    this.send({
-      kind: 'hello',
-      hello: { protocolVersion: PROTOCOL_VERSION, account: pair.address, client: 'raw' },
-    } as Frame);
-    const challenge = await this.next('challenge');
-    if (challenge.kind !== 'challenge') throw new Error(`expected a challenge, got ${challenge.kind}`);
-    this.send({
-      kind: 'authenticate',
-      authenticate: { signature: pair.sign(authMessage(challenge.challenge, pair.address)) },
-    } as Frame);
-    return this.next('welcome');
-  }
-}
-
-function expectError(frame: Frame, code: string) {
-  expect(frame.kind).to.equal('error');
-  if (frame.kind === 'error') expect(frame.error.code, frame.error.message).to.equal(code);
-}
-
-function signedBegin(
-  pair: KeyringPair,
-  taskId: string,
-  payload: Uint8Array,
-  overrides: Partial<UpdateBegin> = {},
-): UpdateBegin {
-  const fields = {
-    proposal: 0,
-    round: 1,
-    base: BASE,
-    codec: 'dense',
-    payloadBytes: payload.length,
-    payloadSha256: new Uint8Array(createHash('sha256').update(payload).digest()),
-    samples: 100,
-    shards: [0],
-    ...overrides,
-  };
-  return { taskId, ...fields, trainLoss: 1.5, signature: pair.sign(updateMessage(fields)), ...overrides };
-}
 
 describe('coordinator: websocket server and worker connection', () => {
   let keyring: Keyring;
@@ -312,7 +226,10 @@ describe('coordinator: websocket server and worker connection', () => {
     // Charlie signs while claiming to be Bob.
     raw.send({
       kind: 'authenticate',
-      authenticate: { signature: charlie.sign(authMessage(challenge.challenge, bob.address)) },
+      authenticate: {
+        signature: charlie.sign(authMessage(challenge.challenge, bob.address, server.url)),
+        endpoint: server.url,
+      },
     } as Frame);
     expectError(await raw.next(), 'E_AUTH_REJECTED');
     await raw.untilClosed();

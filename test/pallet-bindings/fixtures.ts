@@ -156,7 +156,12 @@ export const arbCall: fc.Arbitrary<FedtuneCall> = fc.oneof(
   }),
   fc.record({
     type: fc.constant('proposeMembership' as const),
-    action: fc.constantFrom('Add' as const, 'Remove' as const),
+    action: fc.constantFrom(
+      'Add' as const,
+      'Remove' as const,
+      'AddCoordinator' as const,
+      'RemoveCoordinator' as const,
+    ),
     account,
   }),
   fc.record({ type: fc.constant('vote' as const), proposal: small, aye: fc.boolean() }),

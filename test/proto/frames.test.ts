@@ -1,7 +1,10 @@
 // The wire codec: every message kind round-trips, bodies arrive as aligned zero-copy views, bad bytes get coded errors.
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import {
+  AUTH_DOMAIN,
+  UPDATE_DOMAIN,
   WireError,
   authMessage,
   decodeFrame,
@@ -34,7 +37,11 @@ const examples: Frame[] = [
     kind: 'challenge',
     challenge: { protocolVersion: 1, nonce: new Uint8Array(32).fill(1), coordinator: '5F', network: '0x01' },
   },
-  { seq: 3, kind: 'authenticate', authenticate: { signature: new Uint8Array(64).fill(2) } },
+  {
+    seq: 3,
+    kind: 'authenticate',
+    authenticate: { signature: new Uint8Array(64).fill(2), endpoint: 'ws://127.0.0.1:9944' },
+  },
   {
     seq: 4,
     kind: 'welcome',
@@ -151,10 +158,13 @@ describe('proto: frames', () => {
     );
   });
 
-  it('binds an update signature to round, base, codec, samples, shards and payload', () => {
-    const base = updateMessage(update);
+  it('binds an update signature to network, coordinator, round, base, codec, samples, shards and payload', () => {
+    const signed = { ...update, network: '0x01', coordinator: '5F' };
+    const base = updateMessage(signed);
     expect(base).to.have.length(32);
-    const variants: Partial<UpdateBegin>[] = [
+    const variants: Partial<typeof signed>[] = [
+      { network: '0x02' },
+      { coordinator: '5G' },
       { round: 3 },
       { proposal: 4 },
       { base: `0x${'ac'.repeat(32)}` },
@@ -166,20 +176,110 @@ describe('proto: frames', () => {
     ];
     for (const change of variants) {
       expect(
-        Buffer.from(updateMessage({ ...update, ...change })).equals(Buffer.from(base)),
+        Buffer.from(updateMessage({ ...signed, ...change })).equals(Buffer.from(base)),
         JSON.stringify(change),
       ).to.equal(false);
     }
+  });
+
+  it('signs the byte layouts docs/wire.md documents, each field length-prefixed after a domain tag', () => {
     const challenge = {
-      protocolVersion: 1,
+      protocolVersion: 2,
       nonce: new Uint8Array(32).fill(1),
       coordinator: '5F',
       network: '0x01',
     };
-    expect(
-      Buffer.from(authMessage(challenge, '5A')).equals(
-        Buffer.from(authMessage({ ...challenge, network: '0x02' }, '5A')),
+    const field = (b: Uint8Array | string) => {
+      const bytes = typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.from(b);
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(bytes.length);
+      return Buffer.concat([length, bytes]);
+    };
+    const auth = Buffer.concat(
+      [AUTH_DOMAIN, '0x01', '5F', '5A', 'ws://h:1', challenge.nonce].map((f) => field(f)),
+    );
+    expect(AUTH_DOMAIN).to.equal('fedtune/auth/v2');
+    expect(Buffer.from(authMessage(challenge, '5A', 'ws://h:1')).equals(auth)).to.equal(true);
+    // Another endpoint (a relay), network or coordinator: another message.
+    for (const other of [
+      authMessage(challenge, '5A', 'ws://relay:1'),
+      authMessage({ ...challenge, network: '0x02' }, '5A', 'ws://h:1'),
+      authMessage({ ...challenge, coordinator: '5G' }, '5A', 'ws://h:1'),
+    ])
+      expect(Buffer.from(other).equals(auth)).to.equal(false);
+
+    const numbers = Buffer.alloc(24);
+    numbers.writeUInt32LE(update.proposal, 0);
+    numbers.writeUInt32LE(update.round, 4);
+    numbers.writeBigUInt64LE(BigInt(update.samples), 8);
+    numbers.writeBigUInt64LE(BigInt(update.payloadBytes), 16);
+    const shards = Buffer.alloc(4 * update.shards.length);
+    update.shards.forEach((s, i) => shards.writeUInt32LE(s, 4 * i));
+    const fields = Buffer.concat(
+      [UPDATE_DOMAIN, '0x01', '5F', numbers, update.base, update.codec, shards, update.payloadSha256].map(
+        (f) => field(f),
       ),
-    ).to.equal(false);
+    );
+    expect(UPDATE_DOMAIN).to.equal('fedtune/update/v2');
+    expect(
+      Buffer.from(updateMessage({ ...update, network: '0x01', coordinator: '5F' })).equals(
+        createHash('sha256').update(fields).digest(),
+      ),
+    ).to.equal(true);
+  });
+
+  it('bounds every header field before anything parses it: E_FIELD_TOO_LONG names the field', () => {
+    const cases: [Frame, string][] = [
+      [
+        { seq: 1, kind: 'hello', hello: { protocolVersion: 2, account: '5'.repeat(60_000), client: 'x' } },
+        'hello.account',
+      ],
+      [
+        { seq: 1, kind: 'hello', hello: { protocolVersion: 2, account: '5F', client: 'c'.repeat(257) } },
+        'hello.client',
+      ],
+      [
+        {
+          seq: 1,
+          kind: 'authenticate',
+          authenticate: { signature: new Uint8Array(129), endpoint: 'ws://h' },
+        },
+        'authenticate.signature',
+      ],
+      [
+        {
+          seq: 1,
+          kind: 'roundResult',
+          roundResult: {
+            proposal: 0,
+            round: 1,
+            checkpointId: '0x',
+            updatesRoot: new Uint8Array(32),
+            proof: Array.from({ length: 65 }, () => new Uint8Array(32)),
+            leafIndex: 0,
+            leafCount: 1,
+            blockHash: '0x',
+          },
+        },
+        'roundResult.proof',
+      ],
+    ];
+    for (const [frame, field] of cases) {
+      let caught: unknown;
+      try {
+        decodeFrame(encodeFrame(frame), 1024 * 1024);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, field).to.be.instanceOf(WireError);
+      expect((caught as WireError).code).to.equal('E_FIELD_TOO_LONG');
+      expect((caught as WireError).message).to.contain(field);
+    }
+    // The largest legitimate values pass: a 0x-hex account, a 65-byte ecdsa signature.
+    const hexAccount = `0x${'ab'.repeat(32)}`;
+    const ok = decodeFrame(
+      encodeFrame({ seq: 1, kind: 'hello', hello: { protocolVersion: 2, account: hexAccount, client: 'x' } }),
+    );
+    expect(ok.frame.kind).to.equal('hello');
   });
 });
