@@ -15,6 +15,7 @@ interface CoordinatorArgs extends GlobalArgs, ChainArgs, SignerArgs, NetworkArgs
   dataDir: string;
   publicUrl?: string;
   data: string[];
+  manifestRoot: string[];
   overselect: number;
   maxRetries: number;
   evalExamples: number;
@@ -81,6 +82,13 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
         array: true,
         default: [] as string[],
         describe: 'ROOT_OR_NAME=PATH: local data for a dataset that is not built in (repeatable)',
+      })
+      .option('manifest-root', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe:
+          "A folder a dataset's local (file://) manifest URI must lie under (repeatable); without one, any local file is read",
       })
       .option('overselect', {
         type: 'number',
@@ -149,6 +157,7 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
       port,
       publicUrl: args.publicUrl,
       data,
+      manifestRoots: args.manifestRoot.length > 0 ? args.manifestRoot.map((d) => resolve(d)) : undefined,
       from: args.from,
       overselect: args.overselect,
       maxRetries: args.maxRetries,
