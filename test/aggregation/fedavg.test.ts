@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  DEFAULT_FIT,
   AggregationError,
   createStrategy,
   type NamedTensor,
@@ -176,6 +177,7 @@ for (const backend of BACKENDS) {
         clipNorm: null,
         proximalMu: 0,
         minUpdates: 2,
+        fit: DEFAULT_FIT,
       });
     });
 

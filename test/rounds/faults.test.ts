@@ -7,7 +7,11 @@ describe('fedtune coordinator: SIGKILL at random points of a round, restarted', 
   this.timeout(900_000);
 
   it('completes every round with every acknowledged update, once, across five kills', async () => {
-    const summary = await runFaultTrials({ trials: 5, seed: Number(process.env.FAULT_SEED ?? 7) });
+    const summary = await runFaultTrials({
+      trials: 5,
+      seed: Number(process.env.FAULT_SEED ?? 7),
+      progress: (m) => process.stderr.write(`      ${m}\n`),
+    });
     for (const t of summary.trials) {
       expect(t.found, `trial ${t.trial} (${t.point}): acknowledged updates committed`).to.equal(
         t.acknowledged,
