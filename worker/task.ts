@@ -47,6 +47,9 @@ export interface LocalHyperparams {
   proxMu: number;
   clipNorm: number;
   warmupSteps: number;
+  /** The learning rate over the task's local steps: 'cosine' decays to minLrRatio·lr, 'constant' holds it. */
+  schedule: 'cosine' | 'constant';
+  minLrRatio: number;
   seed: number;
 }
 
@@ -103,6 +106,12 @@ export function parseTask(task: Task): ParsedTask {
       'E_TASK_INVALID',
       `optimizer must be adamw or sgd, got ${JSON.stringify(optimizer)}`,
     );
+  const schedule = h.schedule ?? 'cosine';
+  if (schedule !== 'cosine' && schedule !== 'constant')
+    throw new WorkerError(
+      'E_TASK_INVALID',
+      `schedule must be cosine or constant, got ${JSON.stringify(schedule)}`,
+    );
   const hyper: LocalHyperparams = {
     localSteps: positive(h, 'localSteps', undefined, true),
     batchSize: positive(h, 'batchSize', 16, true),
@@ -111,8 +120,11 @@ export function parseTask(task: Task): ParsedTask {
     proxMu: positive(h, 'proxMu', 0),
     clipNorm: positive(h, 'clipNorm', 1),
     warmupSteps: positive(h, 'warmupSteps', 0, true),
+    schedule,
+    minLrRatio: positive(h, 'minLrRatio', 0.1),
     seed: positive(h, 'seed', 0, true),
   };
+  if (hyper.minLrRatio > 1) throw new WorkerError('E_TASK_INVALID', 'minLrRatio must be in [0, 1]');
   if (hyper.localSteps === 0 || hyper.batchSize === 0)
     throw new WorkerError('E_TASK_INVALID', 'localSteps and batchSize must be at least 1');
   const codec = parseJson('codec', task.codecJson);
@@ -211,7 +223,7 @@ export async function trainTask(params: {
       batchSize: hyper.batchSize,
       optimizer: hyper.optimizer,
       lr: hyper.lr,
-      schedule: { warmupSteps: hyper.warmupSteps, decay: 'cosine', minLrRatio: 0.1 },
+      schedule: { warmupSteps: hyper.warmupSteps, decay: hyper.schedule, minLrRatio: hyper.minLrRatio },
       clipNorm: hyper.clipNorm,
       proxMu: hyper.proxMu,
       seed: hyper.seed,
