@@ -35,12 +35,28 @@ const SETTINGS: Setting[] = [
   { name: 'FedAvg E1 B8', epochs: 1, batch: 8 },
   { name: 'FedAvg E5 B8', epochs: 5, batch: 8 },
 ];
-/** Learning-rate grids (plain SGD), per method: FedSGD takes one full-batch step per round, so it wants larger steps. */
-const GRID = { FedSGD: [0.5, 1, 2], FedAvg: [0.1, 0.25, 0.5] };
+/**
+ * Learning-rate grids (plain SGD), per method and size: FedSGD takes one full-batch step per round, so it wants larger
+ * steps. The quick grids are the two best points of the full ones in a first quick run.
+ */
 const SIZES = {
-  quick: { rounds: 10, windows: 16, evalWindows: 128, evalEvery: 2, gridPoints: 2 },
-  medium: { rounds: 30, windows: 16, evalWindows: 512, evalEvery: 3, gridPoints: 3 },
-  full: { rounds: 60, windows: 32, evalWindows: 1024, evalEvery: 3, gridPoints: 3 },
+  quick: { rounds: 10, windows: 16, evalWindows: 128, evalEvery: 2, sgd: [0.25, 0.5], avg: [0.25, 0.5] },
+  medium: {
+    rounds: 20,
+    windows: 16,
+    evalWindows: 256,
+    evalEvery: 2,
+    sgd: [0.25, 0.5, 1],
+    avg: [0.1, 0.25, 0.5],
+  },
+  full: {
+    rounds: 60,
+    windows: 32,
+    evalWindows: 1024,
+    evalEvery: 3,
+    sgd: [0.25, 0.5, 1],
+    avg: [0.1, 0.25, 0.5],
+  },
 };
 type Size = (typeof SIZES)['quick'];
 const FRACTION = 0.1;
@@ -94,9 +110,9 @@ const bench: Bench = async ({ quick, report, progress }) => {
     );
     const curves = new Map<string, { lr: number; curve: Curve }>();
     for (const setting of SETTINGS) {
-      const grid = GRID[setting.name === 'FedSGD' ? 'FedSGD' : 'FedAvg'].slice(0, size.gridPoints);
-      // --quick tunes on the non-IID split only and reuses the rates for IID.
-      const lrs = quick && split === 'iid' ? [tuned.get(setting.name)!] : grid;
+      const grid = setting.name === 'FedSGD' ? size.sgd : size.avg;
+      // Below the full size the rates are tuned on the non-IID split only and reused for IID.
+      const lrs = sizeName !== 'full' && split === 'iid' ? [tuned.get(setting.name)!] : grid;
       for (const lr of lrs) {
         const curve = await federated({ ...common, clients, evalSet, setting, lr });
         progress(
@@ -107,8 +123,8 @@ const bench: Bench = async ({ quick, report, progress }) => {
       }
       if (split === 'by-president') tuned.set(setting.name, curves.get(setting.name)!.lr);
     }
-    // The paper's target: a level the FedSGD baseline reaches within the run (here its final held-out loss).
-    const target = finalLoss(curves.get('FedSGD')!.curve);
+    // The paper's target: a level the FedSGD baseline reaches within the run (here the best held-out loss it reaches).
+    const target = Math.min(...curves.get('FedSGD')!.curve.points.map((pt) => pt.loss));
     targets[split] = target;
     for (const s of SETTINGS) {
       const { lr, curve } = curves.get(s.name)!;
@@ -138,7 +154,7 @@ const bench: Bench = async ({ quick, report, progress }) => {
       name: `fedavg.target_loss_${split}`,
       value: target,
       unit: 'nats/byte',
-      note: "FedSGD's final held-out loss",
+      note: "FedSGD's best held-out loss",
     });
     for (const s of SETTINGS) {
       const r = rows.get(s.name)![split];
@@ -283,8 +299,8 @@ function paperTable(p: {
     `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length} (shared), node ${process.version}, tfjs ${p.backend} backend.`,
     `Model \`tiny\` (d32, 1 layer, context 32); 43 clients (one per president, or 43 IID shards), ${size.windows} windows of 33 bytes each;`,
     `C = ${FRACTION} (${Math.max(1, Math.round(FRACTION * 43))} clients a round); plain SGD; ${size.rounds} rounds; held-out loss on ${size.evalWindows} evenly spaced eval windows every ${size.evalEvery} rounds.`,
-    `Learning rates: best final loss on the grids FedSGD {${GRID.FedSGD.slice(0, size.gridPoints).join(', ')}}, FedAvg {${GRID.FedAvg.slice(0, size.gridPoints).join(', ')}}${size === SIZES.quick ? ' (tuned on by-president, reused for IID)' : ', per split'}; size ${p.sizeName}.`,
-    `Target (as the paper: a level the FedSGD baseline reaches): FedSGD's final loss — IID ${targets.iid.toFixed(3)}, by-president ${targets['by-president'].toFixed(3)} nats/byte.`,
+    `Learning rates: best final loss on the grids FedSGD {${size.sgd.join(', ')}}, FedAvg {${size.avg.join(', ')}}${p.sizeName !== 'full' ? ' (tuned on by-president, reused for IID)' : ', per split'}; size ${p.sizeName}.`,
+    `Target (as the paper: a level the FedSGD baseline reaches): FedSGD's best held-out loss — IID ${targets.iid.toFixed(3)}, by-president ${targets['by-president'].toFixed(3)} nats/byte.`,
     '',
     '| method | E | B | u | lr (IID / pres.) | IID rounds (speed-up) | by-president rounds (speed-up) |',
     '| --- | --- | --- | --- | --- | --- | --- |',
