@@ -44,7 +44,13 @@ export interface DemoOptions {
 }
 
 /** Chosen by measurement on a 2-core machine: see docs/model.md ("Choosing the demo's settings"). */
-export const DEMO_DEFAULTS = { batchSize: 16, lr: 0.01, finetuneLr: 0.01, evalExamples: 2048 } as const;
+export const DEMO_DEFAULTS = { batchSize: 16, lr: 0.01, finetuneLr: 0.02, evalExamples: 2048 } as const;
+/** Rank 8 on all four projections: rank 4 on two of them saturated near a 4% drop on Moby Dick (docs/model.md). */
+const LORA = {
+  rank: 8,
+  alpha: 16,
+  targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'],
+} as const;
 
 const PLANCK_PER_ROC = 10n ** 12n;
 const PROMPTS = { pretrain: 'Fellow citizens, ', finetune: 'Call me ' } as const;
@@ -230,7 +236,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     // samples the pre-trained checkpoint.
     const pretrainSample = generateFrom(pretrainCkpt, PROMPTS.pretrain, join(out, 'cache'));
     pretrainSample.catch(() => undefined);
-    const loraConfig = { ...config, lora: { rank: 4, alpha: 8, targets: ['attn.c_attn', 'mlp.c_fc'] } };
+    const loraConfig = { ...config, lora: LORA };
     const finetuneSteps = options.finetuneLocalSteps ?? Math.max(1, Math.round(options.localSteps / 4));
     const finetune = await propose(
       '//Bob',
@@ -244,12 +250,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       ],
     );
     step(
-      `fine-tuning proposal ${finetune} (LoRA rank 4 on Moby Dick, ${options.finetuneRounds} rounds) approved`,
+      `fine-tuning proposal ${finetune} (LoRA rank ${LORA.rank} on Moby Dick, ${options.finetuneRounds} rounds) approved`,
     );
     const samples: Partial<DemoSummary['samples']> = { pretrain: await pretrainSample };
-    step(
-      `the pre-trained checkpoint writes: ${JSON.stringify((PROMPTS.pretrain + samples.pretrain!.text).slice(0, 100))}`,
-    );
+    step(`the pre-trained checkpoint writes: ${JSON.stringify(samples.pretrain!.text.slice(0, 100))}`);
     await waitCompleted(finetune);
     const finetuneCkpt = await lastCheckpoint(finetune);
     await certify(finetuneCkpt);
@@ -265,9 +269,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     await fedtune(['checkpoint', 'verify', downloadDir], netEnv);
     step(`downloaded ${finetuneCkpt.slice(0, 18)}… to ${downloadDir}; every byte verified against the chain`);
     samples.finetune = await generateFrom(downloadDir, PROMPTS.finetune, null, finetuneCkpt);
-    step(
-      `the fine-tuned checkpoint writes: ${JSON.stringify((PROMPTS.finetune + samples.finetune.text).slice(0, 100))}`,
-    );
+    step(`the fine-tuned checkpoint writes: ${JSON.stringify(samples.finetune.text.slice(0, 100))}`);
 
     await Promise.all(services.map((s) => s.stop()));
     services.length = 0;

@@ -22,6 +22,7 @@ export interface DemoRound {
 export interface DemoSample {
   checkpointId: string;
   prompt: string;
+  /** What `fedtune generate` printed: the prompt and its continuation. */
   text: string;
 }
 
@@ -104,7 +105,7 @@ export function summaryTable(s: DemoSummary): string {
   const roc = (planck: string) => (Number(BigInt(planck) / 10n ** 9n) / 1000).toFixed(3);
   const drop = (l: { before: number; after: number }) =>
     `${(((l.before - l.after) / l.before) * 100).toFixed(1)}% lower`;
-  const sample = (x: DemoSample) => JSON.stringify(x.prompt + x.text).slice(0, 100);
+  const sample = (x: DemoSample) => JSON.stringify(x.text).slice(0, 100);
   return [
     '',
     'fedtune demo: summary',
