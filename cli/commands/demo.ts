@@ -48,7 +48,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       })
       .option('local-steps', {
         type: 'number',
-        default: 800,
+        default: 1000,
         describe: 'Optimiser steps per worker per pre-training round',
       })
       .option('finetune-local-steps', {
