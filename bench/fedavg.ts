@@ -323,7 +323,7 @@ function paperTable(p: {
     '| --- | --- | --- | --- | --- |',
     ...p.codecRows.map(
       (c) =>
-        `| ${c.codec} | ${Math.round(c.bytes)} | ${(p.codecRows[0]!.bytes / c.bytes).toFixed(1)}× fewer | ${c.loss.toFixed(4)} | ${(((c.loss - p.codecRows[0]!.loss) / p.codecRows[0]!.loss) * 100).toFixed(1)}% |`,
+        `| ${c.codec} | ${Math.round(c.bytes)} | ${c.codec === 'dense' ? '—' : `${(p.codecRows[0]!.bytes / c.bytes).toFixed(1)}× fewer`} | ${c.loss.toFixed(4)} | ${(((c.loss - p.codecRows[0]!.loss) / p.codecRows[0]!.loss) * 100).toFixed(1)}% |`,
     ),
     '',
   ];
