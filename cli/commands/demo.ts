@@ -100,7 +100,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       })
       .example(
         '$0 demo',
-        'the default run: 2 trainers, 3 + 2 rounds of the tiny model, under 5 minutes on 2 cores',
+        'the default run: 2 trainers, 3 + 2 rounds of the tiny model, a few minutes on 2 cores',
       )
       .example(
         '$0 demo --workers 2 --rounds 1 --finetune-rounds 1 --out /tmp/d',
