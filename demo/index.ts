@@ -16,9 +16,11 @@ import {
   type Hex32,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
+import { DEMO_DEFAULTS } from './defaults.ts';
 import { DemoError, fedtune, json, service, until, type Service } from './process.ts';
 import { chainFigures, summaryTable, type DemoSample, type DemoSummary } from './summary.ts';
 
+export { DEMO_DEFAULTS } from './defaults.ts';
 export { DemoError } from './process.ts';
 export { summaryTable, type DemoRound, type DemoSample, type DemoSummary } from './summary.ts';
 
@@ -43,8 +45,6 @@ export interface DemoOptions {
   print?: (line: string) => void;
 }
 
-/** Chosen by measurement on a 2-core machine: see docs/model.md ("Choosing the demo's settings"). */
-export const DEMO_DEFAULTS = { batchSize: 16, lr: 0.01, finetuneLr: 0.02, evalExamples: 2048 } as const;
 /** Rank 8 on all four projections: rank 4 on two of them saturated near a 4% drop on Moby Dick (docs/model.md). */
 const LORA = {
   rank: 8,

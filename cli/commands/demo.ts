@@ -1,7 +1,8 @@
 // `fedtune demo` (and `npm run demo`): the whole network on the embedded dev chain, with real training on real text.
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { DEMO_DEFAULTS, runDemo } from '../../demo/index.ts';
+import { DEMO_DEFAULTS } from '../../demo/defaults.ts';
+import { runDemo } from '../../demo/index.ts';
 import { PRESETS, type PresetName } from '../../model/index.ts';
 import type { GlobalArgs } from '../options.ts';
 import { logger, usage } from '../protocol.ts';
