@@ -33,6 +33,9 @@ export interface FitConfig {
   /** Local gradient clipping by global norm. */
   gradClipNorm: number;
   warmupSteps: number;
+  /** The learning rate over the task's local steps: 'cosine' decays to minLrRatio·learningRate, 'constant' holds it. */
+  schedule: 'cosine' | 'constant';
+  minLrRatio: number;
 }
 
 export const DEFAULT_FIT: FitConfig = {
@@ -43,6 +46,8 @@ export const DEFAULT_FIT: FitConfig = {
   fedProxMu: 0,
   gradClipNorm: 1,
   warmupSteps: 0,
+  schedule: 'cosine',
+  minLrRatio: 0.1,
 };
 
 /** What the coordinator sends workers with a round's task. */

@@ -71,3 +71,4 @@ export {
   type SidecarConfig,
   type WriteSafetensorsOptions,
 } from './safetensors.ts';
+export { createRng, permutation, type Rng } from './rng.ts';

@@ -13,6 +13,7 @@ import {
   type OptimizerOptions,
   type Schedule,
 } from './optim.ts';
+import { HostOptimizer } from './host-optim.ts';
 import { createRng, permutation, type Rng } from './rng.ts';
 import { getWeights, subtractWeights, type NamedTensors } from './weights.ts';
 
@@ -20,15 +21,27 @@ import { getWeights, subtractWeights, type NamedTensors } from './weights.ts';
 export type LmExample = Int32Array;
 export type Example = LmExample | ClassExample;
 
-/** Mean cross-entropy (nats) of logits [n, classes] against integer targets. */
+/**
+ * Mean cross-entropy (nats) of logits [n, classes] against integer targets, with the fused gradient (softmax - onehot)/n:
+ * on wasm, Softmax is one fast kernel where logSoftmax is several slow ones (Exp, Max, Log).
+ */
 function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
   const [n, classes] = logits.shape;
-  const oneHot = new Float32Array(n * classes);
-  for (let i = 0; i < n; i++) oneHot[i * classes + targets[i]!] = 1;
-  return tf.div(
-    tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.tensor2d(oneHot, [n, classes])))),
-    n,
-  ) as tf.Scalar;
+  const oneHotValues = new Float32Array(n * classes);
+  for (let i = 0; i < n; i++) oneHotValues[i * classes + targets[i]!] = 1;
+  const f = tf.customGrad((x, save) => {
+    // Made and saved inside: tensors the forward creates are disposed after it unless saved for the gradient.
+    const oneHot = tf.tensor2d(oneHotValues, [n, classes]);
+    const p = tf.softmax(x as tf.Tensor2D);
+    (save as tf.GradSaveFunc)([p, oneHot]);
+    // The floor keeps a hopeless prediction finite (69 nats) instead of -log(0) when the target's p underflows.
+    const picked = tf.maximum(tf.sum(tf.mul(p, oneHot), 1), 1e-30);
+    return {
+      value: tf.div(tf.neg(tf.sum(tf.log(picked))), n),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(tf.sub(saved[0]!, saved[1]!), tf.div(dy, n)),
+    };
+  });
+  return f(logits) as tf.Scalar;
 }
 
 export interface LmBatch {
@@ -130,6 +143,8 @@ export interface TrainLocalParameters {
   /** Log every this many steps at debug level (default 50). */
   logEvery?: number;
   attention?: AttentionOptions;
+  /** Run the optimiser step on host copies of the weights (default: on every backend but tensorflow). */
+  hostStep?: boolean;
 }
 
 export interface TrainLocalResult {
@@ -199,8 +214,10 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
   const vars = names.map((name) => ({ name, v: param(model, name) }));
   const isLora = model.config.lora !== undefined;
   const start = getWeights(model, { names });
-  const anchor = proxMu > 0 ? vars.map(({ v }) => tf.keep(v.clone())) : [];
-  const optimizer = new Optimizer(optOptions);
+  // Where the weights live in this process's memory anyway (wasm, cpu), the step runs on host copies: see host-optim.ts.
+  const host = (p.hostStep ?? tf.getBackend() !== 'tensorflow') ? new HostOptimizer(optOptions, vars) : null;
+  const anchor = proxMu > 0 && host === null ? vars.map(({ v }) => tf.keep(v.clone())) : [];
+  const optimizer = host === null ? new Optimizer(optOptions) : null;
   const rng = createRng(seed);
   const order = batchOrder(examples.length, batchSize, rng);
   let lossSum = 0;
@@ -215,21 +232,37 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
       );
       tokens += batch.kind === 'lm' ? batch.targets.length : batch.labels.length;
       const rate = learningRate(lr, step, steps, schedule);
-      const [lossT, normT] = tf.tidy(() => {
-        const { value, grads } = tf.variableGrads(
-          () => batchLoss(model, batch, { training: true, rng, attention: p.attention }).loss,
-          vars.map(({ v }) => v),
-        );
-        let gs = vars.map(({ v }) => grads[v.name]!);
-        if (proxMu > 0) gs = gs.map((g, i) => tf.add(g, tf.mul(tf.sub(vars[i]!.v, anchor[i]!), proxMu)));
-        const { grads: clipped, norm } = clipByGlobalNorm(gs, clipNorm);
-        optimizer.step(vars, clipped, rate);
-        return [value, norm];
-      });
-      lastLoss = (await lossT.data())[0]!;
-      const gradNorm = (await normT.data())[0]!;
-      lossT.dispose();
-      normT.dispose();
+      let gradNorm: number;
+      if (host !== null) {
+        const [lossT, ...gradTs] = tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(
+            () => batchLoss(model, batch, { training: true, rng, attention: p.attention }).loss,
+            vars.map(({ v }) => v),
+          );
+          return [value, ...vars.map(({ v }) => grads[v.name]!)];
+        });
+        lastLoss = lossT!.dataSync()[0]!;
+        const grads = gradTs.map((g) => g.dataSync() as Float32Array);
+        tf.dispose([lossT!, ...gradTs]);
+        if (Number.isFinite(lastLoss)) gradNorm = host.step(grads, { lr: rate, clipNorm, proxMu });
+        else gradNorm = NaN;
+      } else {
+        const [lossT, normT] = tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(
+            () => batchLoss(model, batch, { training: true, rng, attention: p.attention }).loss,
+            vars.map(({ v }) => v),
+          );
+          let gs = vars.map(({ v }) => grads[v.name]!);
+          if (proxMu > 0) gs = gs.map((g, i) => tf.add(g, tf.mul(tf.sub(vars[i]!.v, anchor[i]!), proxMu)));
+          const { grads: clipped, norm } = clipByGlobalNorm(gs, clipNorm);
+          optimizer!.step(vars, clipped, rate);
+          return [value, norm];
+        });
+        lastLoss = (await lossT.data())[0]!;
+        gradNorm = (await normT.data())[0]!;
+        lossT.dispose();
+        normT.dispose();
+      }
       if (!Number.isFinite(lastLoss))
         throw new ModelError('E_TRAIN_DIVERGED', `loss became ${lastLoss} at step ${step}`);
       lossSum += lastLoss;
@@ -237,9 +270,11 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
       if (logger && (step % logEvery === 0 || step === steps - 1)) {
         logger.debug({ step, steps, loss: lastLoss, lr: rate, gradNorm }, 'train step');
       }
+      // Other work in this process (a worker's websocket, a bench's timers) gets a turn between steps.
+      if (host !== null) await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
-    optimizer.dispose();
+    optimizer?.dispose();
     anchor.forEach((t) => t.dispose());
   }
   const end = getWeights(model, { names });

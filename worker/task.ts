@@ -90,6 +90,12 @@ export function parseTask(task: Task): ParsedTask {
       'E_TASK_INVALID',
       `optimiser must be adamw or sgd, got ${JSON.stringify(optimiser)}`,
     );
+  const schedule = h.schedule ?? DEFAULT_FIT.schedule;
+  if (schedule !== 'cosine' && schedule !== 'constant')
+    throw new WorkerError(
+      'E_TASK_INVALID',
+      `schedule must be cosine or constant, got ${JSON.stringify(schedule)}`,
+    );
   const hyper: LocalHyperparams = {
     localSteps: positive(h, 'localSteps', undefined, true),
     batchSize: positive(h, 'batchSize', DEFAULT_FIT.batchSize, true),
@@ -98,8 +104,11 @@ export function parseTask(task: Task): ParsedTask {
     fedProxMu: positive(h, 'fedProxMu', DEFAULT_FIT.fedProxMu),
     gradClipNorm: positive(h, 'gradClipNorm', DEFAULT_FIT.gradClipNorm),
     warmupSteps: positive(h, 'warmupSteps', DEFAULT_FIT.warmupSteps, true),
+    schedule,
+    minLrRatio: positive(h, 'minLrRatio', DEFAULT_FIT.minLrRatio),
     seed: positive(h, 'seed', 0, true),
   };
+  if (hyper.minLrRatio > 1) throw new WorkerError('E_TASK_INVALID', 'minLrRatio must be in [0, 1]');
   if (hyper.localSteps === 0 || hyper.batchSize === 0)
     throw new WorkerError('E_TASK_INVALID', 'localSteps and batchSize must be at least 1');
   const codec = parseJson('codec', task.codecJson);
@@ -198,7 +207,7 @@ export async function trainTask(params: {
       batchSize: hyper.batchSize,
       optimizer: hyper.optimiser,
       lr: hyper.learningRate,
-      schedule: { warmupSteps: hyper.warmupSteps, decay: 'cosine', minLrRatio: 0.1 },
+      schedule: { warmupSteps: hyper.warmupSteps, decay: hyper.schedule, minLrRatio: hyper.minLrRatio },
       clipNorm: hyper.gradClipNorm,
       proxMu: hyper.fedProxMu,
       seed: hyper.seed,

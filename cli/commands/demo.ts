@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { PresetName } from '../../model/index.ts';
 import { PRESET_NAMES } from '../choices.ts';
+// eslint-disable-next-line fedtune/boundaries, fedtune/lazy-cli -- defaults.ts imports nothing: --help shows the demo's defaults without loading the demo
+import { DEMO_DEFAULTS } from '../../demo/defaults.ts';
 import type { GlobalArgs } from '../options.ts';
 import { logger, usage } from '../protocol.ts';
 
@@ -12,6 +14,11 @@ interface DemoArgs extends GlobalArgs {
   finetuneRounds: number;
   model: PresetName;
   localSteps: number;
+  finetuneLocalSteps?: number;
+  batchSize: number;
+  lr: number;
+  finetuneLr: number;
+  evalExamples: number;
   out?: string;
 }
 
@@ -25,7 +32,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
     'Run the whole network locally: dev chain, DAO, datasets, coordinator and trainers as processes, pre-training, LoRA fine-tuning, attestation, verified download',
   builder: (y) =>
     y
-      .option('workers', { type: 'number', default: 4, describe: 'Trainer processes (each its own account)' })
+      .option('workers', { type: 'number', default: 2, describe: 'Trainer processes (each its own account)' })
       .option('rounds', {
         type: 'number',
         default: 3,
@@ -39,12 +46,32 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       .option('model', {
         choices: PRESET_NAMES,
         default: 'tiny' as PresetName,
-        describe: 'Model size (tiny trains in seconds on a CPU; small wants a few minutes per round)',
+        describe: 'Model size (tiny learns words in minutes on a CPU; small wants far longer)',
       })
       .option('local-steps', {
         type: 'number',
-        default: 40,
-        describe: 'Optimiser steps per worker per round',
+        default: 1000,
+        describe: 'Optimiser steps per worker per pre-training round',
+      })
+      .option('finetune-local-steps', {
+        type: 'number',
+        describe: 'Optimiser steps per worker per fine-tuning round (default a quarter of --local-steps)',
+      })
+      .option('batch-size', {
+        type: 'number',
+        default: DEMO_DEFAULTS.batchSize,
+        describe: 'Windows per step',
+      })
+      .option('lr', { type: 'number', default: DEMO_DEFAULTS.lr, describe: 'Pre-training learning rate' })
+      .option('finetune-lr', {
+        type: 'number',
+        default: DEMO_DEFAULTS.finetuneLr,
+        describe: 'Fine-tuning (LoRA) learning rate',
+      })
+      .option('eval-examples', {
+        type: 'number',
+        default: DEMO_DEFAULTS.evalExamples,
+        describe: 'Held-out windows per evaluation (coordinator and attesters)',
       })
       .option('out', {
         type: 'string',
@@ -56,19 +83,26 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
           ['rounds', 1],
           ['finetuneRounds', 1],
           ['localSteps', 1],
+          ['batchSize', 1],
+          ['evalExamples', 1],
+          ['finetuneLocalSteps', 1],
         ] as const) {
           const v = argv[k] as number;
+          if (v === undefined && k === 'finetuneLocalSteps') continue;
           if (!(Number.isInteger(v) && v >= min))
             throw usage(
               `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a whole number >= ${min}`,
             );
         }
         if ((argv.workers as number) > 16) throw usage('--workers is at most 16 on one machine');
+        for (const k of ['lr', 'finetuneLr'] as const)
+          if (!((argv[k] as number) > 0))
+            throw usage(`--${k === 'lr' ? 'lr' : 'finetune-lr'} must be a number > 0`);
         return true;
       })
       .example(
         '$0 demo',
-        'the default run: 4 trainers, 3 + 2 rounds of the tiny model, about 3 minutes on 2 cores',
+        'the default run: 2 trainers, 3 + 2 rounds of the tiny model, a few minutes on 2 cores',
       )
       .example(
         '$0 demo --workers 2 --rounds 1 --finetune-rounds 1 --out /tmp/d',
@@ -84,6 +118,11 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       finetuneRounds: args.finetuneRounds,
       model: args.model,
       localSteps: args.localSteps,
+      finetuneLocalSteps: args.finetuneLocalSteps,
+      batchSize: args.batchSize,
+      lr: args.lr,
+      finetuneLr: args.finetuneLr,
+      evalExamples: args.evalExamples,
       logger: logger({ ...args, logLevel: args.logLevel === 'info' ? 'warn' : args.logLevel }),
       print: (line) => process.stderr.write(`${line}\n`),
     });

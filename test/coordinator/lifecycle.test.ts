@@ -73,6 +73,8 @@ describe('coordinator life cycle: task assignment', () => {
       fedProxMu: 0.1,
       gradClipNorm: 2,
       warmupSteps: 1,
+      schedule: 'constant' as const,
+      minLrRatio: 0.5,
     };
     const frame = taskFrame({
       task: { account: 'w1', taskId: '3-1-0-0', shards: [0, 3] },

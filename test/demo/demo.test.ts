@@ -33,6 +33,8 @@ describe('fedtune demo (smallest size)', function () {
       '1',
       '--local-steps',
       '10',
+      '--eval-examples',
+      '128',
       '--out',
       out,
       '--json',
@@ -58,6 +60,13 @@ describe('fedtune demo (smallest size)', function () {
     expect(summary.download.checkpointId).to.equal(summary.rounds[2]!.checkpointId);
     expect(existsSync(join(summary.download.dir, 'model.safetensors'))).to.equal(true);
     expect(summary.wire.encodedBytes).to.be.greaterThan(0).and.lessThan(summary.wire.denseBytes);
+    expect(summary.evalExamples).to.equal(128);
+    // Time in rounds is part of the run's time, and both samples name the checkpoints they came from.
+    expect(summary.trainingSeconds).to.be.greaterThan(0).and.lessThan(summary.wallSeconds);
+    expect(summary.samples.pretrain.checkpointId).to.equal(summary.rounds[1]!.checkpointId);
+    expect(summary.samples.finetune.checkpointId).to.equal(summary.rounds[2]!.checkpointId);
+    expect(summary.samples.pretrain.text).to.be.a('string').and.not.equal('');
+    expect(summary.generated).to.equal(summary.samples.finetune.text);
 
     // The chain folder, restarted: the same blocks, and every checkpoint in a finalized finalizeRound.
     const devnet = await startDevnet({

@@ -14,7 +14,9 @@ import {
   setWeights,
   trainLocal,
   learningRate,
+  lmHead,
   modelConfig,
+  trunk,
 } from '../../model/index.ts';
 import { lmWindows, tinyLm } from './helpers.ts';
 
@@ -122,6 +124,60 @@ describe('model: transformer LM (cpu backend)', () => {
       return Math.sqrt(r.update.reduce((s, u) => s + u.data.reduce((a, x) => a + x * x, 0), 0));
     };
     expect(await norm(5)).to.be.lessThan(await norm(0));
+  });
+
+  it('takes the same steps on host copies as with tf ops (AdamW and SGD, FedProx, clipping)', async () => {
+    for (const optimizer of ['adamw', 'sgd'] as const) {
+      const run = async (hostStep: boolean) => {
+        const model = createModel(tinyLm(), { seed: 4 });
+        const r = await trainLocal({
+          model,
+          examples: lmWindows(16, 16),
+          // Few steps: Adam normalises the float noise of gradients that are zero in exact arithmetic (the key
+          // bias's), so the two ways drift apart on those elements over many steps.
+          steps: 3,
+          batchSize: 4,
+          lr: optimizer === 'sgd' ? 0.05 : 3e-3,
+          optimizer,
+          proxMu: 0.1,
+          clipNorm: 0.5,
+          hostStep,
+        });
+        disposeModel(model);
+        return r;
+      };
+      const [host, ops] = [await run(true), await run(false)];
+      expect(host.lastLoss).to.be.closeTo(ops.lastLoss, 1e-4);
+      host.update.forEach((u, i) => {
+        const max = u.data.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+        u.data.forEach((x, j) => expect(x).to.be.closeTo(ops.update[i]!.data[j]!, 1e-5 + 1e-3 * max));
+      });
+    }
+  });
+
+  it('computes the cross-entropy of log-softmax, with the same gradients', () => {
+    const model = createModel(tinyLm(), { seed: 5 });
+    const batch = makeBatch(model, lmWindows(3, 16));
+    if (batch.kind !== 'lm') throw new Error('an LM batch');
+    const vars = [...model.params.values()];
+    const measure = (reference: boolean) =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => {
+          if (!reference) return batchLoss(model, batch).loss;
+          const logits = lmHead(model, trunk(model, batch.ids, batch.b, batch.t));
+          const oneHot = tf.oneHot(tf.tensor1d(batch.targets, 'int32'), logits.shape[1]);
+          return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), oneHot), 1))) as tf.Scalar;
+        }, vars);
+        return [value.dataSync()[0]!, ...vars.map((v) => Array.from(grads[v.name]!.dataSync()))] as [
+          number,
+          ...number[][],
+        ];
+      });
+    const [fused, reference] = [measure(false), measure(true)];
+    expect(fused[0]).to.be.closeTo(reference[0], 1e-5);
+    for (let i = 1; i < fused.length; i++)
+      (fused[i] as number[]).forEach((g, j) => expect(g).to.be.closeTo((reference[i] as number[])[j]!, 1e-6));
+    disposeModel(model);
   });
 
   it('follows warmup then cosine decay', () => {

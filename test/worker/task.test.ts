@@ -63,6 +63,28 @@ describe('worker: task', () => {
       optimiser: 'adamw',
       fedProxMu: 0,
     });
+    expect(parsed.hyper).to.include({ schedule: 'cosine', minLrRatio: 0.1, warmupSteps: 0 });
+    const scheduled = parseTask(
+      task({
+        hyperparamsJson:
+          '{"localSteps": 5, "learningRate": 0.01, "schedule": "constant", "minLrRatio": 0.5, "warmupSteps": 2, "gradClipNorm": 0.5}',
+      }),
+    );
+    expect(scheduled.hyper).to.include({
+      schedule: 'constant',
+      minLrRatio: 0.5,
+      warmupSteps: 2,
+      gradClipNorm: 0.5,
+      learningRate: 0.01,
+    });
+    expectCode(
+      () => parseTask(task({ hyperparamsJson: '{"localSteps": 2, "schedule": "linear"}' })),
+      'E_TASK_INVALID',
+    );
+    expectCode(
+      () => parseTask(task({ hyperparamsJson: '{"localSteps": 2, "minLrRatio": 2}' })),
+      'E_TASK_INVALID',
+    );
     expect(parsed.codec.codec).to.equal('dense');
     expectCode(() => parseTask(task({ hyperparamsJson: '[1]' })), 'E_TASK_INVALID');
     expectCode(() => parseTask(task({ hyperparamsJson: '{"localSteps": -1}' })), 'E_TASK_INVALID');
