@@ -16,6 +16,7 @@ import {
   type Hex32,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
+import { explorerHint } from './explore.ts';
 import { DEMO_DEFAULTS } from './defaults.ts';
 import { DemoError, fedtune, json, service, until, type Service } from './process.ts';
 import { chainFigures, summaryTable, type DemoSample, type DemoSummary } from './summary.ts';
@@ -105,7 +106,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       await fedtune(
         ['network', 'create', '--seed', '//Alice', '--name', 'fedtune-demo']
           .concat(...[alice!, bob!, charlie!].map((m) => ['--member', m.address]))
-          .concat(['--quorum', '2/3', '--voting-period', '2', '--coordinator', ferdie!.address, '--json']),
+          .concat(['--quorum', '2/3', '--voting-period', '20', '--coordinator', ferdie!.address, '--json']),
         env,
       ),
     );
@@ -304,6 +305,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     say(
       `\nsummary: ${join(out, 'summary.json')}\nchain:   fedtune devnet --data-dir ${summary.chain.dataDir} (inspect it afterwards)`,
     );
+    say(explorerHint(out, summary));
     return summary;
   } finally {
     await Promise.all(services.map((s) => s.stop()));
@@ -326,6 +328,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         await fedtune(['dao', 'vote', String(made.proposal), 'aye', '--seed', seed, '--json'], netEnv);
       }),
     );
+    // The votes are in: move the dev chain to the end of the voting period (20 blocks leave room for votes that
+    // race with other transactions), so the round starts at once.
+    while ((await readState()).networks[network]!.proposals[made.proposal]!.status === 'voting')
+      await devnet!.newBlock();
     return made.proposal;
   }
 
@@ -442,3 +448,5 @@ async function fund(client: ChainClient, from: Awaited<ReturnType<typeof signerF
       .catch(reject);
   });
 }
+
+export { exploreDemo, type DemoExplorer } from './explore.ts';

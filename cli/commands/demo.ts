@@ -20,6 +20,8 @@ interface DemoArgs extends GlobalArgs {
   finetuneLr: number;
   evalExamples: number;
   out?: string;
+  explorer: boolean;
+  explorerListen: string;
 }
 
 function stamp(): string {
@@ -72,6 +74,17 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         type: 'number',
         default: DEMO_DEFAULTS.evalExamples,
         describe: 'Held-out windows per evaluation (coordinator and attesters)',
+      })
+      .option('explorer', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'After the run, keep its chain and serve `fedtune explorer` (with its checkpoints) until Ctrl-C',
+      })
+      .option('explorer-listen', {
+        type: 'string',
+        default: '127.0.0.1:7400',
+        describe: 'HOST:PORT the explorer listens on (with --explorer)',
       })
       .option('out', {
         type: 'string',
@@ -128,5 +141,21 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
     });
     if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`${out}\n`);
+    if (!args.explorer) return;
+    const { exploreDemo } = await import('../../demo/index.ts');
+    const [host, port] = [
+      args.explorerListen.replace(/:\d+$/, ''),
+      Number(/:(\d+)$/.exec(args.explorerListen)?.[1]),
+    ];
+    if (!host || !Number.isInteger(port))
+      throw usage(`--explorer-listen takes HOST:PORT, got ${args.explorerListen}`);
+    const explorer = await exploreDemo({ out, summary, host, port, logger: logger(args) });
+    process.stderr.write(`explorer: ${explorer.url} (Ctrl-C stops it and the chain)\n`);
+    await new Promise<void>((done) => {
+      process.once('SIGINT', done);
+      process.once('SIGTERM', done);
+    });
+    process.stderr.write('stopping the explorer and the chain\n');
+    await explorer.close();
   },
 };

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { startDevnet } from '../../devchain/index.ts';
 import { connect, initialState, syncState, type RoundProposal } from '../../pallet-bindings/index.ts';
 import { runFedtune } from '../../bin/index.ts';
-import type { DemoSummary } from '../../demo/index.ts';
+import { exploreDemo, type DemoSummary } from '../../demo/index.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -94,6 +94,16 @@ describe('fedtune demo (smallest size)', function () {
     } finally {
       await client.close();
       await devnet.close();
+    }
+
+    // `fedtune demo --explorer`'s step: the chain back from its folder, the store served, the explorer showing it all.
+    const explorer = await exploreDemo({ out, summary, logger });
+    try {
+      const view = await (await fetch(new URL('api/state', explorer.url))).text();
+      for (const r of summary.rounds)
+        expect(view, `round ${r.proposal}/${r.round}`).to.include(r.checkpointId);
+    } finally {
+      await explorer.close();
     }
   });
 });
