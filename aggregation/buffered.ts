@@ -1,7 +1,7 @@
 // The robust rules' base: every accepted update of the round is kept (n x params float32), because median, trimmed mean and Krum need them all at once.
 import { BaseStrategy, median, type ClientUpdate, type StrategyEnv } from './strategy.ts';
 import type { StrategySpec } from './spec.ts';
-import type { ServerOptimizer } from './server.ts';
+import type { ServerOptimiser } from './server.ts';
 import type { NamedTensor } from './tensors.ts';
 import type { UpdateStore } from './kernels/types.ts';
 import { JsUpdateStore } from './kernels/reference.ts';
@@ -14,7 +14,7 @@ export abstract class BufferedStrategy extends BaseStrategy {
     return this.store.backend;
   }
 
-  constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimizer, env: StrategyEnv) {
+  constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimiser, env: StrategyEnv) {
     super(spec, weights, server);
     this.store =
       env.backend === 'js' || !simdAvailable()

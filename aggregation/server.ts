@@ -1,7 +1,7 @@
 // Server optimisers: how the aggregated delta becomes new global weights (plain step, momentum, and Reddi et al.'s FedAdam, FedYogi, FedAdagrad).
 import type { StrategyOptions } from './spec.ts';
 
-export interface ServerOptimizer {
+export interface ServerOptimiser {
   readonly kind: 'sgd' | 'momentum' | 'adam' | 'yogi' | 'adagrad';
   /** Moves weights (in place) along the aggregated delta (new - base, averaged). */
   step(weights: Float32Array, delta: Float32Array): void;
@@ -10,7 +10,7 @@ export interface ServerOptimizer {
 }
 
 /** x <- x + lr·Δ. */
-export function sgd(lr: number): ServerOptimizer {
+export function sgd(lr: number): ServerOptimiser {
   return {
     kind: 'sgd',
     bytes: 0,
@@ -21,7 +21,7 @@ export function sgd(lr: number): ServerOptimizer {
 }
 
 /** FedAvgM (Hsu et al. 2019): v <- momentum·v + Δ; x <- x + lr·v. */
-export function momentum(lr: number, beta: number, size: number): ServerOptimizer {
+export function momentum(lr: number, beta: number, size: number): ServerOptimiser {
   const v = new Float32Array(size);
   return {
     kind: 'momentum',
@@ -44,7 +44,7 @@ export function adaptive(
   kind: 'adam' | 'yogi' | 'adagrad',
   o: Pick<StrategyOptions, 'serverLr' | 'beta1' | 'beta2' | 'tau'>,
   size: number,
-): ServerOptimizer {
+): ServerOptimiser {
   const m = new Float32Array(size);
   const v = new Float32Array(size).fill(o.tau * o.tau);
   const { serverLr: lr, beta1: b1, beta2: b2, tau } = o;

@@ -27,7 +27,7 @@ export interface StrategyOptions {
   maxNorm: number | null;
   clip: ClipSpec | null;
   /** FedProx proximal term mu, sent to workers in the round config; the server does nothing else for FedProx. */
-  proximalMu: number;
+  fedProxMu: number;
   /** Fewest accepted updates aggregate() will work with. */
   minUpdates: number;
   /** fedavgm: server momentum. */
@@ -56,7 +56,7 @@ export interface StrategySpec {
   options: StrategyOptions;
 }
 
-const COMMON = ['serverLr', 'maxNorm', 'clip', 'proximalMu', 'minUpdates'] as const;
+const COMMON = ['serverLr', 'maxNorm', 'clip', 'fedProxMu', 'minUpdates'] as const;
 const OPT = ['beta1', 'beta2', 'tau'] as const;
 export const OPTION_KEYS: Record<StrategyName, readonly (keyof StrategyOptions)[]> = {
   fedavg: COMMON,
@@ -71,7 +71,7 @@ export const OPTION_KEYS: Record<StrategyName, readonly (keyof StrategyOptions)[
   'dp-fedavg': [
     'serverLr',
     'maxNorm',
-    'proximalMu',
+    'fedProxMu',
     'minUpdates',
     'clipNorm',
     'noiseMultiplier',
@@ -97,7 +97,7 @@ function defaults(name: StrategyName): StrategyOptions {
     serverLr: ADAPTIVE.has(name) ? 0.01 : 1,
     maxNorm: null,
     clip: DEFAULT_CLIP,
-    proximalMu: 0,
+    fedProxMu: 0,
     minUpdates: 1,
     momentum: 0.9,
     beta1: name === 'fedadagrad' ? 0 : 0.9,
@@ -141,7 +141,7 @@ const unit = num(0, 1, { hiOpen: true });
 const CHECKS: Record<Exclude<keyof StrategyOptions, 'clip'>, Check> = {
   serverLr: positive,
   maxNorm: orNull(positive),
-  proximalMu: num(0, Infinity),
+  fedProxMu: num(0, Infinity),
   minUpdates: num(1, 1e9, { int: true }),
   momentum: unit,
   beta1: unit,

@@ -1,7 +1,7 @@
 // The strategy interface that follows a round's life (configure, accept one update at a time, aggregate, evaluate), and the shared checks every strategy runs before an update touches its aggregate.
 import { AggregationError, fail } from './errors.ts';
 import type { StrategyName, StrategySpec } from './spec.ts';
-import type { ServerOptimizer } from './server.ts';
+import type { ServerOptimiser } from './server.ts';
 import {
   firstNonFinite,
   layoutOf,
@@ -59,7 +59,7 @@ export interface RoundConfig {
   /** The clip bound the server will apply this round (null: none, or adaptive and decided at aggregation). */
   clipNorm: number | null;
   /** FedProx mu for the workers' local objective (0: plain local training). */
-  proximalMu: number;
+  fedProxMu: number;
   minUpdates: number;
   /** The local training every task of this round carries: the proposal's, with this strategy's FedProx mu. */
   fit: FitConfig;
@@ -90,7 +90,7 @@ export interface Strategy {
   weights(): NamedTensor[];
   /**
    * Opens a round (after the previous one was aggregated); returns what workers need to know. `fit` is the proposal's
-   * local training; the strategy completes it (a spec's proximalMu overrides the proposal's fedProxMu when set).
+   * local training; the strategy completes it (a spec's fedProxMu overrides the proposal's fedProxMu when set).
    */
   configureRound(round: number, fit?: Partial<FitConfig>): RoundConfig;
   /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
@@ -150,7 +150,7 @@ export abstract class BaseStrategy implements Strategy {
   constructor(
     readonly spec: StrategySpec,
     weights: NamedTensor[],
-    protected readonly server: ServerOptimizer,
+    protected readonly server: ServerOptimiser,
   ) {
     this.layout = layoutOf(weights);
     for (const t of weights) {
@@ -193,9 +193,9 @@ export abstract class BaseStrategy implements Strategy {
       strategy: this.spec.name,
       maxNorm: o.maxNorm,
       clipNorm: this.roundClip(),
-      proximalMu: o.proximalMu,
+      fedProxMu: o.fedProxMu,
       minUpdates: o.minUpdates,
-      fit: { ...DEFAULT_FIT, ...fit, fedProxMu: o.proximalMu > 0 ? o.proximalMu : (fit.fedProxMu ?? 0) },
+      fit: { ...DEFAULT_FIT, ...fit, fedProxMu: o.fedProxMu > 0 ? o.fedProxMu : (fit.fedProxMu ?? 0) },
     };
   }
 

@@ -1,7 +1,7 @@
 // The FedAvg family's base: updates are folded into a running weighted sum as they arrive, so memory is O(params) whatever the number of workers.
 import { BaseStrategy, type ClientUpdate, type StrategyEnv } from './strategy.ts';
 import type { StrategySpec } from './spec.ts';
-import type { ServerOptimizer } from './server.ts';
+import type { ServerOptimiser } from './server.ts';
 import type { NamedTensor } from './tensors.ts';
 import type { StreamAccumulator } from './kernels/types.ts';
 import { JsStreamAccumulator } from './kernels/reference.ts';
@@ -26,7 +26,7 @@ export abstract class StreamingStrategy extends BaseStrategy {
     return this.acc.backend;
   }
 
-  constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimizer, env: StrategyEnv) {
+  constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimiser, env: StrategyEnv) {
     super(spec, weights, server);
     this.acc = streamAccumulator(this.layout.size, env);
   }

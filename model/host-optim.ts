@@ -1,25 +1,25 @@
 // The optimiser step on host copies of the weights (wasm, cpu): FedProx, global-norm clipping and AdamW or SGD in one
 // JS loop per tensor, instead of about twelve tiny kernels per tensor, which cost more in dispatch than in arithmetic.
 import * as tf from '@tensorflow/tfjs';
-import type { OptimizerOptions } from './optim.ts';
+import type { OptimiserOptions } from './optim.ts';
 
 export interface HostStepOptions {
   lr: number;
   /** Clip the gradients' global L2 norm to this; 0 or absent: no clipping. */
   clipNorm?: number;
   /** FedProx: adds mu·(w - w_start) to each gradient. */
-  proxMu?: number;
+  fedProxMu?: number;
 }
 
 /** Owns float32 copies of the variables, their optimiser state, and the starting weights (FedProx's anchor). */
-export class HostOptimizer {
+export class HostOptimiser {
   private readonly values: Float32Array[];
   private readonly anchor: Float32Array[];
   private readonly slots: Float32Array[][];
   private t = 0;
 
   constructor(
-    private readonly options: OptimizerOptions,
+    private readonly options: OptimiserOptions,
     private readonly vars: { name: string; v: tf.Variable }[],
   ) {
     // dataSync may hand back the backend's own storage (cpu): copy before writing.
@@ -30,15 +30,15 @@ export class HostOptimizer {
   }
 
   /** Applies one step from the gradients (host arrays, the variables' order); returns their norm before clipping. */
-  step(grads: Float32Array[], { lr, clipNorm = 0, proxMu = 0 }: HostStepOptions): number {
+  step(grads: Float32Array[], { lr, clipNorm = 0, fedProxMu = 0 }: HostStepOptions): number {
     this.t += 1;
     const o = this.options;
-    if (proxMu > 0) {
+    if (fedProxMu > 0) {
       grads = grads.map((g, i) => {
         const w = this.values[i]!;
         const a = this.anchor[i]!;
         const out = new Float32Array(g.length);
-        for (let j = 0; j < g.length; j++) out[j] = g[j]! + proxMu * (w[j]! - a[j]!);
+        for (let j = 0; j < g.length; j++) out[j] = g[j]! + fedProxMu * (w[j]! - a[j]!);
         return out;
       });
     }

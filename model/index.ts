@@ -44,7 +44,7 @@ export {
   type NamedTensors,
   type SetWeightsOptions,
 } from './weights.ts';
-export { learningRate, type OptimizerName, type OptimizerOptions, type Schedule } from './optim.ts';
+export { learningRate, type OptimiserName, type OptimiserOptions, type Schedule } from './optim.ts';
 export {
   batchLoss,
   makeBatch,

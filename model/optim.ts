@@ -1,10 +1,10 @@
 // Optimisers (AdamW, SGD with momentum), the learning-rate schedule and global-norm clipping, as plain tf ops.
 import * as tf from '@tensorflow/tfjs';
 
-export type OptimizerName = 'adamw' | 'sgd';
+export type OptimiserName = 'adamw' | 'sgd';
 
-export interface OptimizerOptions {
-  name: OptimizerName;
+export interface OptimiserOptions {
+  name: OptimiserName;
   /** AdamW's decoupled decay (applied to matrices and embeddings only); SGD: L2-free. Default 0.01 for AdamW, 0 for SGD. */
   weightDecay?: number;
   beta1?: number;
@@ -44,11 +44,11 @@ export function clipByGlobalNorm(
 }
 
 /** Optimiser state lives outside tf.tidy; step() is called inside one and keeps only the new state. */
-export class Optimizer {
+export class Optimiser {
   private readonly slots = new Map<string, tf.Tensor[]>();
   private t = 0;
 
-  constructor(private readonly options: OptimizerOptions) {}
+  constructor(private readonly options: OptimiserOptions) {}
 
   /** Updates each variable from its gradient at learning rate lr. */
   step(vars: { name: string; v: tf.Variable }[], grads: tf.Tensor[], lr: number): void {

@@ -6,14 +6,14 @@ import { ModelError } from './errors.ts';
 import { lmHead, param, trainableNames, trunk, type ForwardOptions, type Model } from './gpt.ts';
 import type { AttentionOptions } from './ops.ts';
 import {
-  Optimizer,
+  Optimiser,
   clipByGlobalNorm,
   learningRate,
-  type OptimizerName,
-  type OptimizerOptions,
+  type OptimiserName,
+  type OptimiserOptions,
   type Schedule,
 } from './optim.ts';
-import { HostOptimizer } from './host-optim.ts';
+import { HostOptimiser } from './host-optim.ts';
 import { createRng, permutation, type Rng } from './rng.ts';
 import { getWeights, subtractWeights, type NamedTensors } from './weights.ts';
 
@@ -129,13 +129,13 @@ export interface TrainLocalParameters {
   steps?: number;
   epochs?: number;
   batchSize: number;
-  optimizer?: OptimizerName | OptimizerOptions;
+  optimiser?: OptimiserName | OptimiserOptions;
   lr: number;
   schedule?: Schedule;
   /** Clip the gradients' global L2 norm to this; 0 or absent: no clipping. */
   clipNorm?: number;
   /** FedProx: adds mu/2·||w - w_base||² to the loss, w_base being the weights at the start of this call. */
-  proxMu?: number;
+  fedProxMu?: number;
   /** Batch order, dropout: the same seed and backend give the same run (bit-identical on cpu). */
   seed?: number;
   onStep?: (info: StepInfo) => void;
@@ -186,7 +186,7 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
     lr,
     schedule,
     clipNorm,
-    proxMu = 0,
+    fedProxMu = 0,
     seed = 0,
     onStep,
     logger,
@@ -201,12 +201,12 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
     throw new ModelError('E_TRAIN_OPTIONS', 'give steps or epochs (a positive number of optimiser steps)');
   }
   if (!(lr > 0)) throw new ModelError('E_TRAIN_OPTIONS', `lr must be positive, got ${lr}`);
-  const optOptions: OptimizerOptions =
-    typeof p.optimizer === 'object' ? p.optimizer : { name: p.optimizer ?? 'adamw' };
+  const optOptions: OptimiserOptions =
+    typeof p.optimiser === 'object' ? p.optimiser : { name: p.optimiser ?? 'adamw' };
   if (optOptions.name !== 'adamw' && optOptions.name !== 'sgd') {
     throw new ModelError(
       'E_TRAIN_OPTIONS',
-      `optimizer must be "adamw" or "sgd", got ${String(optOptions.name)}`,
+      `optimiser must be "adamw" or "sgd", got ${String(optOptions.name)}`,
     );
   }
 
@@ -215,9 +215,9 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
   const isLora = model.config.lora !== undefined;
   const start = getWeights(model, { names });
   // Where the weights live in this process's memory anyway (wasm, cpu), the step runs on host copies: see host-optim.ts.
-  const host = (p.hostStep ?? tf.getBackend() !== 'tensorflow') ? new HostOptimizer(optOptions, vars) : null;
-  const anchor = proxMu > 0 && host === null ? vars.map(({ v }) => tf.keep(v.clone())) : [];
-  const optimizer = host === null ? new Optimizer(optOptions) : null;
+  const host = (p.hostStep ?? tf.getBackend() !== 'tensorflow') ? new HostOptimiser(optOptions, vars) : null;
+  const anchor = fedProxMu > 0 && host === null ? vars.map(({ v }) => tf.keep(v.clone())) : [];
+  const optimiser = host === null ? new Optimiser(optOptions) : null;
   const rng = createRng(seed);
   const order = batchOrder(examples.length, batchSize, rng);
   let lossSum = 0;
@@ -244,7 +244,7 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
         lastLoss = lossT!.dataSync()[0]!;
         const grads = gradTs.map((g) => g.dataSync() as Float32Array);
         tf.dispose([lossT!, ...gradTs]);
-        if (Number.isFinite(lastLoss)) gradNorm = host.step(grads, { lr: rate, clipNorm, proxMu });
+        if (Number.isFinite(lastLoss)) gradNorm = host.step(grads, { lr: rate, clipNorm, fedProxMu });
         else gradNorm = NaN;
       } else {
         const [lossT, normT] = tf.tidy(() => {
@@ -253,9 +253,10 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
             vars.map(({ v }) => v),
           );
           let gs = vars.map(({ v }) => grads[v.name]!);
-          if (proxMu > 0) gs = gs.map((g, i) => tf.add(g, tf.mul(tf.sub(vars[i]!.v, anchor[i]!), proxMu)));
+          if (fedProxMu > 0)
+            gs = gs.map((g, i) => tf.add(g, tf.mul(tf.sub(vars[i]!.v, anchor[i]!), fedProxMu)));
           const { grads: clipped, norm } = clipByGlobalNorm(gs, clipNorm);
-          optimizer!.step(vars, clipped, rate);
+          optimiser!.step(vars, clipped, rate);
           return [value, norm];
         });
         lastLoss = (await lossT.data())[0]!;
@@ -274,7 +275,7 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
       if (host !== null) await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
-    optimizer?.dispose();
+    optimiser?.dispose();
     anchor.forEach((t) => t.dispose());
   }
   const end = getWeights(model, { names });

@@ -86,7 +86,7 @@ export async function federated(p: FederatedParameters): Promise<Curve> {
           steps,
           batchSize,
           lr: p.lr,
-          optimizer: SGD,
+          optimiser: SGD,
           schedule: { decay: 'constant' },
           seed: p.seed + round * 1000 + c,
         });
@@ -155,7 +155,7 @@ export async function centralized(p: {
           steps: until - done,
           batchSize: p.batch,
           lr: p.lr,
-          optimizer: SGD,
+          optimiser: SGD,
           schedule: { decay: 'constant' },
           seed: p.seed + round,
         });

@@ -175,7 +175,7 @@ for (const backend of BACKENDS) {
         strategy: 'fedavg',
         maxNorm: null,
         clipNorm: null,
-        proximalMu: 0,
+        fedProxMu: 0,
         minUpdates: 2,
         fit: DEFAULT_FIT,
       });
@@ -193,10 +193,10 @@ for (const backend of BACKENDS) {
     });
 
     it('passes FedProx mu to workers and nothing else changes', () => {
-      const s = createStrategy({ name: 'fedavg', options: { proximalMu: 0.01 } }, tensorsFrom(W0), {
+      const s = createStrategy({ name: 'fedavg', options: { fedProxMu: 0.01 } }, tensorsFrom(W0), {
         backend,
       });
-      expect(s.configureRound(1).proximalMu).to.equal(0.01);
+      expect(s.configureRound(1).fedProxMu).to.equal(0.01);
     });
 
     it('clips to a fixed bound before averaging', () => {

@@ -92,7 +92,7 @@ describe('model: transformer LM (cpu backend)', () => {
       epochs: 2,
       batchSize: 4,
       lr: 1e-3,
-      optimizer: 'sgd',
+      optimiser: 'sgd',
     });
     expect(r.steps).to.equal(5);
     expect(r.samples).to.equal(20);
@@ -109,7 +109,7 @@ describe('model: transformer LM (cpu backend)', () => {
   });
 
   it('pulls weights toward the base with FedProx', async () => {
-    const norm = async (proxMu: number) => {
+    const norm = async (fedProxMu: number) => {
       const model = createModel(tinyLm(), { seed: 1 });
       const r = await trainLocal({
         model,
@@ -117,8 +117,8 @@ describe('model: transformer LM (cpu backend)', () => {
         steps: 15,
         batchSize: 4,
         lr: 0.05,
-        optimizer: 'sgd',
-        proxMu,
+        optimiser: 'sgd',
+        fedProxMu,
       });
       disposeModel(model);
       return Math.sqrt(r.update.reduce((s, u) => s + u.data.reduce((a, x) => a + x * x, 0), 0));
@@ -127,7 +127,7 @@ describe('model: transformer LM (cpu backend)', () => {
   });
 
   it('takes the same steps on host copies as with tf ops (AdamW and SGD, FedProx, clipping)', async () => {
-    for (const optimizer of ['adamw', 'sgd'] as const) {
+    for (const optimiser of ['adamw', 'sgd'] as const) {
       const run = async (hostStep: boolean) => {
         const model = createModel(tinyLm(), { seed: 4 });
         const r = await trainLocal({
@@ -137,9 +137,9 @@ describe('model: transformer LM (cpu backend)', () => {
           // bias's), so the two ways drift apart on those elements over many steps.
           steps: 3,
           batchSize: 4,
-          lr: optimizer === 'sgd' ? 0.05 : 3e-3,
-          optimizer,
-          proxMu: 0.1,
+          lr: optimiser === 'sgd' ? 0.05 : 3e-3,
+          optimiser,
+          fedProxMu: 0.1,
           clipNorm: 0.5,
           hostStep,
         });
@@ -190,7 +190,7 @@ describe('model: transformer LM (cpu backend)', () => {
   it('leaks no tensors over hundreds of steps', async () => {
     const model = createModel(tinyLm({ dropout: 0.1 }), { seed: 2 });
     const examples = lmWindows(16, 16);
-    await trainLocal({ model, examples, steps: 2, batchSize: 4, lr: 1e-3, proxMu: 0.01, clipNorm: 1 });
+    await trainLocal({ model, examples, steps: 2, batchSize: 4, lr: 1e-3, fedProxMu: 0.01, clipNorm: 1 });
     const before = tf.memory();
     for (let i = 0; i < 4; i++) {
       await trainLocal({
@@ -199,9 +199,9 @@ describe('model: transformer LM (cpu backend)', () => {
         steps: 50,
         batchSize: 4,
         lr: 1e-3,
-        proxMu: 0.01,
+        fedProxMu: 0.01,
         clipNorm: 1,
-        optimizer: i % 2 ? 'sgd' : 'adamw',
+        optimiser: i % 2 ? 'sgd' : 'adamw',
       });
       await evaluate(model, examples.slice(0, 4));
       generate(model, [256], { maxTokens: 3 });
