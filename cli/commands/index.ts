@@ -58,7 +58,7 @@ export const commands: CommandEntry[] = [
   },
   {
     command: 'chain',
-    describe: 'The protocol state derived from the chain: state, audit, watch',
+    describe: 'The protocol state derived from the chain: state, audit, watch; advance (dev chains)',
     load: async () => (await import('./chain.ts')).chainCommand,
   },
   {
@@ -70,7 +70,7 @@ export const commands: CommandEntry[] = [
     command: 'generate',
     describe:
       "Generate text from a language-model checkpoint, or a classifier's label distribution (a verified folder, or a certified id fetched from chain)",
-    load: async () => (await import('./checkpoint.ts')).generateCommand,
+    load: async () => (await import('./generate.ts')).generateCommand,
   },
   {
     command: 'demo',
