@@ -226,6 +226,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           { code: codeOf(error), retryInMs: backoffMs },
           `coordinator step failed: ${(error as Error).message}`,
         );
+        logger.debug({ err: error }, 'the failed step');
         await sleep(clock, backoffMs, stopping.signal);
         backoffMs = Math.min(30_000, backoffMs * 2);
         dirty = true;

@@ -1,5 +1,6 @@
 // The journal's records and the index a round is rebuilt from (after a restart, or after a step failed in-process).
 import type { FinalizeRound } from '../pallet-bindings/index.ts';
+import { CoordinatorError } from './errors.ts';
 import { openJournal, type Journal } from './journal.ts';
 
 export interface TaskRecord {
@@ -73,7 +74,16 @@ export class RoundLog {
   }
 
   static async open(path: string): Promise<RoundLog> {
-    return new RoundLog(await openJournal<JournalRecord>(path));
+    try {
+      return new RoundLog(await openJournal<JournalRecord>(path));
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'unknown';
+      throw new CoordinatorError(
+        'E_DATA_DIR',
+        `cannot open the journal ${path} for appending (${code}): the data directory must be writable and have room`,
+        { cause: error },
+      );
+    }
   }
 
   get recoveredCount(): number {

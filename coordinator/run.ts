@@ -225,6 +225,8 @@ async function collect(
   );
   for (const task of a.tasks.values())
     if (!round.accepted.has(task.account)) sendTask(round, task, ctx, deps.round);
+  // A round rebuilt from the journal may already hold every update it needs: look before the first wait.
+  round.signal.wake();
   for (;;) {
     // Until an update, a handed-on task, a new worker or the deadline.
     await round.signal.wait(round.deadlineMs);

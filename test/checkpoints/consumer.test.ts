@@ -138,6 +138,9 @@ describe('fedtune checkpoint list | attest | download | verify, fedtune generate
           datasetRoot,
           '--model-config',
           JSON.stringify(config),
+          // Bob's transfer below must stay within his share (120 of 200 samples) of the round's reward.
+          '--reward',
+          '2000000000000',
           '--json',
         ]),
       ) as { proposal: number }

@@ -146,8 +146,9 @@ describe('pallet-bindings against the devnet', function () {
       checkpoint: { id, bytes: 4096, uri: `http://127.0.0.1:8080/${id}` },
       updatesRoot: hex32(0xe1),
       contributors: [
-        { account: eve, samples: 100, shards: [0] },
-        { account: ferdie, samples: 50, shards: [1] },
+        // 60 : 40 of rewardPerRound (1e12): the reducer keeps each transfer within its contributor's share.
+        { account: eve, samples: 60, shards: [0] },
+        { account: ferdie, samples: 40, shards: [1] },
       ],
       datasetShardsRoot: hex32(0xe2),
       metrics: { trainLoss: 3.1, evalLoss: 3.3, extra: [] },
