@@ -3,7 +3,6 @@
 // same coordinator completes the round.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { pino } from 'pino';
@@ -25,18 +24,6 @@ async function poll<T>(fn: () => Promise<T | undefined | false>): Promise<T> {
     if (Date.now() > end) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ port, host: '127.0.0.1' });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 describe('fedtune coordinator: a data directory that cannot be written', function () {
