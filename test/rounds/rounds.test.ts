@@ -293,8 +293,22 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     await Promise.all([charlie2.conn.ready, dave.conn.ready]);
     const sent: Extract<CoordinatorEvent, { type: 'taskSent' | 'taskHandedOn' }>[] = [];
     onCoordinator((e) => (e.type === 'taskSent' || e.type === 'taskHandedOn') && sent.push(e));
-    const id = await approveProposal(f, { minWorkers: 1, maxWorkers: 1, roundDeadline: 120 });
+    const id = await approveProposal(
+      f,
+      { minWorkers: 1, maxWorkers: 1, roundDeadline: 120 },
+      { fedProxMu: 0.01, learningRate: 0.004 },
+    );
     const task = await until(() => charlie2.tasks.find((t) => t.proposal === id));
+    // The task a worker receives carries the strategy's RoundConfig: the proposal's local training, FedProx mu included.
+    expect(JSON.parse(task.hyperparamsJson)).to.include({
+      localSteps: 3,
+      batchSize: 4,
+      learningRate: 0.004,
+      optimiser: 'adamw',
+      fedProxMu: 0.01,
+      gradClipNorm: 1,
+      schedule: 'cosine',
+    });
     await until(() => dave.tasks.find((t) => t.proposal === id));
     const bob = worker(0);
     await bob.ready;
