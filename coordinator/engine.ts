@@ -14,6 +14,7 @@ import {
   type ProtocolState,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
+import { AckBook } from './acks.ts';
 import { resetContext } from './base.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import type { ChainDependencies } from './commit.ts';
@@ -99,6 +100,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const log = await RoundLog.open(join(options.dataDir, 'journal.bin'));
   if (log.recoveredCount > 0)
     logger.info({ records: log.recoveredCount, truncatedBytes: log.truncatedBytes }, 'journal replayed');
+  const acks = new AckBook();
   const view = new ChainView(chain, network, clock, logger, options.from);
   const metrics = new Metrics();
   let live: { round: LiveRound; ctx: ProposalContext } | null = null;
@@ -160,6 +162,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       network,
       view,
       log,
+      acks,
       round: roundDeps,
       live: () => live,
       emit,
@@ -182,6 +185,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     me,
     store,
     log,
+    acks,
     metrics,
     round: roundDeps,
     maxRetries: options.maxRetries ?? 2,

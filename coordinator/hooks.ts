@@ -6,6 +6,7 @@ import { acceptUpdate } from './accept.ts';
 import type { CoordinatorEvent } from './events.ts';
 import type { ChainView } from './follow.ts';
 import type { ProposalContext } from './prepare.ts';
+import type { AckBook } from './acks.ts';
 import type { RoundLog } from './records.ts';
 import { handOn, watchSilent, welcome, type LiveRound, type RoundDependencies } from './round.ts';
 import type { RoundEngineHooks, UploadedUpdate } from './server.ts';
@@ -14,6 +15,8 @@ export interface HookDependencies {
   network: Hex32;
   view: ChainView;
   log: RoundLog;
+  /** Journaled updates by worker and task, for acknowledgements that were lost. */
+  acks: AckBook;
   round: RoundDependencies;
   live(): { round: LiveRound; ctx: ProposalContext } | null;
   emit(event: CoordinatorEvent): void;
@@ -51,6 +54,14 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     current!.round.accepted.set(update.account, { ...record, payload: new Uint8Array(0) });
     try {
       await deps.log.write(record);
+      deps.acks.record(update.account, record.taskId, {
+        proposal: record.proposal,
+        round: record.round,
+        base: current!.round.base.id,
+        codec: current!.ctx.updateEncoding.codec,
+        payloadSha256: record.payloadSha256,
+        updateHash: record.updateHash,
+      });
     } catch (error) {
       deps.stepFailed(error);
       throw error;
@@ -74,7 +85,13 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     expectedUpload(account, taskId) {
       const live = deps.live();
       const task = live?.round.assignment.tasks.get(account);
-      if (!live || !task || task.taskId !== taskId) return null;
+      if (!live || !task || task.taskId !== taskId) {
+        // Not a task of the live round: an update already journaled may still be asked for its receipt.
+        const acked = deps.acks.get(account, taskId);
+        return acked
+          ? { proposal: acked.proposal, round: acked.round, base: acked.base, codec: acked.codec }
+          : null;
+      }
       const a = live.round.assignment;
       return {
         proposal: a.proposal,
@@ -83,11 +100,7 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
         codec: live.ctx.updateEncoding.codec,
       };
     },
-    receiptFor(account, taskId, payloadSha256) {
-      const got = deps.live()?.round.accepted.get(account);
-      if (!got || got.taskId !== taskId) return null;
-      return Buffer.from(got.payloadSha256).equals(Buffer.from(payloadSha256)) ? got.updateHash : null;
-    },
+    receiptFor: (account, taskId, payloadSha256) => deps.acks.receipt(account, taskId, payloadSha256),
     acceptUpdate: (update) => accept(update),
     taskFailed(account, failure) {
       const current = deps.live();

@@ -11,6 +11,7 @@ import { closeRound, evaluateHeldOut } from './close.ts';
 import { commitRound, failProposal, type ChainDependencies } from './commit.ts';
 import { CoordinatorError } from './errors.ts';
 import type { CoordinatorEvent } from './events.ts';
+import type { AckBook } from './acks.ts';
 import type { ChainView } from './follow.ts';
 import type { Metrics } from './metrics.ts';
 import type { ProposalContext } from './prepare.ts';
@@ -31,6 +32,7 @@ export interface ProposalRunDependencies extends ChainDependencies {
   me: string;
   store: CheckpointStore;
   log: RoundLog;
+  acks: AckBook;
   metrics: Metrics;
   round: RoundDependencies;
   maxRetries: number;
@@ -143,6 +145,14 @@ async function runRound(
       continue;
     }
     round.accepted.set(rec.account, { ...rec, payload: new Uint8Array(0) });
+    deps.acks.record(rec.account, rec.taskId, {
+      proposal: rec.proposal,
+      round: rec.round,
+      base: base.id,
+      codec: ctx.updateEncoding.codec,
+      payloadSha256: rec.payloadSha256,
+      updateHash: rec.updateHash,
+    });
   }
   deps.setLive({ round, ctx });
   const started = deps.clock.now();
