@@ -23,6 +23,10 @@ const TRIGGER: Record<KillPoint, { type: string; nth: (workers: number) => numbe
 export interface TrialResult {
   trial: number;
   point: KillPoint;
+  /** The proposal's status once settled: completed, or failed. */
+  status: string;
+  /** Updates the committed round holds (every trainer's, when none gave up). */
+  contributors: number;
   killed: boolean;
   restarts: number;
   acknowledged: number;
@@ -192,6 +196,8 @@ export async function runFaultTrials(params: {
         restarts,
         acknowledged: acked.length,
         found: acked.filter((r) => contributors.has(r.account)).length,
+        status: p.status,
+        contributors: contributors.size,
         seconds: (Date.now() - started) / 1000,
       };
       trials.push(result);
