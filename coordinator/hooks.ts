@@ -88,9 +88,13 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
       if (!live || !task || task.taskId !== taskId) {
         // Not a task of the live round: an update already journaled may still be asked for its receipt.
         const acked = deps.acks.get(account, taskId);
-        return acked
-          ? { proposal: acked.proposal, round: acked.round, base: acked.base, codec: acked.codec }
-          : null;
+        if (acked)
+          return { proposal: acked.proposal, round: acked.round, base: acked.base, codec: acked.codec };
+        // A task of a round the journal holds but the engine has not rebuilt yet (just restarted): ask again shortly.
+        const pending = [...deps.log.rounds.values()].some((r) =>
+          r.tasks.some((t) => t.account === account && t.taskId === taskId),
+        );
+        return pending ? 'busy' : null;
       }
       const a = live.round.assignment;
       return {

@@ -53,8 +53,11 @@ export interface UploadedUpdate {
 export interface RoundEngineHooks {
   /** Whether an authenticated account may take part (e.g. registered as a worker on chain). */
   admit(account: string): Promise<Verdict>;
-  /** The upload a worker owes for a task, or null when it has no such task now. */
-  expectedUpload(account: string, taskId: string): ExpectedUpload | null;
+  /**
+   * The upload a worker owes for a task, null when it has no such task, or 'busy' when the engine cannot say yet (a
+   * restarted coordinator still rebuilding the task's round): the worker is told E_BUSY and begins again shortly.
+   */
+  expectedUpload(account: string, taskId: string): ExpectedUpload | 'busy' | null;
   /** If this exact update was already accepted, its receipt hash (a worker resending after a lost acknowledgement). */
   receiptFor?(account: string, taskId: string, payloadSha256: Uint8Array): Uint8Array | null;
   /**

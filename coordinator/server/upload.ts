@@ -34,6 +34,11 @@ export function updateBegin(ctx: ServerContext, conn: Connection, account: strin
   const expected = options.hooks.expectedUpload(account, begin.taskId);
   if (expected === null)
     throw new FrameFault('E_UNKNOWN_TASK', `no open task ${JSON.stringify(begin.taskId)} for ${account}`);
+  if (expected === 'busy')
+    throw new FrameFault(
+      'E_BUSY',
+      `task ${JSON.stringify(begin.taskId)}'s round is being rebuilt; begin again shortly`,
+    );
   if (begin.proposal !== expected.proposal || begin.round !== expected.round) {
     throw new FrameFault(
       'E_WRONG_ROUND',
