@@ -152,6 +152,7 @@ async function runRound(
     const outcome = await collect(ctx, round, previous !== undefined, deadlineSpanMs, deps);
     if (outcome !== 'ready') return outcome;
     endRound(round);
+    await Promise.allSettled([...round.writing]);
     // The accepted updates with their payloads, as journaled.
     const accepted = (deps.log.updates.get(k) ?? []).filter(
       (u) => round.accepted.get(u.account)?.taskId === u.taskId,

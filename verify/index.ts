@@ -24,3 +24,17 @@ export {
   type RoundPublication,
 } from './publication.ts';
 export { taskFrame, taskSamples, taskSeed } from './task.ts';
+export {
+  EVAL_TOLERANCE,
+  VerifyError,
+  VerifyFailure,
+  pickForRecompute,
+  verifyRound,
+  type Reexecute,
+  type ReexecuteInput,
+  type VerifyCode,
+  type VerifyReport,
+  type VerifyRoundParams,
+  type VerifyStep,
+  type WorkCheck,
+} from './round.ts';

@@ -24,3 +24,4 @@ export {
   type ParsedTask,
   type TrainTaskResult,
 } from './task.ts';
+export { reexecuteContribution, WORK_TOLERANCE } from './contribution.ts';
