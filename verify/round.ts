@@ -10,7 +10,6 @@ import {
   CHECKPOINT_FILE,
   downloadCheckpoint,
   httpSource,
-  parseManifest,
   sha256Hex,
   type CheckpointManifest,
 } from '../checkpoints/index.ts';
@@ -212,10 +211,10 @@ export async function verifyRound(params: VerifyRoundParams): Promise<VerifyRepo
   const models: Model[] = [];
   try {
     const ctx = await step('context', () => roundContext(params, p, f));
-    const publication = await step('publication', () => fetchPublication(params, p, f, ctx));
+    const publication = await step('publication', () => fetchPublication(params, f, ctx));
     report.updates = publication.updates.length;
     await step('signatures', () => checkSignatures(params, f, publication));
-    await step('rules', () => checkRules(params, p, f, publication, ctx));
+    await step('rules', () => checkRules(p, f, publication, ctx));
     const payloads = await step('updates', () => fetchPayloads(ctx.sources, publication, f));
     const base = await step('base', () => loadBase(params, p, publication, ctx));
     models.push(base.model);
@@ -225,7 +224,6 @@ export async function verifyRound(params: VerifyRoundParams): Promise<VerifyRepo
     report.evalLoss = await step('evaluate', () => checkEval(f, base.model, ctx));
     if ((params.recompute ?? 0) > 0)
       await step('re-execute', () => recompute(params, p, f, publication, payloads, base, ctx, recomputed));
-    void derived;
     report.ok = true;
   } catch (error) {
     if (!(error instanceof VerifyFailure)) throw error;
@@ -290,7 +288,6 @@ function proposalStrategyFit(p: RoundProposal): FitConfig {
 
 async function fetchPublication(
   params: VerifyRoundParams,
-  p: RoundProposal,
   f: FinalizedRound,
   ctx: RoundContext,
 ): Promise<{ value: RoundPublication; detail: string }> {
@@ -338,7 +335,6 @@ async function fetchPublication(
       );
       continue;
     }
-    void p;
     return { value: pub, detail: `${pub.updates.length} update(s) under updatesRoot, from ${source}` };
   }
   const hashed = problems.some((m) => m.includes('hash to'));
@@ -368,7 +364,7 @@ async function checkSignatures(
       shards: u.shards,
       payloadSha256: fromHex(u.payloadSha256),
     });
-    let valid = false;
+    let valid: boolean;
     try {
       valid = signatureVerify(message, Buffer.from(u.signature.slice(2), 'hex'), u.account).isValid;
     } catch {
@@ -385,7 +381,6 @@ async function checkSignatures(
 }
 
 async function checkRules(
-  params: VerifyRoundParams,
   p: RoundProposal,
   f: FinalizedRound,
   pub: RoundPublication,
@@ -442,7 +437,6 @@ async function checkRules(
         f.coordinator,
       );
   }
-  void params;
   return {
     value: undefined,
     detail: `${f.contributors.length} contributor(s): samples, shards, shards root and ${f.rewards.length} reward(s) follow the rules`,
@@ -459,7 +453,7 @@ async function fetchPayloads(
   for (const u of pub.updates) {
     const problems: string[] = [];
     for (const source of sources) {
-      let body: Uint8Array | null = null;
+      let body: Uint8Array | null;
       try {
         body = await httpGetBytes(`${source}/blobs/${u.payloadSha256}`, {
           maxBytes: Math.min(MAX_UPDATE_BYTES, u.payloadBytes),

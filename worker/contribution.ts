@@ -3,7 +3,6 @@
 // compared with the update the worker published.
 import { createTopKState, decodeUpdate, encodeUpdate, type CodecName } from '../aggregation/index.ts';
 import { readSafetensors, type NamedTensors } from '../model/index.ts';
-import { fromHex } from '../pallet-bindings/index.ts';
 import { taskFrame, type ReexecuteInput } from '../verify/index.ts';
 import pino from 'pino';
 import { parseTask, trainTask, verifiedShardRecords } from './task.ts';
@@ -44,7 +43,6 @@ export async function reexecuteContribution(
   const a = decodeUpdate(input.payload, { codec, maxValues: Number.MAX_SAFE_INTEGER });
   const b = decodeUpdate(payload, { codec, maxValues: Number.MAX_SAFE_INTEGER });
   const distance = relativeDistance(a, b);
-  void fromHex;
   return { ok: distance <= WORK_TOLERANCE, distance, threshold: WORK_TOLERANCE };
 }
 
