@@ -218,7 +218,7 @@ export async function verifyRound(params: VerifyRoundParams): Promise<VerifyRepo
     const payloads = await step('updates', () => fetchPayloads(ctx.sources, publication, f));
     const base = await step('base', () => loadBase(params, p, publication, ctx));
     models.push(base.model);
-    const derived = await step('aggregate', () =>
+    await step('aggregate', () =>
       checkAggregate(params, p, f, publication, payloads, base, ctx),
     );
     report.evalLoss = await step('evaluate', () => checkEval(f, base.model, ctx));
