@@ -20,6 +20,7 @@ import {
 import { datasetForManifest, fetchManifest } from '../../datasets/index.ts';
 import type { BackendChoice } from '../../model/index.ts';
 import type { ChainClient, NetworkState, RoundProposal } from '../../pallet-bindings/index.ts';
+import type { VerifyReport } from '../../verify/index.ts';
 import { BACKEND_CHOICES } from '../choices.ts';
 import { FedtuneError } from '../errors.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
@@ -344,6 +345,9 @@ interface AttestArgs extends Base, SignerArgs {
   verdict: 'auto' | 'yes' | 'no';
   maxLoss?: number;
   backend: BackendChoice;
+  recompute: number;
+  verify: boolean;
+  source: string[];
 }
 
 const attest: CommandModule<GlobalArgs, AttestArgs> = {
@@ -371,7 +375,27 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         choices: BACKEND_CHOICES,
         default: 'auto' as BackendChoice,
       })
+      .option('verify', {
+        type: 'boolean',
+        default: true,
+        describe:
+          "Verify the checkpoint's round first (`round verify`: its aggregate from the published updates); a failed check attests no with its code. --no-verify attests on the measured loss alone",
+      })
+      .option('recompute', {
+        type: 'number',
+        default: 1,
+        describe: 'Contributions the verification re-executes',
+      })
+      .option('source', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: "More base URLs serving the round's /rounds, /blobs and /checkpoints",
+      })
       .check((argv) => {
+        const r = argv.recompute as number;
+        if (!(Number.isSafeInteger(r) && r >= 0))
+          throw usage(`--recompute must be a whole number >= 0, got ${r}`);
         const n = argv.maxExamples as number;
         if (!(Number.isInteger(n) && n >= 1))
           throw usage(`--max-examples must be a whole number >= 1, got ${n}`);
@@ -398,6 +422,26 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
       const p = net.proposals[c.proposal] as RoundProposal;
       const reported = p.finalized[c.round]!.metrics.evalLoss;
       const out = resolve(args.out ?? join(homedir(), '.cache', 'fedtune', 'checkpoints', id.slice(2)));
+      // The round first: a checkpoint that is not the aggregate of its published updates is attested no, with why.
+      let verification: VerifyReport | null = null;
+      if (args.verify) {
+        const { verifyRound } = await import('../../verify/index.ts');
+        const { reexecuteContribution } = await import('../../worker/index.ts');
+        verification = await verifyRound({
+          net,
+          network: parseNetworkId(args.network),
+          proposal: c.proposal,
+          round: c.round,
+          blockHash: async (n) => (await client.api.rpc.chain.getBlockHash(n)).toHex(),
+          sources: args.source,
+          recompute: args.recompute,
+          reexecute: reexecuteContribution,
+          data: args.data,
+          cacheDir: join(out, 'verify'),
+          logger: log,
+          onStep: (s) => log.info({ step: s.step, ok: s.ok, ms: Math.round(s.ms) }, s.detail),
+        });
+      }
       const { bytes } = await fetchInto(client, net, id, out, [], log);
       const dataset = net.datasets[p.round.dataset];
       if (!dataset)
@@ -415,6 +459,7 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         disposeModel(model);
       }
       const ok =
+        (verification === null || verification.ok) &&
         Number.isFinite(measured) &&
         (args.maxLoss === undefined || measured <= args.maxLoss) &&
         measured <= reported * 1.05 + 0.05;
@@ -434,6 +479,7 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         evalLoss: measured,
         reportedEvalLoss: reported,
         verdict,
+        ...(verification ? { verification } : {}),
         certified: after.certified,
         ...inclusion,
       };
@@ -442,6 +488,14 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
           ['checkpoint', id],
           ['measured loss', measured.toFixed(4)],
           ['reported loss', reported.toFixed(4)],
+          [
+            'verification',
+            verification === null
+              ? 'skipped (--no-verify)'
+              : verification.ok
+                ? `verified in ${verification.seconds.toFixed(1)} s (${verification.recomputed.length} re-executed)`
+                : `FAILED [${verification.code}]: ${verification.message}`,
+          ],
           ['verdict', verdict ? 'yes' : 'no'],
           ['block', inclusion.blockNumber],
           ['certified', after.certified ? `yes (block ${after.certifiedAt})` : 'not yet'],
