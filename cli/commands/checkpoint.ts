@@ -30,6 +30,7 @@ import {
   logger,
   networkOf,
   parseHex32,
+  parseFailureCode,
   parseNetworkId,
   print,
   readState,
@@ -148,7 +149,18 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
       print(args, rows, () =>
         table(
           // The id whole and last, where its 66 characters do not push the other columns apart.
-          ['proposal', 'round', 'kind', 'eval loss', 'attests', 'certified', 'block', 'parent', 'id'],
+          [
+            'proposal',
+            'round',
+            'kind',
+            'eval loss',
+            'attests',
+            'certified',
+            'block',
+            'parent',
+            'id',
+            'refused',
+          ],
           rows.map((r) => [
             r.proposal,
             r.round,
@@ -159,12 +171,19 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
             r.block,
             r.parent ? (args.wide ? r.parent : short(r.parent)) : '-',
             r.id,
+            refusals(r.refusals),
           ]),
         ),
       );
     });
   },
 };
+
+/** The "no" attests of a checkpoint, one phrase each: `no: E_AGGREGATE_MISMATCH (5FHneW46…94ty)`. */
+export function refusals(list: { account: string; code: string | null }[]): string {
+  if (list.length === 0) return '-';
+  return list.map((r) => `no: ${r.code ?? '(no code)'} (${short(r.account)})`).join(', ');
+}
 
 // ---- download ---------------------------------------------------------------------------------------
 
@@ -335,6 +354,9 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
   },
 };
 
+/** The code a "no" carries when none is given: the one check `attest` itself makes is the held-out loss. */
+const DEFAULT_NO_CODE = 'E_EVAL_MISMATCH';
+
 // ---- attest -----------------------------------------------------------------------------------------
 
 interface AttestArgs extends Base, SignerArgs {
@@ -344,6 +366,7 @@ interface AttestArgs extends Base, SignerArgs {
   maxExamples: number;
   verdict: 'auto' | 'yes' | 'no';
   maxLoss?: number;
+  code?: string;
   backend: BackendChoice;
   recompute: number;
   verify: boolean;
@@ -371,6 +394,11 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
           'auto: yes when the measured loss is finite, within --max-loss, and within 5% (+0.05) of the loss the coordinator committed',
       })
       .option('max-loss', { type: 'number', describe: 'auto: the highest acceptable eval loss' })
+      .option('code', {
+        type: 'string',
+        describe:
+          'Why a "no": the failed check\'s code (A-Z, 0-9, _; at most 32), like E_AGGREGATE_MISMATCH; default E_EVAL_MISMATCH, the loss check attest makes itself',
+      })
       .option('backend', {
         choices: BACKEND_CHOICES,
         default: 'auto' as BackendChoice,
@@ -402,12 +430,15 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         const max = argv.maxLoss as number | undefined;
         if (max !== undefined && !Number.isFinite(max))
           throw usage(`--max-loss must be a number, got ${max}`);
+        if (argv.code !== undefined && argv.verdict === 'yes')
+          throw usage('--code says why a verdict is no; --verdict yes takes none');
         return true;
       }) as unknown as Argv<AttestArgs>,
   async handler(args) {
     const { disposeModel, initBackend, modelFromSafetensors } = await import('../../model/index.ts');
     const { evaluateHeldOut } = await import('../../coordinator/index.ts');
     const id = parseHex32('the checkpoint id', args.id);
+    const code = await parseFailureCode(args.code ?? DEFAULT_NO_CODE);
     const log = logger(args);
     const signer = await loadSigner(args);
     await initBackend({ backend: args.backend, logger: log });
@@ -464,12 +495,17 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         (args.maxLoss === undefined || measured <= args.maxLoss) &&
         measured <= reported * 1.05 + 0.05;
       const verdict = args.verdict === 'auto' ? ok : args.verdict === 'yes';
+      // A failed verification names its own code; otherwise a "no" is --code's (the loss check's by default).
+      const noCode = verification && !verification.ok ? verification.code! : code;
       const { inclusion, state } = await submitChecked(
         client,
         {
           signer,
           network: parseNetworkId(args.network),
-          calls: [{ type: 'attest', checkpoint: id, evalLoss: measured, verdict }],
+          // A "no" carries its failure code (attestWithCode on chain); a "yes" none.
+          calls: [
+            { type: 'attest', checkpoint: id, evalLoss: measured, verdict, code: verdict ? null : noCode },
+          ],
         },
         args.from,
       );
@@ -479,6 +515,7 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         evalLoss: measured,
         reportedEvalLoss: reported,
         verdict,
+        code: verdict ? null : noCode,
         ...(verification ? { verification } : {}),
         certified: after.certified,
         ...inclusion,
@@ -496,7 +533,7 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
                 ? `verified in ${verification.seconds.toFixed(1)} s (${verification.recomputed.length} re-executed)`
                 : `FAILED [${verification.code}]: ${verification.message}`,
           ],
-          ['verdict', verdict ? 'yes' : 'no'],
+          ['verdict', verdict ? 'yes' : `no: ${noCode}`],
           ['block', inclusion.blockNumber],
           ['certified', after.certified ? `yes (block ${after.certifiedAt})` : 'not yet'],
         ]),
