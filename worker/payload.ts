@@ -2,7 +2,11 @@
 // codec, top-k error feedback included. The trainer (runner.ts) and a verifier's re-execution (reexecute.ts) both call
 // it, so what a verifier recomputes is, by construction, what an honest trainer sends.
 import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
-import { readSafetensors, type NamedTensors } from '../model/index.ts';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { writeFileAtomic } from '../checkpoints/index.ts';
+import { readSafetensors, writeSafetensors, type NamedTensors } from '../model/index.ts';
 import { WorkerError } from './connection.ts';
 import type { ParsedTask } from './task.ts';
 
@@ -66,4 +70,55 @@ export function updatePayload(params: {
   });
   const denseBytes = delta.reduce((n, t) => n + t.data.byteLength, 0);
   return { delta, payload, state, denseBytes };
+}
+
+/**
+ * The residual rule's book: the residual left by a worker's acknowledged top-k upload to each recent round of each
+ * proposal, in memory and in `dir` (so a restarted worker still follows the rule). A round-r task starts from what its
+ * round r-1 upload left, or from zero when there is none (the worker skipped or failed round r-1): a function of which
+ * rounds the worker contributed to, which a verifier reads from the chain.
+ */
+export class ResidualBook {
+  private readonly byProposal = new Map<number, Map<number, TopKState>>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly logger?: Logger,
+  ) {}
+
+  private file(proposal: number, round: number): string {
+    return join(this.dir, `${proposal}-${round}.safetensors`);
+  }
+
+  /** The residual a round-`round` task of the proposal starts from; undefined means zero. */
+  async before(proposal: number, round: number): Promise<TopKState | undefined> {
+    const kept = this.byProposal.get(proposal)?.get(round - 1);
+    if (kept) return kept;
+    try {
+      const file = readSafetensors(new Uint8Array(await readFile(this.file(proposal, round - 1))));
+      return { residual: new Map(file.tensors.map((t) => [t.name, t.data])) };
+    } catch {
+      return undefined; // none kept: the round starts from zero, as the rule says
+    }
+  }
+
+  /** Keeps the residual an acknowledged upload to `round` left. */
+  async keep(proposal: number, round: number, state: TopKState): Promise<void> {
+    let byRound = this.byProposal.get(proposal);
+    if (!byRound) this.byProposal.set(proposal, (byRound = new Map()));
+    byRound.set(round, state);
+    // A retried round r starts from round r-1's residual again; anything older is never needed.
+    for (const r of [...byRound.keys()]) if (r < round - 1) byRound.delete(r);
+    const tensors = [...state.residual].map(([name, data]) => ({ name, shape: [data.length], data }));
+    try {
+      await rm(this.file(proposal, round - 2), { force: true });
+      await mkdir(this.dir, { recursive: true });
+      await writeFileAtomic(this.dir, this.file(proposal, round), writeSafetensors(tensors));
+    } catch (error) {
+      this.logger?.warn(
+        { err: error },
+        'saving the top-k residual failed; after a restart the next round would start from zero',
+      );
+    }
+  }
 }

@@ -1,18 +1,17 @@
 // The trainer's loop: take each task the coordinator sends, check the data against the chain's dataset root, fetch and
 // verify the base checkpoint, train, encode (keeping top-k error feedback across rounds), sign and upload, keep the receipt.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { TopKState } from '../aggregation/index.ts';
 import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts';
 import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
-import { readSafetensors, writeSafetensors, type StepInfo } from '../model/index.ts';
+import type { StepInfo } from '../model/index.ts';
 import { MAX_MESSAGE_CHARS, type Ack, type RoundResult, type Task } from '../proto/index.ts';
 import { fromHex, toHex, verifyReceipt, type FinalizedRound, type Hex32 } from '../pallet-bindings/index.ts';
 import { connectWorker, type Signer, type WorkerConnection } from './connection.ts';
-import { isTopK, updatePayload } from './payload.ts';
+import { ResidualBook, isTopK, updatePayload } from './payload.ts';
 import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
 
 export type WorkerEvent =
@@ -209,7 +208,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   const manifests = new Map<string, DatasetManifest>();
   const datasets = new Map<string, Dataset>();
   // Top-k error feedback: per proposal, the residual left by the worker's acknowledged upload of each recent round.
-  const residuals = new Map<number, Map<number, TopKState>>();
+  const residuals = new ResidualBook(join(cacheDir, 'residuals'), logger);
   const seen = new Set<string>();
   const receipts = new Map<string, Receipt>();
   let queue: Promise<void> = Promise.resolve();
@@ -217,7 +216,6 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
   const receiptsDir = join(cacheDir, 'receipts');
-  const residualsDir = join(cacheDir, 'residuals');
 
   // One file per task, named by it: a receipt is a trainer's proof of contribution, so no other task's (a retry of the
   // round, another trainer pointed at the same --cache) may replace it. Written whole or not at all.
@@ -229,41 +227,6 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       new TextEncoder().encode(`${JSON.stringify(r, null, 2)}\n`),
     );
   };
-
-  const residualFile = (proposal: number, round: number) =>
-    join(residualsDir, `${proposal}-${round}.safetensors`);
-
-  /** The residual left by this worker's acknowledged upload to round-1 of the proposal, from memory or the cache. */
-  async function residualBefore(proposal: number, round: number): Promise<TopKState | undefined> {
-    const kept = residuals.get(proposal)?.get(round - 1);
-    if (kept) return kept;
-    try {
-      const file = readSafetensors(new Uint8Array(await readFile(residualFile(proposal, round - 1))));
-      return { residual: new Map(file.tensors.map((t) => [t.name, t.data])) };
-    } catch {
-      return undefined; // none kept: this round starts from zero, as the rule says
-    }
-  }
-
-  /** Keeps an acknowledged upload's residual (in memory and on disk, so a restarted worker still follows the rule). */
-  async function keepResidual(proposal: number, round: number, state: TopKState): Promise<void> {
-    let byRound = residuals.get(proposal);
-    if (!byRound) residuals.set(proposal, (byRound = new Map()));
-    byRound.set(round, state);
-    // A retried round r starts from round r-1's residual again; anything older is never needed.
-    for (const r of [...byRound.keys()]) if (r < round - 1) byRound.delete(r);
-    await rm(residualFile(proposal, round - 2), { force: true }).catch(() => undefined);
-    const tensors = [...state.residual].map(([name, data]) => ({ name, shape: [data.length], data }));
-    try {
-      await mkdir(residualsDir, { recursive: true });
-      await writeFileAtomic(residualsDir, residualFile(proposal, round), writeSafetensors(tensors));
-    } catch (error) {
-      logger.warn(
-        { err: error },
-        'saving the top-k residual failed; a restart would start the next round from zero',
-      );
-    }
-  }
 
   async function manifestFor(task: Task): Promise<DatasetManifest> {
     const root = task.datasetRoot;
@@ -314,7 +277,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     // The residual rule (docs/model.md, "Reproducible training"): a round-r task starts from the residual its
     // acknowledged round r-1 upload left, else from zero, so a verifier can rebuild it from published work alone.
     const topk = isTopK(parsed.codec.codec);
-    const priorState = topk ? await residualBefore(task.proposal, task.round) : undefined;
+    const priorState = topk ? await residuals.before(task.proposal, task.round) : undefined;
     const { payload, state, denseBytes } = updatePayload({
       parsed,
       update: result.update,
@@ -349,7 +312,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     };
     receipts.set(`${task.proposal}/${task.round}`, receipt);
     await saveReceipt(receipt);
-    if (state) await keepResidual(task.proposal, task.round, state);
+    if (state) await residuals.keep(task.proposal, task.round, state);
     emit({
       type: 'ack',
       taskId: task.taskId,
