@@ -24,3 +24,21 @@ export {
   type ParsedTask,
   type TrainTaskResult,
 } from './task.ts';
+export {
+  ResidualBook,
+  cloneTopKState,
+  isTopK,
+  toDelta,
+  updatePayload,
+  type UpdatePayload,
+} from './payload.ts';
+export {
+  WORK_TOLERANCE,
+  chainRounds,
+  compareWork,
+  reexecuteChain,
+  reexecuteTask,
+  type ReexecuteParameters,
+  type Reexecution,
+  type WorkComparison,
+} from './reexecute.ts';
