@@ -62,17 +62,18 @@ const bench: Bench = async ({ quick, report, progress }) => {
         value: same(c1.payload, c2.payload) ? 1 : 0,
         unit: 'bool',
       });
-      for (const backend of ['wasm', 'cpu'] as const) {
+      const fresh = (backend: string) => {
         progress(`${steps} steps: ${backend} in a fresh process`);
         const child = spawnSync(
           process.execPath,
           ['--import', 'tsx', join(here, 'reexecute', 'child.ts'), backend, String(steps)],
-          {
-            encoding: 'utf8',
-          },
+          { encoding: 'utf8' },
         );
         const line = child.stdout.trim().split('\n').pop() ?? '{}';
-        const { hashes } = JSON.parse(line) as { hashes?: Record<string, string> };
+        return JSON.parse(line) as { flavour?: string; hashes?: Record<string, string>; dense?: string };
+      };
+      for (const backend of ['wasm', 'cpu'] as const) {
+        const { hashes } = fresh(backend);
         const mine = backend === 'wasm' ? w1 : c1;
         const ok = payloadsOf(f, mine).every((p) => hashes?.[p.name] === sha(p.payload));
         report({
@@ -81,6 +82,19 @@ const bench: Bench = async ({ quick, report, progress }) => {
           unit: 'bool',
         });
       }
+      const noSimd = fresh('wasm-nosimd');
+      const plain = new Uint8Array(Buffer.from(noSimd.dense ?? '', 'base64'));
+      report({
+        name: `wasm without SIMD vs wasm-simd identical (${steps} steps)`,
+        value: same(plain, w1.payload) ? 1 : 0,
+        unit: 'bool',
+        note: noSimd.flavour,
+      });
+      report({
+        name: `distance: honest, wasm without SIMD, dense (${steps} steps)`,
+        value: compareWork({ payload: plain, codec: 'dense' }, w1).distance,
+        unit: 'rel L2',
+      });
     }
     report({
       name: `wasm vs cpu identical (${steps} steps)`,

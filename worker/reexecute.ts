@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { pino, type Logger } from 'pino';
 import { decodeUpdate, type CodecName, type NamedTensor, type TopKState } from '../aggregation/index.ts';
 import type { DatasetRecord } from '../datasets/index.ts';
-import { initBackend, type BackendChoice, type NamedTensors } from '../model/index.ts';
+import { backendFlavour, initBackend, type BackendChoice, type NamedTensors } from '../model/index.ts';
 import type { Task } from '../proto/index.ts';
 import { WorkerError } from './connection.ts';
 import { updatePayload } from './payload.ts';
@@ -48,6 +48,8 @@ export interface Reexecution {
   trainLoss: number;
   /** The tfjs backend it ran on. */
   backend: string;
+  /** backendFlavour(): 'wasm-simd', 'wasm' (no SIMD), 'cpu', 'tensorflow'. Bit-identical results need the same one. */
+  flavour: string;
 }
 
 const silent = pino({ level: 'silent' });
@@ -90,6 +92,7 @@ export async function reexecuteTask(p: ReexecuteParameters): Promise<Reexecution
       samples: result.samples,
       trainLoss: result.trainLoss,
       backend: tf.getBackend(),
+      flavour: await backendFlavour(),
     };
   } finally {
     if (switched && before) await tf.setBackend(before);
