@@ -33,6 +33,7 @@ export {
   type UpdatePayload,
 } from './payload.ts';
 export {
+  REPRODUCIBLE_FLAVOURS,
   WORK_TOLERANCE,
   chainRounds,
   compareWork,

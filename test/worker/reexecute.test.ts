@@ -115,9 +115,16 @@ describe('worker: re-execution of a task', function () {
     const t = task({ steps: 2 });
     const onWasm = await reexecuteTask({ task: t, baseCheckpoint: base, records: shard(1), backend: 'wasm' });
     const onCpu = await reexecuteTask({ task: t, baseCheckpoint: base, records: shard(1), backend: 'cpu' });
-    const across = compareWork({ payload: onCpu.payload, codec: 'dense' }, onWasm);
-    expect(across.ok, across.detail).to.equal(true);
-    expect(across.distance).to.be.lessThan(WORK_TOLERANCE / 100);
+    // Published from cpu, re-executed on wasm: not identical, within the tolerance.
+    const across = compareWork({ payload: onCpu.payload, codec: 'dense', flavour: onCpu.flavour }, onWasm);
+    expect(across, across.detail).to.include({ ok: true, exact: false, conclusive: true });
+    expect(across.distance)
+      .to.be.greaterThan(0)
+      .and.lessThan(WORK_TOLERANCE / 100);
+    // The same bytes claimed as wasm-simd work: on the worker's own flavour only identical bytes pass.
+    const claimed = compareWork({ payload: onCpu.payload, codec: 'dense', flavour: 'wasm-simd' }, onWasm);
+    expect(claimed, claimed.detail).to.include({ ok: false, conclusive: true });
+    expect(claimed.detail).to.match(/not bit-identical on the worker's own backend wasm-simd/);
 
     // A random vector with the trained update's norm.
     const rng = createRng(5);
@@ -134,10 +141,13 @@ describe('worker: re-execution of a task', function () {
       ['x0.5', encodeUpdate(scaled(onWasm.update, 0.5), { codec: 'dense' })],
     ];
     for (const [what, payload] of cheats) {
-      const verdict = compareWork({ payload, codec: 'dense' }, onWasm);
-      expect(verdict.ok, `${what}: ${verdict.detail}`).to.equal(false);
-      expect(verdict.distance, what).to.be.greaterThan(WORK_TOLERANCE);
-      expect(verdict.detail).to.match(/not the task's work/);
+      // Against the worker's own flavour: conclusive. Flavour unknown: rejected, and far beyond the tolerance.
+      const own = compareWork({ payload, codec: 'dense', flavour: 'wasm-simd' }, onWasm);
+      expect(own, `${what}: ${own.detail}`).to.include({ ok: false, conclusive: true });
+      expect(own.detail).to.match(/not the task's work/);
+      const unknown = compareWork({ payload, codec: 'dense' }, onWasm);
+      expect(unknown, `${what}: ${unknown.detail}`).to.include({ ok: false, conclusive: false });
+      expect(unknown.distance, what).to.be.greaterThan(10 * WORK_TOLERANCE);
     }
 
     // Not an update of the task's tensors at all: incomparable, not a crash.
