@@ -16,7 +16,8 @@ import { parseTask, trainTask, type ParsedTask } from './task.ts';
  * Relative L2 distance ‖published − recomputed‖ / ‖recomputed‖ (decoded updates) below which a payload that is not
  * bit-identical, re-executed on another backend flavour, still counts as the task's work. Measured (docs/model.md,
  * bench/reexecute.ts, tiny LM, batch 16, AdamW lr 0.01): an honest wasm-simd vs cpu re-run is 3e-6 apart after 5 steps,
- * 5e-6 after 20, 3e-4 after 100, but 0.30 after 200 (the trajectories diverge); a cheat is 0.1 (scaled x1.1) and more:
+ * 5e-6 after 20, 3e-4 after 100, but 0.30 after 200 (the trajectories diverge; wasm-simd vs wasm without SIMD: 0.049
+ * after 50 steps, 0.44 after 200); a cheat is 0.1 (scaled x1.1) and more:
  * 0.25 (x1.25), 0.5 (x0.5, and another shard), 1.41 (a random vector of the same norm). So this tolerance decides only
  * short tasks; a long one must be re-executed on the worker's own flavour, where only identical bytes pass.
  */
