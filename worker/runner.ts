@@ -207,8 +207,9 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   };
   const manifests = new Map<string, DatasetManifest>();
   const datasets = new Map<string, Dataset>();
-  // Top-k error feedback: per proposal, the residual left by the worker's acknowledged upload of each recent round.
-  const residuals = new ResidualBook(join(cacheDir, 'residuals'), logger);
+  // Top-k error feedback: per proposal, the residual left by the worker's acknowledged upload of each recent round;
+  // one folder per account, since trainers may share a --cache.
+  const residuals = new ResidualBook(join(cacheDir, 'residuals', options.signer.address), logger);
   const seen = new Set<string>();
   const receipts = new Map<string, Receipt>();
   let queue: Promise<void> = Promise.resolve();
