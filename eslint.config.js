@@ -62,6 +62,7 @@ const HEAVY = [
   'demo',
   'aggregation',
   'proto',
+  'verify',
 ];
 
 const lazyCli = {

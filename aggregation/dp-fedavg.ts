@@ -46,6 +46,14 @@ export class DpFedAvg extends StreamingStrategy {
       },
     };
   }
+  protected override extraState(): Record<string, number> {
+    return { dpRounds: this.accountant.stepsTaken };
+  }
+  protected override loadExtraState(extra: Record<string, number>): void {
+    const taken = extra.dpRounds ?? 0;
+    if (Number.isSafeInteger(taken) && taken > this.accountant.stepsTaken)
+      this.accountant.step(taken - this.accountant.stepsTaken);
+  }
   protected override heldBytes(): number {
     return super.heldBytes() + this.noise.byteLength;
   }

@@ -31,6 +31,7 @@ export {
   type EvaluateResult,
 } from './strategy.ts';
 export { createStrategy, type CreateStrategyOptions } from './create.ts';
+export { encodeState, decodeState, type StrategyState } from './state.ts';
 export { krumScores } from './krum.ts';
 export { RdpAccountant, rdpSampledGaussian, epsilonFromRdp, DEFAULT_ORDERS } from './accountant.ts';
 export { seededRng, secureRng, type Rng } from './rng.ts';

@@ -7,6 +7,8 @@ export interface ServerOptimiser {
   step(weights: Float32Array, delta: Float32Array): void;
   /** Bytes of optimiser state (O(params) for momentum and the adaptive ones, zero for sgd). */
   readonly bytes: number;
+  /** The optimiser's state arrays (views, in a fixed order): what a verifier needs to repeat the next step. */
+  readonly state: readonly Float32Array[];
 }
 
 /** x <- x + lr·Δ. */
@@ -14,6 +16,7 @@ export function sgd(lr: number): ServerOptimiser {
   return {
     kind: 'sgd',
     bytes: 0,
+    state: [],
     step(x, d) {
       for (let i = 0; i < x.length; i++) x[i] = x[i]! + lr * d[i]!;
     },
@@ -26,6 +29,7 @@ export function momentum(lr: number, beta: number, size: number): ServerOptimise
   return {
     kind: 'momentum',
     bytes: 4 * size,
+    state: [v],
     step(x, d) {
       for (let i = 0; i < x.length; i++) {
         const vi = beta * v[i]! + d[i]!;
@@ -51,6 +55,7 @@ export function adaptive(
   return {
     kind,
     bytes: 8 * size,
+    state: [m, v],
     step(x, d) {
       for (let i = 0; i < x.length; i++) {
         const di = d[i]!;

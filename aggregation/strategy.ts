@@ -11,6 +11,7 @@ import {
   type Layout,
   type NamedTensor,
 } from './tensors.ts';
+import { decodeState, encodeState } from './state.ts';
 
 /** A worker's update: a delta (new - base) per tensor, with the number of samples it trained on. */
 export interface ClientUpdate {
@@ -99,6 +100,13 @@ export interface Strategy {
   aggregate(): AggregateResult;
   /** Sample-weighted mean of the workers' evaluation metrics (Flower's aggregate_evaluate). */
   evaluate(results: EvaluateResult[]): Record<string, number>;
+  /**
+   * What the next round's aggregate depends on besides the weights (the server optimiser's moments, the norms that
+   * adaptive clipping reads, the rounds taken), as bytes: published with each checkpoint so anyone can repeat a round.
+   */
+  exportState(): Uint8Array;
+  /** Takes up the state exportState wrote after round r, so the next round to configure is r + 1. */
+  restoreState(bytes: Uint8Array): void;
   /** Bytes held now (accumulators, stored updates, optimiser state, weights). */
   memoryBytes(): number;
   dispose(): void;
@@ -300,6 +308,37 @@ export abstract class BaseStrategy implements Strategy {
   memoryBytes(): number {
     return 4 * this.global.length + this.server.bytes + this.heldBytes();
   }
+
+  exportState(): Uint8Array {
+    if (this.round !== null) fail('E_ROUND', `round ${this.round} is open; export the state between rounds`);
+    return encodeState({
+      strategy: this.spec.name,
+      lastRound: Number.isFinite(this.lastRound) ? this.lastRound : null,
+      previousNorms: this.previousNorms,
+      extra: this.extraState(),
+      arrays: this.server.state,
+    });
+  }
+
+  restoreState(bytes: Uint8Array): void {
+    if (this.round !== null) fail('E_ROUND', `round ${this.round} is open; restore the state between rounds`);
+    const s = decodeState(bytes);
+    const arrays = this.server.state;
+    if (s.strategy !== this.spec.name)
+      fail('E_STATE', `the state is a ${s.strategy} strategy's, this one is ${this.spec.name}`);
+    if (s.arrays.length !== arrays.length || s.arrays.some((a, i) => a.length !== arrays[i]!.length))
+      fail('E_STATE', `the state's optimiser arrays do not fit this model (${s.arrays.length} arrays)`);
+    s.arrays.forEach((a, i) => arrays[i]!.set(a));
+    this.lastRound = s.lastRound ?? -Infinity;
+    this.previousNorms = s.previousNorms;
+    this.loadExtraState(s.extra);
+  }
+
+  /** Strategy-specific numbers the state carries (e.g. DP rounds taken). */
+  protected extraState(): Record<string, number> {
+    return {};
+  }
+  protected loadExtraState(_extra: Record<string, number>): void {}
 
   protected abstract openRound(): void;
   protected abstract closeRound(): void;

@@ -2,8 +2,7 @@
 // function hands out slots at a round's start, to late joiners, on a retry, and when a task fails or its worker goes
 // silent; every choice is a pure function of the round, so a restarted coordinator makes the same ones.
 import { createHash } from 'node:crypto';
-import type { FitConfig } from '../aggregation/index.ts';
-import type { Task } from '../proto/index.ts';
+import { taskFrame, taskSamples, taskSeed } from '../verify/index.ts';
 import type { TaskRecord } from './records.ts';
 
 /** The task state of one round attempt. */
@@ -88,41 +87,4 @@ export function releaseTask(a: Assignment, account: string): TaskRecord | null {
   return task;
 }
 
-/** A seed for a task's local training: derived, so a re-execution of the task uses the same one. */
-export function taskSeed(proposal: number, round: number, account: string): number {
-  return createHash('sha256').update(`${proposal}:${round}:${account}`).digest().readUInt32LE(0);
-}
-
-/** The Task frame for a slot: everything the worker needs, its local training exactly the strategy's RoundConfig.fit. */
-export function taskFrame(params: {
-  task: TaskRecord;
-  proposal: number;
-  round: number;
-  base: { id: string; bytes: number; url: string };
-  datasetRoot: string;
-  modelJson: string;
-  fit: FitConfig;
-  updateEncoding: Record<string, unknown>;
-  deadlineMs: number;
-}): Task {
-  const { task } = params;
-  return {
-    taskId: task.taskId,
-    proposal: params.proposal,
-    round: params.round,
-    base: params.base,
-    shards: task.shards,
-    datasetRoot: params.datasetRoot,
-    modelJson: params.modelJson,
-    hyperparamsJson: JSON.stringify({
-      ...params.fit,
-      seed: taskSeed(params.proposal, params.round, task.account),
-    }),
-    codecJson: JSON.stringify(params.updateEncoding),
-    deadlineMs: params.deadlineMs,
-  };
-}
-
-/** The samples an update stands for, derived from its task: local steps × batch size, never the worker's claim. */
-export const taskSamples = (fit: Pick<FitConfig, 'localSteps' | 'batchSize'>): number =>
-  fit.localSteps * fit.batchSize;
+export { taskFrame, taskSamples, taskSeed };

@@ -52,8 +52,10 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     const { record } = verdict;
     // The payload is folded in and goes to the journal; memory keeps only what the receipts and the commit need.
     current!.round.accepted.set(update.account, { ...record, payload: new Uint8Array(0) });
+    const write = deps.log.write(record);
+    current!.round.writing.add(write);
     try {
-      await deps.log.write(record);
+      await write;
       deps.acks.record(update.account, record.taskId, {
         proposal: record.proposal,
         round: record.round,
@@ -65,6 +67,8 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     } catch (error) {
       deps.stepFailed(error);
       throw error;
+    } finally {
+      current!.round.writing.delete(write);
     }
     deps.emit({ type: 'updateAccepted', ...where, samples: record.samples, bytes: update.payload.length });
     current!.round.signal.wake();

@@ -26,6 +26,8 @@ export interface LiveRound {
   samples: number;
   /** Accepted updates, without their payloads (folded in and journaled). */
   accepted: Map<string, UpdateRecord>;
+  /** Journal writes of accepted updates still in flight: the round is aggregated only once they have landed. */
+  writing: Set<Promise<void>>;
   /** Tasks have been handed out (before that, the round waits for workers). */
   started: boolean;
   closing: boolean;
@@ -77,6 +79,7 @@ export function newLiveRound(params: {
     config: params.config,
     samples: taskSamples(params.config.fit),
     accepted: new Map(),
+    writing: new Set(),
     started: previous !== undefined,
     closing: false,
     signal: new Signal(clock),

@@ -43,3 +43,4 @@ export {
   type Reexecution,
   type WorkComparison,
 } from './reexecute.ts';
+export { reexecuteContribution } from './contribution.ts';

@@ -67,6 +67,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./checkpoint.ts')).checkpointCommand,
   },
   {
+    command: 'round',
+    describe: 'Finalized rounds: verify one from its published updates',
+    load: async () => (await import('./round.ts')).roundCommand,
+  },
+  {
     command: 'generate',
     describe:
       "Generate text from a language-model checkpoint, or a classifier's label distribution (a verified folder, or a certified id fetched from chain)",
