@@ -2,6 +2,7 @@
 // function hands out slots at a round's start, to late joiners, on a retry, and when a task fails or its worker goes
 // silent; every choice is a pure function of the round, so a restarted coordinator makes the same ones.
 import { createHash } from 'node:crypto';
+import { isBarredWorker, isWorker, type NetworkState } from '../pallet-bindings/index.ts';
 import { taskFrame, taskSamples, taskSeed } from '../verify/index.ts';
 import type { TaskRecord } from './records.ts';
 
@@ -20,6 +21,15 @@ export interface Assignment {
 }
 
 const hashHex = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * The accounts that may get a task: registered workers of the network that no upheld dispute barred (a barred worker
+ * gets no further task, docs/protocol.md "Disputes and bars"). Order is kept.
+ */
+export function assignable(net: NetworkState | undefined, accounts: readonly string[]): string[] {
+  if (net === undefined) return [];
+  return accounts.filter((a) => isWorker(net, a) && !isBarredWorker(net, a));
+}
 
 /** Candidates in the round's deterministic order (a hash of network, proposal, round and account). */
 export function eligibleOrder(

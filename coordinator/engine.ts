@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { openStore, type CheckpointStore } from '../checkpoints/index.ts';
 import {
   approvedRounds,
+  isBarredCoordinator,
   isCoordinator,
   openRounds,
   type ChainClient,
@@ -205,7 +206,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const mine = () => {
     const n = view.net();
     if (!n) return { open: [] as RoundProposal[], approved: [] as RoundProposal[] };
-    return { open: openRounds(n, me), approved: isCoordinator(n, me) ? approvedRounds(n) : [] };
+    // A barred coordinator opens nothing (the reducer would refuse it); its open rounds failed when it was barred.
+    const mayOpen = isCoordinator(n, me) && !isBarredCoordinator(n, me);
+    return { open: openRounds(n, me), approved: mayOpen ? approvedRounds(n) : [] };
   };
   let idleWaiters: (() => void)[] = [];
   let dirty = true;

@@ -79,6 +79,13 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     async admit(account) {
       const registered = () => deps.view.net() !== undefined && isWorker(deps.view.net()!, account);
       if (!registered()) await deps.view.refresh();
+      const bar = deps.view.net()?.barredWorkers[account];
+      if (bar !== undefined)
+        return {
+          ok: false,
+          code: 'E_WORKER_BARRED',
+          message: `${account} was barred from network ${deps.network} by dispute ${bar.dispute} (${bar.code}, block ${bar.block}): it gets no further task`,
+        };
       if (registered()) return { ok: true };
       return {
         ok: false,

@@ -21,6 +21,7 @@ export const FOLDERS = [
   'checkpoints',
   'proto',
   'merkle',
+  'verify',
   'demo',
   'explorer',
 ];

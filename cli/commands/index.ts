@@ -39,7 +39,8 @@ export const commands: CommandEntry[] = [
   },
   {
     command: 'dao',
-    describe: 'Governance: propose rounds and membership changes, vote, list and show proposals',
+    describe:
+      'Governance: propose rounds and membership changes, vote, list and show proposals, dispute and uphold',
     load: async () => (await import('./dao.ts')).daoCommand,
   },
   {
