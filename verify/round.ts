@@ -689,6 +689,46 @@ export async function pickForRecompute(
     .map((x) => x.a);
 }
 
+/**
+ * Top-k codecs: the worker's contributions to the consecutive rounds just before this one, oldest first, with what
+ * re-executing each needs (its published record, its round's base, its seed). Under the residual rule (docs/model.md,
+ * "Reproducible training") they rebuild the error-feedback residual the worker carried into this round. Else none.
+ */
+async function earlierContributions(
+  params: VerifyRoundParams,
+  p: RoundProposal,
+  ctx: RoundContext,
+  account: string,
+): Promise<ReexecuteInput['earlier']> {
+  if (ctx.encoding.codec !== 'topk' && ctx.encoding.codec !== 'topk-int8') return [];
+  const rounds: number[] = [];
+  for (let q = params.round - 1; q >= 0; q--) {
+    if (!p.finalized[q]?.contributors.some((c) => c.account === account)) break;
+    rounds.unshift(q);
+  }
+  const out: ReexecuteInput['earlier'] = [];
+  for (const q of rounds) {
+    const at = { ...params, round: q };
+    const { value: pub } = await fetchPublication(at, p.finalized[q]!, ctx);
+    const update = pub.updates.find((u) => u.account === account);
+    if (!update)
+      throw new VerifyFailure(
+        'E_UPDATE_UNAVAILABLE',
+        `round ${q}'s published updates lack ${account}, a contributor on chain`,
+        p.finalized[q]!.coordinator,
+      );
+    const { value: base } = await loadBase(at, p, pub, ctx);
+    disposeModel(base.model);
+    out.push({
+      round: q,
+      update,
+      baseBytes: base.bytes,
+      fit: { ...ctx.fit, seed: taskSeed(params.proposal, q, account) },
+    });
+  }
+  return out;
+}
+
 async function recompute(
   params: VerifyRoundParams,
   p: RoundProposal,
@@ -718,7 +758,7 @@ async function recompute(
       dataset: ctx.dataset,
       manifest: ctx.manifest,
       datasetRoot: p.round.dataset,
-      earlier: [],
+      earlier: await earlierContributions(params, p, ctx, account),
     });
     out.push({
       account,

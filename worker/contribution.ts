@@ -1,74 +1,67 @@
 // Re-executing a published contribution for `fedtune round verify`: the worker's task rebuilt from public values, its
-// shards checked against the dataset root, trained again with the task's seed, encoded with the task's codec, and
-// compared with the update the worker published.
-import { createTopKState, decodeUpdate, encodeUpdate, type CodecName } from '../aggregation/index.ts';
-import { readSafetensors, type NamedTensors } from '../model/index.ts';
-import { taskFrame, type ReexecuteInput } from '../verify/index.ts';
-import pino from 'pino';
-import { parseTask, trainTask, verifiedShardRecords } from './task.ts';
+// shards checked against the dataset root, and run through reexecute.ts (the trainer's own trainTask and
+// updatePayload), with top-k's residual rebuilt from the worker's earlier contributions under the residual rule; the
+// result compared with the published update by compareWork (docs/model.md, "Reproducible training").
+import type { DatasetRecord } from '../datasets/index.ts';
+import type { Task } from '../proto/index.ts';
+import type { ReexecuteInput } from '../verify/index.ts';
+import { WorkerError } from './connection.ts';
+import { isTopK } from './payload.ts';
+import { compareWork, reexecuteChain } from './reexecute.ts';
+import { verifiedShardRecords } from './task.ts';
 
-/** Relative L2 distance above which a re-executed update is not the published one. */
-export const WORK_TOLERANCE = 1e-3;
-
+/**
+ * Re-executes one published contribution and compares it with its payload. For top-k codecs `input.earlier` must hold
+ * the worker's contributions to the consecutive rounds just before this one (chainRounds), oldest first: each is
+ * re-executed to rebuild the residual the worker carried. Runs on wasm, the trainers' default backend.
+ */
 export async function reexecuteContribution(
   input: ReexecuteInput,
 ): Promise<{ ok: boolean; distance: number; threshold: number; detail?: string }> {
-  const { update } = input;
-  const task = taskFrame({
-    task: { account: update.account, taskId: update.taskId, shards: update.shards },
+  const earlier = isTopK(String(input.encoding.codec)) ? input.earlier : [];
+  earlier.forEach((e, i) => {
+    if (i > 0 && e.round !== earlier[i - 1]!.round + 1)
+      throw new WorkerError(
+        'E_TASK_INVALID',
+        `earlier contributions must be consecutive rounds: ${earlier[i - 1]!.round} is followed by ${e.round}`,
+      );
+  });
+  const round = earlier.length > 0 ? earlier.at(-1)!.round + 1 : 1;
+  const frame = (
+    r: number,
+    update: ReexecuteInput['update'],
+    fit: ReexecuteInput['fit'],
+    baseBytes: Uint8Array,
+  ): Task => ({
+    taskId: update.taskId,
     proposal: 0,
-    round: 0,
-    base: { id: '0x', bytes: input.baseBytes.length, url: '' },
+    round: r,
+    base: { id: '0x', bytes: baseBytes.length, url: '' },
+    shards: update.shards,
     datasetRoot: input.datasetRoot,
     modelJson: JSON.stringify(input.config),
-    fit: input.fit,
-    updateEncoding: input.encoding,
+    hyperparamsJson: JSON.stringify(fit),
+    codecJson: JSON.stringify(input.encoding),
     deadlineMs: 0,
   });
-  task.hyperparamsJson = JSON.stringify(input.fit);
-  const parsed = parseTask(task);
-  const records = verifiedShardRecords(input.dataset, input.manifest, input.datasetRoot, update.shards);
-  const result = await trainTask({
-    parsed,
-    baseCheckpoint: input.baseBytes,
-    records,
-    labels: input.manifest.labels,
-    logger: pino({ level: 'silent' }),
-  });
-  const delta = deltaOf(result.update, result.updateKind, input.baseBytes);
-  const codec = input.encoding.codec as CodecName;
-  const payload = encodeUpdate(delta, { ...input.encoding, codec, state: createTopKState() });
-  const same = payload.length === input.payload.length && payload.every((b, i) => b === input.payload[i]);
-  if (same) return { ok: true, distance: 0, threshold: WORK_TOLERANCE };
-  const a = decodeUpdate(input.payload, { codec, maxValues: Number.MAX_SAFE_INTEGER });
-  const b = decodeUpdate(payload, { codec, maxValues: Number.MAX_SAFE_INTEGER });
-  const distance = relativeDistance(a, b);
-  return { ok: distance <= WORK_TOLERANCE, distance, threshold: WORK_TOLERANCE };
-}
-
-function deltaOf(update: NamedTensors, kind: 'delta' | 'values', base: Uint8Array): NamedTensors {
-  if (kind === 'delta') return update;
-  const baseTensors = new Map(readSafetensors(base).tensors.map((t) => [t.name, t.data]));
-  return update.map((t) => {
-    const b = baseTensors.get(t.name)!;
-    const data = new Float32Array(t.data.length);
-    for (let i = 0; i < data.length; i++) data[i] = t.data[i]! - b[i]!;
-    return { name: t.name, shape: t.shape, data };
-  });
-}
-
-/** ‖a − b‖ / ‖b‖ over tensors matched by name (a tensor only one side has counts whole). */
-function relativeDistance(a: NamedTensors, b: NamedTensors): number {
-  const bm = new Map(b.map((t) => [t.name, t.data]));
-  let diff = 0;
-  let norm = 0;
-  for (const t of a) {
-    const other = bm.get(t.name);
-    for (let i = 0; i < t.data.length; i++) {
-      const y = other?.[i] ?? 0;
-      diff += (t.data[i]! - y) ** 2;
-    }
-  }
-  for (const t of b) for (const v of t.data) norm += v * v;
-  return Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30);
+  const records = (shards: number[]): DatasetRecord[] =>
+    verifiedShardRecords(input.dataset, input.manifest, input.datasetRoot, shards);
+  const steps = [
+    ...earlier.map((e) => ({
+      task: frame(e.round, e.update, e.fit, e.baseBytes),
+      baseCheckpoint: e.baseBytes,
+      records: records(e.update.shards),
+      labels: input.manifest.labels,
+    })),
+    {
+      task: frame(round, input.update, input.fit, input.baseBytes),
+      baseCheckpoint: input.baseBytes,
+      records: records(input.update.shards),
+      labels: input.manifest.labels,
+    },
+  ];
+  const runs = await reexecuteChain(steps, { backend: 'wasm' });
+  const verdict = compareWork({ payload: input.payload, codec: String(input.encoding.codec) }, runs.at(-1)!);
+  const detail = verdict.ok || verdict.conclusive ? verdict.detail : `${verdict.detail} (not conclusive)`;
+  return { ok: verdict.ok, distance: verdict.distance, threshold: verdict.threshold, detail };
 }
