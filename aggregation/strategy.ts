@@ -63,13 +63,28 @@ export interface RoundConfig {
   minUpdates: number;
   /** The local training every task of this round carries: the proposal's, with this strategy's FedProx mu. */
   fit: FitConfig;
+  /** The seed the round's DP noise is drawn from (RoundOptions.noiseSeed), or null (dp-fedavg: the spec's seed, else the CSPRNG). */
+  noiseSeed: string | null;
+}
+
+/** What the coordinator fixes when it opens a round, beside the proposal's local training. */
+export interface RoundOptions {
+  /**
+   * The seed of this round's DP noise (dp-fedavg), so anyone can recompute the aggregate: a u32, or a hex string of
+   * 1..64 bytes such as the hash of the block that opened the round (fixed before any update arrives). Strategies
+   * without noise ignore it.
+   */
+  noiseSeed?: number | string | null;
 }
 
 export interface AggregateResult {
   round: number;
-  /** The new global weights (fresh arrays; earlier results are never mutated). */
+  /**
+   * The new global weights: views of the strategy's own weights (no copy), which the next aggregate() updates in
+   * place; copy them to keep this round's.
+   */
   weights: NamedTensor[];
-  /** The aggregated delta before the server optimiser. */
+  /** The aggregated delta before the server optimiser: views of a buffer the next round's updates overwrite. */
   delta: NamedTensor[];
   /** Workers whose updates went into the aggregate (Krum: the selected ones). */
   included: string[];
@@ -86,13 +101,13 @@ export interface Strategy {
   readonly spec: StrategySpec;
   /** Which kernels run: WebAssembly SIMD or the plain-JS reference. */
   readonly backend: 'wasm' | 'js';
-  /** The current global weights (views; do not mutate). */
+  /** The current global weights (views, updated in place by aggregate(); do not mutate). */
   weights(): NamedTensor[];
   /**
    * Opens a round (after the previous one was aggregated); returns what workers need to know. `fit` is the proposal's
    * local training; the strategy completes it (a spec's fedProxMu overrides the proposal's fedProxMu when set).
    */
-  configureRound(round: number, fit?: Partial<FitConfig>): RoundConfig;
+  configureRound(round: number, fit?: Partial<FitConfig>, options?: RoundOptions): RoundConfig;
   /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
   accept(update: ClientUpdate): AcceptResult;
   /** Closes the round: aggregates, applies the server optimiser, returns the new weights and metrics. */
@@ -132,11 +147,33 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
 }
 
+export interface Reduced {
+  delta: Float32Array;
+  /** The delta is delta / divisor (1: as it is). */
+  divisor: number;
+  included: string[];
+  metrics: Record<string, number>;
+}
+
+/** A noise seed as RoundConfig carries it: null, a u32 in decimal, or lower-case hex with 0x. */
+function parseNoiseSeed(seed: unknown): string | null {
+  if (seed === null) return null;
+  if (typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)
+    return String(seed);
+  if (typeof seed === 'string' && /^0x([0-9a-fA-F]{2}){1,64}$/.test(seed)) return seed.toLowerCase();
+  return fail(
+    'E_ROUND',
+    `noiseSeed must be a u32 or a 0x-prefixed hex string of 1..64 bytes, got ${JSON.stringify(seed)}`,
+  );
+}
+
 /** Round life, update checks and the server step shared by every strategy; subclasses ingest and reduce. */
 export abstract class BaseStrategy implements Strategy {
   readonly layout: Layout;
   protected global: Float32Array;
   protected round: number | null = null;
+  /** The open round's noise seed (RoundOptions.noiseSeed, validated). */
+  protected noiseSeed: string | null = null;
   protected lastRound = -Infinity;
   protected workers: string[] = [];
   protected samples: number[] = [];
@@ -173,14 +210,16 @@ export abstract class BaseStrategy implements Strategy {
     return this.previousNorms.length > 0 ? clip.multiplier * median(this.previousNorms) : clip.initial;
   }
 
-  configureRound(round: number, fit: Partial<FitConfig> = {}): RoundConfig {
+  configureRound(round: number, fit: Partial<FitConfig> = {}, options: RoundOptions = {}): RoundConfig {
     if (!Number.isSafeInteger(round) || round < 0)
       fail('E_ROUND', `round must be a non-negative integer, got ${round}`);
     if (this.round !== null)
       fail('E_ROUND', `round ${this.round} is still open; aggregate it before configuring round ${round}`);
     if (round <= this.lastRound)
       fail('E_ROUND', `round ${round} is not after the last aggregated round ${this.lastRound}`);
+    const noiseSeed = parseNoiseSeed(options.noiseSeed ?? null);
     this.round = round;
+    this.noiseSeed = noiseSeed;
     this.workers = [];
     this.samples = [];
     this.norms = [];
@@ -196,6 +235,7 @@ export abstract class BaseStrategy implements Strategy {
       fedProxMu: o.fedProxMu,
       minUpdates: o.minUpdates,
       fit: { ...DEFAULT_FIT, ...fit, fedProxMu: o.fedProxMu > 0 ? o.fedProxMu : (fit.fedProxMu ?? 0) },
+      noiseSeed,
     };
   }
 
@@ -262,16 +302,13 @@ export abstract class BaseStrategy implements Strategy {
         `round ${this.round} has ${n} accepted updates; the strategy needs at least ${this.spec.options.minUpdates}`,
       );
     }
-    const { delta, included, metrics } = this.reduce();
-    const next = this.global.slice();
-    this.server.step(next, delta);
-    this.global = next;
-    let dn = 0;
-    for (let i = 0; i < delta.length; i++) dn += delta[i]! * delta[i]!;
+    const { delta, divisor, included, metrics } = this.reduce();
+    // One pass: the mean (delta / divisor, in place), the server step on the weights (in place), Σdelta².
+    const dn = this.server.step(this.global, delta, divisor);
     const round = this.round;
     const result: AggregateResult = {
       round,
-      weights: unflatten(this.layout, next),
+      weights: unflatten(this.layout, this.global),
       delta: unflatten(this.layout, delta),
       included,
       metrics: {
@@ -305,7 +342,11 @@ export abstract class BaseStrategy implements Strategy {
   protected abstract closeRound(): void;
   /** Validates the update's values and folds it in; throws AggregationError to reject (leaving the aggregate as it was). */
   protected abstract ingest(update: ClientUpdate, parts: Float32Array[]): { norm: number; clipped: boolean };
-  protected abstract reduce(): { delta: Float32Array; included: string[]; metrics: Record<string, number> };
+  /**
+   * The round's aggregate as a buffer the strategy owns (the server step overwrites it with delta / divisor, and the
+   * result's delta views it), the workers it includes and the rule's metrics.
+   */
+  protected abstract reduce(): Reduced;
   protected abstract heldBytes(): number;
   abstract dispose(): void;
 }

@@ -1,6 +1,7 @@
 // WebAssembly SIMD (f32x4) kernels generated at run time: the streaming weighted sum, norms, clipping, Krum distances, and a sorting network per update count for median / trimmed mean.
 import { Body, encodeModule, F32, F64, I32, V128, simd, type FunctionDef } from './wasm.ts';
 import type { StreamAccumulator, UpdateStore } from './types.ts';
+import { DIST_BLOCK, SUMSQ_BLOCK, blockSumsq, sortedMeanJs } from './reference.ts';
 
 /** The slice of the WebAssembly JS API used here (the project's lib settings do not declare it; no global is added). */
 interface WasmMemory {
@@ -18,11 +19,13 @@ const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssem
 const PAGE = 65536;
 /** wasm32 addresses 4 GiB; keep a margin for V8's own limit. */
 export const WASM_MAX_BYTES = 4 * 1024 * 1024 * 1024 - 16 * PAGE;
-/** Floats copied into the kernel's staging area per call: 64 KiB, so the copy stays in L2. */
-const CHUNK = 16384;
+/** Floats copied into the kernel's staging area per call (64 KiB, so the copy stays in L2): the defined Σx² block. */
+const CHUNK = SUMSQ_BLOCK;
 
 interface CoreExports {
   axpy_sumsq(out: number, a: number, x: number, end: number, w: number): number;
+  /** axpy_sumsq over an empty sum: out[i] = +0 + w·x[i] (a is not read). */
+  zaxpy_sumsq(out: number, a: number, x: number, end: number, w: number): number;
   sumsq(x: number, end: number): number;
   scale(x: number, end: number, s: number): void;
   dist4(a: number, end: number, b0: number, b1: number, b2: number, b3: number, out: number): void;
@@ -30,9 +33,10 @@ interface CoreExports {
 
 /**
  * out[i] = a[i] + w·x[i] over [x, end), returning Σx² (f32 lanes, f64 total). Four vectors an iteration with static
- * offsets (one pointer bump per stream per 64 bytes); the caller passes a multiple of 16 floats.
+ * offsets (one pointer bump per stream per 64 bytes); the caller passes a multiple of 16 floats. With `empty`, a is
+ * not read: out[i] = +0 + w·x[i] (the first update of a round writes over the sum instead of adding to zeros).
  */
-function axpySumsq(): FunctionDef {
+function axpySumsq(empty = false): FunctionDef {
   const b = new Body([I32, I32, I32, I32, F32]);
   const [out, a, x, end, w] = [0, 1, 2, 3, 4];
   const vw = b.local(V128);
@@ -45,14 +49,17 @@ function axpySumsq(): FunctionDef {
     const off = 16 * u;
     const ac = acc[u & 1]!;
     b.get(x).vLoad(off).set(xv);
-    b.get(out).get(a).vLoad(off).get(xv).get(vw).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
+    b.get(out);
+    if (empty) b.vZero();
+    else b.get(a).vLoad(off);
+    b.get(xv).get(vw).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
     b.get(ac).get(xv).get(xv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
   }
   for (const p of [x, a, out]) b.get(p).i32(64).i32Add().set(p);
   b.get(x).get(end).i32LtU().brIf(0).end().end();
   b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
   b.hsumF32x4AsF64(acc[0]!);
-  return { name: 'axpy_sumsq', results: [F64], body: b };
+  return { name: empty ? 'zaxpy_sumsq' : 'axpy_sumsq', results: [F64], body: b };
 }
 
 function sumsq(): FunctionDef {
@@ -127,7 +134,9 @@ let simdOk: boolean | undefined;
 export function simdAvailable(): boolean {
   if (simdOk === undefined) {
     try {
-      coreModule ??= new WebAssembly.Module(encodeModule([axpySumsq(), sumsq(), scale(), dist4()]));
+      coreModule ??= new WebAssembly.Module(
+        encodeModule([axpySumsq(), axpySumsq(true), sumsq(), scale(), dist4()]),
+      );
       simdOk = true;
     } catch {
       simdOk = false;
@@ -191,6 +200,9 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     return this.heap.bytes;
   }
 
+  /** No update is in the sum yet (it is +0 everywhere, whatever the buffer holds). */
+  private empty = true;
+
   private pass(
     parts: Float32Array[],
     offsets: number[],
@@ -200,6 +212,9 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     write: boolean,
   ): number {
     const heap = this.heap.f32;
+    const empty = this.empty;
+    const axpy = empty ? this.k.zaxpy_sumsq : this.k.axpy_sumsq;
+    const wf = Math.fround(w);
     let ss = 0;
     for (let t = 0; t < parts.length; t++) {
       const x = parts[t]!;
@@ -212,11 +227,14 @@ export class WasmStreamAccumulator implements StreamAccumulator {
         const out = outAt + 4 * (base + o);
         const a = inAt + 4 * (base + o);
         ss += write
-          ? this.k.axpy_sumsq(out, a, this.staging, this.staging + 4 * vec, w)
-          : this.k.sumsq(this.staging, this.staging + 4 * vec);
+          ? axpy(out, a, this.staging, this.staging + 4 * vec, wf)
+          : vec > 0
+            ? this.k.sumsq(this.staging, this.staging + 4 * vec)
+            : 0;
+        // The tail of a block: the same float32 operations in JS, and v·v summed in float64 (reference.ts).
         for (let i = vec; i < len; i++) {
           const v = chunk[i]!;
-          if (write) heap[(out >> 2) + i] = heap[(a >> 2) + i]! + w * v;
+          if (write) heap[(out >> 2) + i] = (empty ? 0 : heap[(a >> 2) + i]!) + Math.fround(wf * v);
           ss += v * v;
         }
       }
@@ -230,18 +248,26 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     const t = this.sumAt;
     this.sumAt = this.spareAt;
     this.spareAt = t;
+    this.empty = false;
   }
   sumSquares(parts: Float32Array[], offsets: number[]): number {
     return this.pass(parts, offsets, 0, 0, 0, false);
   }
   addInPlace(parts: Float32Array[], offsets: number[], w: number): void {
     this.pass(parts, offsets, w, this.sumAt, this.sumAt, true);
+    this.empty = false;
+  }
+  view(): Float32Array {
+    const at = this.sumAt >> 2;
+    const v = this.heap.f32.subarray(at, at + this.size);
+    if (this.empty) v.fill(0);
+    return v;
   }
   read(): Float32Array {
-    return this.heap.f32.slice(this.sumAt >> 2, (this.sumAt >> 2) + this.size);
+    return this.view().slice();
   }
   reset(): void {
-    this.heap.f32.fill(0, this.sumAt >> 2, (this.sumAt >> 2) + this.size);
+    this.empty = true;
   }
   dispose(): void {}
 }
@@ -310,9 +336,10 @@ function robustModule(n: number, stride: number, lo: number, hi: number): WasmMo
     b.get(v[i]!).get(v[j]!).v(simd.f32x4_pmax).set(v[j]!);
     b.get(t).set(v[i]!);
   }
+  // The mean is defined as +0, plus each rank in order, times fround(1/(hi-lo)) (reference.ts: sortedMeanJs).
   b.get(p);
-  b.get(v[lo]!);
-  for (let r = lo + 1; r < hi; r++) b.get(v[r]!).v(simd.f32x4_add);
+  b.vZero();
+  for (let r = lo; r < hi; r++) b.get(v[r]!).v(simd.f32x4_add);
   if (hi - lo > 1) b.get(inv).v(simd.f32x4_mul);
   b.vStore(n * stride);
   b.get(p).i32(16).i32Add().set(p);
@@ -323,12 +350,10 @@ function robustModule(n: number, stride: number, lo: number, hi: number): WasmMo
   return mod;
 }
 
-/** Krum's distance pass works on blocks of this many floats (16 updates x 16 KiB stay in L2). */
-const DIST_BLOCK = 4096;
-
 /**
- * Updates in wasm memory, one slot each (stride rounded up to 4 floats, padding kept zero), so the generated
- * kernels address update i at a constant offset. Layout: [scratch 64 B][slot 0]…[slot n-1][result].
+ * Updates in wasm memory, one slot each (stride rounded up to 16 floats, padding kept zero), so the generated
+ * kernels address update i at a constant offset and the 16-float kernels run over whole slots.
+ * Layout: [scratch 64 B][slot 0]…[slot n-1][result].
  */
 export class WasmUpdateStore implements UpdateStore {
   readonly backend = 'wasm' as const;
@@ -339,7 +364,7 @@ export class WasmUpdateStore implements UpdateStore {
   private n = 0;
 
   constructor(readonly size: number) {
-    this.strideFloats = (size + 3) & ~3;
+    this.strideFloats = (size + 15) & ~15;
     this.heap = new Heap(this.base + 4 * this.strideFloats);
     this.k = instantiate(this.heap);
   }
@@ -362,10 +387,18 @@ export class WasmUpdateStore implements UpdateStore {
     const heap = this.heap.f32;
     for (let t = 0; t < parts.length; t++) heap.set(parts[t]!, (at >> 2) + offsets[t]!);
     heap.fill(0, (at >> 2) + this.size, (at >> 2) + this.strideFloats);
+    // The defined Σx²: per tensor, per block, the 16-float head in the SIMD kernel and the tail in float64.
     let ss = 0;
-    const vec = this.strideFloats & ~15;
-    ss += this.k.sumsq(at, at + 4 * vec);
-    for (let i = vec; i < this.strideFloats; i++) ss += heap[(at >> 2) + i]! ** 2;
+    for (let t = 0; t < parts.length; t++) {
+      const len = parts[t]!.length;
+      const from = (at >> 2) + offsets[t]!;
+      for (let o = 0; o < len; o += CHUNK) {
+        const blk = Math.min(CHUNK, len - o);
+        const vec = blk & ~15;
+        if (vec > 0) ss += this.k.sumsq(4 * (from + o), 4 * (from + o + vec));
+        if (vec < blk) ss = blockSumsq(ss, heap, from + o + vec, blk - vec);
+      }
+    }
     return ss;
   }
   commit(): void {
@@ -411,6 +444,7 @@ export class WasmUpdateStore implements UpdateStore {
     this.heap.ensure(out + stride);
     this.heap.f32.fill(0, out >> 2, (out >> 2) + this.strideFloats);
     const total = weights.reduce((s, w) => s + w, 0);
+    // out = +0, then out += fround(w_k / total)·x_k in the given order (the f32 parameter rounds the weight).
     indices.forEach((i, k) =>
       this.k.axpy_sumsq(out, out, this.slotAt(i), this.slotAt(i) + stride, weights[k]! / total),
     );
@@ -424,17 +458,8 @@ export class WasmUpdateStore implements UpdateStore {
   /** The per-coordinate JS sort, for update counts beyond the generated networks. */
   private sortedMeanJs(lo: number, hi: number): Float32Array {
     const heap = this.heap.f32;
-    const n = this.n;
-    const out = new Float32Array(this.size);
-    const col = new Float32Array(n);
-    for (let j = 0; j < this.size; j++) {
-      for (let i = 0; i < n; i++) col[i] = heap[(this.slotAt(i) >> 2) + j]!;
-      col.sort();
-      let s = 0;
-      for (let r = lo; r < hi; r++) s += col[r]!;
-      out[j] = s / (hi - lo);
-    }
-    return out;
+    const at = Array.from({ length: this.n }, (_, i) => this.slotAt(i) >> 2);
+    return sortedMeanJs(this.size, this.n, (i, j) => heap[at[i]! + j]!, lo, hi, new Float32Array(this.size));
   }
   reset(): void {
     this.n = 0;

@@ -1,6 +1,9 @@
 // The two storage shapes the strategies aggregate through: a streaming accumulator (O(params)) and a store of all updates (O(n x params)).
 
-/** A running weighted sum Σ w·x over flat parameter space, double-buffered so a rejected update leaves it untouched. */
+/**
+ * A running weighted sum Σ w·x over flat parameter space, double-buffered so a rejected update leaves it untouched.
+ * Both implementations follow the arithmetic defined in reference.ts: same updates in the same order, same bytes.
+ */
 export interface StreamAccumulator {
   readonly backend: 'wasm' | 'js';
   readonly size: number;
@@ -14,8 +17,11 @@ export interface StreamAccumulator {
   sumSquares(parts: Float32Array[], offsets: number[]): number;
   /** sum += w·x in place (only after the update has been validated). */
   addInPlace(parts: Float32Array[], offsets: number[], w: number): void;
+  /** The sum itself (no copy): valid until the next stage, commit, addInPlace or reset; the caller may overwrite it. */
+  view(): Float32Array;
   /** A copy of the sum. */
   read(): Float32Array;
+  /** Empties the sum (lazily: the next update is written over it, not added to it). */
   reset(): void;
   dispose(): void;
 }

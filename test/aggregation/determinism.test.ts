@@ -1,0 +1,193 @@
+// Deterministic aggregation (issue 15): the same updates in the same order give the same bytes on the wasm and JS kernels, and again on a second run.
+import { expect } from 'chai';
+import {
+  AggregationError,
+  STRATEGY_NAMES,
+  createStrategy,
+  seededRng,
+  type ClientUpdate,
+  type NamedTensor,
+  type RoundOptions,
+  type StrategyName,
+} from '../../aggregation/index.ts';
+
+/** Tensors larger than one Σx² block (16,384 floats), with tails that are not a multiple of 16. */
+const MODEL = [
+  { name: 'w1', shape: [129, 257] },
+  { name: 'b1', shape: [3] },
+  { name: 'w2', shape: [16, 33] },
+  { name: 'b2', shape: [17] },
+];
+const WORKERS = 7;
+const ROUNDS = 3;
+
+function tensors(seed: number, scale: number, stream = 0): NamedTensor[] {
+  const rng = seededRng(seed, stream);
+  return MODEL.map((s) => {
+    const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+    rng.gaussian(data, scale);
+    // Magnitudes over many binades, so any change in the order of float32 operations shows in the bytes.
+    for (let i = 0; i < data.length; i += 7) data[i] = data[i]! * 2 ** ((rng.u32() % 24) - 12);
+    return { name: s.name, shape: [...s.shape], data };
+  });
+}
+
+const SCALES = [1e-3, 0.02, 0.5, 3, 0.01, 40, 0.2];
+
+/** Each round's updates: varied scales and sample counts; round 2 has a NaN (rejected), round 3 one of 1e18 (its Σx² overflows float32). */
+function roundsOfUpdates(): ClientUpdate[][] {
+  return Array.from({ length: ROUNDS }, (_, r) =>
+    Array.from({ length: WORKERS }, (_, k) => {
+      const t = tensors(1000 * r + k, SCALES[(k + r) % SCALES.length]!, r);
+      if (r === 1 && k === 2) t[0]!.data[5000] = NaN;
+      if (r === 2 && k === 4) for (const x of t) x.data.fill(1e18);
+      return { worker: `w${k}`, samples: 1 + ((k * 37 + r * 11) % 90), tensors: t };
+    }),
+  );
+}
+
+function bytesOf(ts: NamedTensor[]): Buffer {
+  return Buffer.concat(ts.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
+}
+
+interface Run {
+  weights: Buffer[];
+  deltas: Buffer[];
+  accepts: string[];
+  metrics: Record<string, number>[];
+}
+
+function run(
+  spec: object,
+  backend: 'wasm' | 'js',
+  rounds: ClientUpdate[][],
+  roundOptions: (r: number) => RoundOptions = () => ({}),
+): Run {
+  const s = createStrategy(spec, tensors(99, 0.1), { backend });
+  expect(s.backend).to.equal(backend);
+  const out: Run = { weights: [], deltas: [], accepts: [], metrics: [] };
+  rounds.forEach((updates, r) => {
+    s.configureRound(r, {}, roundOptions(r));
+    for (const u of updates) {
+      const a = s.accept(u);
+      out.accepts.push(a.ok ? `ok ${a.norm} ${a.clipped}` : a.code);
+    }
+    const agg = s.aggregate();
+    // The result views the strategy's buffers: copy the bytes now.
+    out.weights.push(bytesOf(agg.weights));
+    out.deltas.push(bytesOf(agg.delta));
+    out.metrics.push(agg.metrics);
+  });
+  s.dispose();
+  return out;
+}
+
+function expectSame(a: Run, b: Run, what: string): void {
+  expect(a.accepts, `${what}: accept results`).to.deep.equal(b.accepts);
+  for (let r = 0; r < a.weights.length; r++) {
+    expect(a.deltas[r]!.equals(b.deltas[r]!), `${what}: delta bytes of round ${r}`).to.equal(true);
+    expect(a.weights[r]!.equals(b.weights[r]!), `${what}: weight bytes of round ${r}`).to.equal(true);
+  }
+  expect(a.metrics, `${what}: metrics`).to.deep.equal(b.metrics);
+}
+
+const CLIPS: [string, object][] = [
+  ['no clipping', { clip: null }],
+  ['fixed clipping and a norm bound', { clip: { mode: 'fixed', norm: 3 }, maxNorm: 1e7 }],
+  ['adaptive clipping', { clip: { mode: 'adaptive', multiplier: 1.5, initial: 5 } }],
+];
+
+function specsFor(name: StrategyName): [string, object][] {
+  const own: Partial<Record<StrategyName, object>> = {
+    'trimmed-mean': { beta: 0.2 },
+    krum: { f: 1 },
+    'multi-krum': { f: 1, m: 3 },
+  };
+  if (name === 'dp-fedavg')
+    return [
+      ['seeded noise', { name, options: { clipNorm: 2, noiseMultiplier: 0.5, samplingRate: 0.1, seed: 7 } }],
+    ];
+  return CLIPS.map(([label, options]) => [label, { name, options: { ...own[name], ...options } }]);
+}
+
+describe('aggregation: deterministic aggregation (wasm and JS kernels give the same bytes)', function () {
+  this.timeout(120000);
+  const rounds = roundsOfUpdates();
+
+  for (const name of STRATEGY_NAMES) {
+    for (const [label, spec] of specsFor(name)) {
+      it(`${name}, ${label}: wasm = js = a second run, bit for bit, over ${ROUNDS} rounds`, () => {
+        const wasm = run(spec, 'wasm', rounds);
+        const js = run(spec, 'js', rounds);
+        expectSame(wasm, js, `${name} wasm vs js`);
+        expectSame(wasm, run(spec, 'wasm', rounds), `${name} wasm twice`);
+        expectSame(js, run(spec, 'js', rounds), `${name} js twice`);
+        // The rounds exercise what they claim: a rejection, clipping where there is a bound.
+        expect(wasm.accepts).to.include('E_UPDATE_NOT_FINITE');
+        if (label !== 'no clipping' || name === 'dp-fedavg')
+          expect(wasm.metrics.some((m) => m.clipped! > 0)).to.equal(true);
+      });
+    }
+  }
+
+  it('the comparison can fail: the same updates in another order give other bytes', () => {
+    const spec = { name: 'fedavg', options: { clip: null } };
+    const a = run(spec, 'wasm', rounds);
+    const b = run(
+      spec,
+      'wasm',
+      rounds.map((u) => [...u].reverse()),
+    );
+    expect(a.weights[0]!.equals(b.weights[0]!)).to.equal(false);
+  });
+
+  it('many updates (past the generated sorting networks) still agree', () => {
+    const many = [
+      Array.from({ length: 130 }, (_, k) => ({
+        worker: `w${k}`,
+        samples: 1 + (k % 5),
+        tensors: tensors(5000 + k, SCALES[k % SCALES.length]!),
+      })),
+    ];
+    for (const spec of [{ name: 'median' }, { name: 'trimmed-mean', options: { beta: 0.3 } }]) {
+      expectSame(run(spec, 'wasm', many), run(spec, 'js', many), spec.name);
+    }
+  });
+
+  describe('the round noiseSeed (dp-fedavg)', () => {
+    const spec = { name: 'dp-fedavg', options: { clipNorm: 2, noiseMultiplier: 0.5, samplingRate: 0.1 } };
+    const hash = (r: number) => `0x${(r + 1).toString(16).padStart(2, '0').repeat(32)}`;
+
+    it('draws the noise from the round noiseSeed: same seed, same bytes on either kernel', () => {
+      const wasm = run(spec, 'wasm', rounds, (r) => ({ noiseSeed: hash(r) }));
+      const js = run(spec, 'js', rounds, (r) => ({ noiseSeed: hash(r) }));
+      expectSame(wasm, js, 'noiseSeed wasm vs js');
+      const other = run(spec, 'wasm', rounds, (r) => ({ noiseSeed: hash(r + 10) }));
+      expect(other.weights[0]!.equals(wasm.weights[0]!)).to.equal(false);
+      const numeric = run(spec, 'js', rounds, (r) => ({ noiseSeed: 42 + r }));
+      expectSame(
+        numeric,
+        run(spec, 'wasm', rounds, (r) => ({ noiseSeed: 42 + r })),
+        'numeric noiseSeed',
+      );
+    });
+
+    it('without any seed the noise is fresh each run', () => {
+      const a = run(spec, 'wasm', rounds.slice(0, 1));
+      const b = run(spec, 'wasm', rounds.slice(0, 1));
+      expect(a.weights[0]!.equals(b.weights[0]!)).to.equal(false);
+    });
+
+    it('RoundConfig carries the seed; a malformed one is E_ROUND', () => {
+      const s = createStrategy(spec, tensors(99, 0.1));
+      expect(s.configureRound(0, {}, { noiseSeed: '0xABcd' }).noiseSeed).to.equal('0xabcd');
+      s.accept({ worker: 'a', samples: 1, tensors: tensors(1, 0.1) });
+      s.aggregate();
+      for (const bad of ['abcd', '0x123', '', -1, 2 ** 32, 1.5, `0x${'00'.repeat(65)}`]) {
+        expect(() => s.configureRound(1, {}, { noiseSeed: bad as never }), String(bad))
+          .to.throw(AggregationError)
+          .with.property('code', 'E_ROUND');
+      }
+    });
+  });
+});
