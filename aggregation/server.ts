@@ -5,10 +5,10 @@ export interface ServerOptimiser {
   readonly kind: 'sgd' | 'momentum' | 'adam' | 'yogi' | 'adagrad';
   /**
    * One pass, in place and allocation-free: d[i] <- fround(d[i] / fround(divisor)) (the mean, fused here), then moves
-   * weights x along d. Returns Σd² (float64, in index order). Every value written is float32 arithmetic, one rounding
-   * per operation, so the result is the same bytes on any machine (docs/aggregation.md, "Determinism").
+   * weights x along d. Every value written is float32 arithmetic, one rounding per operation, so the result is the
+   * same bytes on any machine (docs/aggregation.md, "Determinism").
    */
-  step(x: Float32Array, d: Float32Array, divisor?: number): number;
+  step(x: Float32Array, d: Float32Array, divisor?: number): void;
   /** Bytes of optimiser state (O(params) for momentum and the adaptive ones, zero for sgd). */
   readonly bytes: number;
 }
@@ -23,14 +23,11 @@ export function sgd(lr: number): ServerOptimiser {
     bytes: 0,
     step(x, d, divisor = 1) {
       const q = f(divisor);
-      let dn = 0;
       for (let i = 0; i < x.length; i++) {
         const di = f(d[i]! / q);
         d[i] = di;
-        dn += di * di;
         x[i] = x[i]! + f(lrf * di);
       }
-      return dn;
     },
   };
 }
@@ -45,16 +42,13 @@ export function momentum(lr: number, beta: number, size: number): ServerOptimise
     bytes: 4 * size,
     step(x, d, divisor = 1) {
       const q = f(divisor);
-      let dn = 0;
       for (let i = 0; i < x.length; i++) {
         const di = f(d[i]! / q);
         d[i] = di;
-        dn += di * di;
         const vi = f(f(bf * v[i]!) + di);
         v[i] = vi;
         x[i] = x[i]! + f(lrf * vi);
       }
-      return dn;
     },
   };
 }
@@ -78,11 +72,9 @@ export function adaptive(
     bytes: 8 * size,
     step(x, d, divisor = 1) {
       const q = f(divisor);
-      let dn = 0;
       for (let i = 0; i < x.length; i++) {
         const di = f(d[i]! / q);
         d[i] = di;
-        dn += di * di;
         const mi = f(f(b1 * m[i]!) + f(c1 * di));
         m[i] = mi;
         const d2 = f(di * di);
@@ -93,7 +85,6 @@ export function adaptive(
         v[i] = vi;
         x[i] = x[i]! + f(f(lr * mi) / f(f(Math.sqrt(vi)) + tau));
       }
-      return dn;
     },
   };
 }

@@ -1,5 +1,6 @@
 // The strategy interface that follows a round's life (configure, accept one update at a time, aggregate, evaluate), and the shared checks every strategy runs before an update touches its aggregate.
 import { AggregationError, fail } from './errors.ts';
+import { sumSquaresF32 } from './kernels/reference.ts';
 import type { StrategyName, StrategySpec } from './spec.ts';
 import type { ServerOptimiser } from './server.ts';
 import {
@@ -110,6 +111,12 @@ export interface Strategy {
   configureRound(round: number, fit?: Partial<FitConfig>, options?: RoundOptions): RoundConfig;
   /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
   accept(update: ClientUpdate): AcceptResult;
+  /**
+   * A flat buffer of the model's parameter count to decode an update into (decodeUpdate's `out`, with the model's
+   * spec as `expect`) right before accept(): a streaming strategy on the wasm backend keeps it in the kernel's memory
+   * and reads an update there without a copy. One buffer, the same each call: decode and accept one update at a time.
+   */
+  inputBuffer(): Float32Array;
   /** Closes the round: aggregates, applies the server optimiser, returns the new weights and metrics. */
   aggregate(): AggregateResult;
   /** Sample-weighted mean of the workers' evaluation metrics (Flower's aggregate_evaluate). */
@@ -303,8 +310,7 @@ export abstract class BaseStrategy implements Strategy {
       );
     }
     const { delta, divisor, included, metrics } = this.reduce();
-    // One pass: the mean (delta / divisor, in place), the server step on the weights (in place), Σdelta².
-    const dn = this.server.step(this.global, delta, divisor);
+    const dn = this.step(delta, divisor);
     const round = this.round;
     const result: AggregateResult = {
       round,
@@ -334,8 +340,20 @@ export abstract class BaseStrategy implements Strategy {
     return aggregateEvaluate(results);
   }
 
+  protected input: Float32Array | undefined;
+  inputBuffer(): Float32Array {
+    this.input ??= new Float32Array(this.layout.size);
+    return this.input;
+  }
+
   memoryBytes(): number {
-    return 4 * this.global.length + this.server.bytes + this.heldBytes();
+    return 4 * this.global.length + this.server.bytes + this.heldBytes() + (this.input?.byteLength ?? 0);
+  }
+
+  /** The mean (delta / divisor, in place) and the server step on the weights (in place) in one pass; returns Σdelta². */
+  protected step(delta: Float32Array, divisor: number): number {
+    this.server.step(this.global, delta, divisor);
+    return sumSquaresF32([delta]);
   }
 
   protected abstract openRound(): void;

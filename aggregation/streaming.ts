@@ -8,7 +8,7 @@ import { JsStreamAccumulator } from './kernels/reference.ts';
 import { WasmStreamAccumulator, simdAvailable, WASM_MAX_BYTES } from './kernels/simd.ts';
 
 export function streamAccumulator(size: number, env: StrategyEnv): StreamAccumulator {
-  const fits = 4 * (2 * size + 16384 + 8) <= WASM_MAX_BYTES;
+  const fits = 4 * (3 * ((size + 15) & ~15) + 16384) <= WASM_MAX_BYTES;
   if (env.backend === 'js' || !simdAvailable() || !fits) return new JsStreamAccumulator(size);
   return new WasmStreamAccumulator(size);
 }
@@ -31,6 +31,20 @@ export abstract class StreamingStrategy extends BaseStrategy {
   constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimiser, env: StrategyEnv) {
     super(spec, weights, server);
     this.acc = streamAccumulator(this.layout.size, env);
+    this.global = this.acc.holdWeights(this.global);
+  }
+
+  /**
+   * FedAvg's plain step runs fused with the mean in the accumulator (a SIMD pass on the wasm backend); the delta of a
+   * streaming rule is always the accumulator's sum (reduce returns acc.view()).
+   */
+  protected override step(delta: Float32Array, divisor: number): number {
+    if (this.server.kind === 'sgd') return this.acc.sgdStep(divisor, this.spec.options.serverLr);
+    return super.step(delta, divisor);
+  }
+
+  override inputBuffer(): Float32Array {
+    return this.acc.input();
   }
 
   /** The update's weight in the sum. */

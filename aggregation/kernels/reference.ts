@@ -117,12 +117,34 @@ export class JsStreamAccumulator implements StreamAccumulator {
   private spare: Float32Array;
   /** No update is in the sum yet (it is +0 everywhere, whatever the buffer holds). */
   private empty = true;
+  private weights: Float32Array = new Float32Array(0);
   constructor(readonly size: number) {
     this.sum = new Float32Array(size);
     this.spare = new Float32Array(size);
   }
   get bytes(): number {
-    return 8 * this.size;
+    return 8 * this.size + (this.inputBuffer?.byteLength ?? 0);
+  }
+  holdWeights(w: Float32Array): Float32Array {
+    this.weights = w;
+    return w;
+  }
+  private inputBuffer: Float32Array | undefined;
+  input(): Float32Array {
+    this.inputBuffer ??= new Float32Array(this.size);
+    return this.inputBuffer;
+  }
+  sgdStep(divisor: number, lr: number): number {
+    const d = this.view();
+    const x = this.weights;
+    const q = f(divisor);
+    const lrf = f(lr);
+    for (let i = 0; i < x.length; i++) {
+      const di = f(d[i]! / q);
+      d[i] = di;
+      x[i] = x[i]! + f(lrf * di);
+    }
+    return sumSquaresF32([d]);
   }
   private axpy(out: Float32Array, parts: Float32Array[], offsets: number[], w: number): void {
     const wf = f(w);

@@ -28,6 +28,7 @@ interface CoreExports {
   zaxpy_sumsq(out: number, a: number, x: number, end: number, w: number): number;
   sumsq(x: number, end: number): number;
   scale(x: number, end: number, s: number): void;
+  sgd_step(d: number, x: number, end: number, q: number, lr: number): number;
   dist4(a: number, end: number, b0: number, b1: number, b2: number, b3: number, out: number): void;
 }
 
@@ -89,6 +90,35 @@ function sumsq(): FunctionDef {
   return { name: 'sumsq', results: [F64], body: b };
 }
 
+/**
+ * The mean and the plain server step fused, over [d, end) (a multiple of 16 floats): d[i] <- d[i] / q,
+ * x[i] <- x[i] + lr·d[i], returning Σd² of the new d in the lanes of axpy_sumsq.
+ */
+function sgdStep(): FunctionDef {
+  const b = new Body([I32, I32, I32, F32, F32]);
+  const [d, x, end, q, lr] = [0, 1, 2, 3, 4];
+  const vq = b.local(V128);
+  const vlr = b.local(V128);
+  const acc = [b.local(V128), b.local(V128)];
+  const dv = b.local(V128);
+  b.get(q).v(simd.f32x4_splat).set(vq);
+  b.get(lr).v(simd.f32x4_splat).set(vlr);
+  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
+  b.block().get(d).get(end).i32GeU().brIf(0).loop();
+  for (let u = 0; u < 4; u++) {
+    const off = 16 * u;
+    const ac = acc[u & 1]!;
+    b.get(d).get(d).vLoad(off).get(vq).v(simd.f32x4_div).tee(dv).vStore(off);
+    b.get(ac).get(dv).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+    b.get(x).get(x).vLoad(off).get(vlr).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
+  }
+  for (const p of [d, x]) b.get(p).i32(64).i32Add().set(p);
+  b.get(d).get(end).i32LtU().brIf(0).end().end();
+  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
+  b.hsumF32x4AsF64(acc[0]!);
+  return { name: 'sgd_step', results: [F64], body: b };
+}
+
 function scale(): FunctionDef {
   const b = new Body([I32, I32, F32]);
   const [x, end, s] = [0, 1, 2];
@@ -135,7 +165,7 @@ export function simdAvailable(): boolean {
   if (simdOk === undefined) {
     try {
       coreModule ??= new WebAssembly.Module(
-        encodeModule([axpySumsq(), axpySumsq(true), sumsq(), scale(), dist4()]),
+        encodeModule([axpySumsq(), axpySumsq(true), sumsq(), scale(), dist4(), sgdStep()]),
       );
       simdOk = true;
     } catch {
@@ -187,17 +217,71 @@ export class WasmStreamAccumulator implements StreamAccumulator {
   private readonly staging = 0;
   private sumAt: number;
   private spareAt: number;
+  private readonly weightsAt: number;
+  private readonly inputAt: number;
+  private readonly stride: number;
+  /** The input region: in wasm memory when four regions fit, else a plain array (read through staging). */
+  private inputBuffer: Float32Array | undefined;
 
+  /**
+   * Layout: [staging][sum][spare][weights][input], each region 16-float aligned. The input region (an update decoded
+   * into wasm memory and read where it is) is reserved only when it fits; its pages are touched only once used.
+   */
   constructor(readonly size: number) {
-    const bytes = 4 * (CHUNK + 2 * (size + 4));
-    if (bytes > WASM_MAX_BYTES) throw new RangeError(`${size} parameters do not fit wasm32 memory twice`);
-    this.heap = new Heap(bytes);
+    const stride = 4 * ((size + 15) & ~15);
+    const bytes = 4 * CHUNK + 3 * stride;
+    if (bytes > WASM_MAX_BYTES)
+      throw new RangeError(`${size} parameters do not fit wasm32 memory three times`);
+    const withInput = bytes + stride <= WASM_MAX_BYTES;
+    this.heap = new Heap(withInput ? bytes + stride : bytes);
     this.k = instantiate(this.heap);
+    this.stride = stride;
     this.sumAt = 4 * CHUNK;
-    this.spareAt = this.sumAt + 4 * (size + 4);
+    this.spareAt = this.sumAt + stride;
+    this.weightsAt = this.spareAt + stride;
+    this.inputAt = withInput ? this.weightsAt + stride : -1;
   }
+  /** Bytes of the sum, spare, staging and (once used) input; the weights region is counted as the strategy's weights. */
   get bytes(): number {
-    return this.heap.bytes;
+    const reserved = this.inputAt < 0 ? 0 : this.stride;
+    const input = this.inputBuffer ? 4 * this.size : 0;
+    return this.heap.bytes - 4 * this.size - reserved + input;
+  }
+  input(): Float32Array {
+    if (!this.inputBuffer) {
+      const at = this.inputAt >> 2;
+      this.inputBuffer =
+        this.inputAt < 0 ? new Float32Array(this.size) : this.heap.f32.subarray(at, at + this.size);
+    }
+    return this.inputBuffer;
+  }
+  holdWeights(w: Float32Array): Float32Array {
+    const at = this.weightsAt >> 2;
+    const v = this.heap.f32.subarray(at, at + this.size);
+    v.set(w);
+    return v;
+  }
+  sgdStep(divisor: number, lr: number): number {
+    const heap = this.heap.f32;
+    const q = Math.fround(divisor);
+    const lrf = Math.fround(lr);
+    const d = this.view();
+    const xAt = this.weightsAt >> 2;
+    const dAt = this.sumAt >> 2;
+    let dn = 0;
+    // Blocks of the defined Σx² over the flat delta: the 16-float head in the kernel, the tail here, the same way.
+    for (let o = 0; o < this.size; o += CHUNK) {
+      const len = Math.min(CHUNK, this.size - o);
+      const vec = len & ~15;
+      if (vec > 0) dn += this.k.sgd_step(4 * (dAt + o), 4 * (xAt + o), 4 * (dAt + o + vec), q, lrf);
+      for (let i = o + vec; i < o + len; i++) {
+        const di = Math.fround(d[i]! / q);
+        d[i] = di;
+        dn += di * di;
+        heap[xAt + i] = heap[xAt + i]! + Math.fround(lrf * di);
+      }
+    }
+    return dn;
   }
 
   /** No update is in the sum yet (it is +0 everywhere, whatever the buffer holds). */
@@ -216,21 +300,27 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     const axpy = empty ? this.k.zaxpy_sumsq : this.k.axpy_sumsq;
     const wf = Math.fround(w);
     let ss = 0;
+    const memory = heap.buffer;
     for (let t = 0; t < parts.length; t++) {
       const x = parts[t]!;
       const base = offsets[t]!;
+      // A tensor already in this memory (decoded into input()) is read where it is; others go through staging.
+      const inPlace =
+        x.buffer === memory &&
+        x.byteOffset >= this.inputAt &&
+        x.byteOffset + x.byteLength <= this.inputAt + this.stride;
       for (let o = 0; o < x.length; o += CHUNK) {
         const len = Math.min(CHUNK, x.length - o);
         const chunk = x.subarray(o, o + len);
         const vec = len & ~15;
-        heap.set(vec === len ? chunk : chunk.subarray(0, vec), this.staging >> 2);
+        let xAt = x.byteOffset + 4 * o;
+        if (!inPlace) {
+          heap.set(vec === len ? chunk : chunk.subarray(0, vec), this.staging >> 2);
+          xAt = this.staging;
+        }
         const out = outAt + 4 * (base + o);
         const a = inAt + 4 * (base + o);
-        ss += write
-          ? axpy(out, a, this.staging, this.staging + 4 * vec, wf)
-          : vec > 0
-            ? this.k.sumsq(this.staging, this.staging + 4 * vec)
-            : 0;
+        ss += write ? axpy(out, a, xAt, xAt + 4 * vec, wf) : vec > 0 ? this.k.sumsq(xAt, xAt + 4 * vec) : 0;
         // The tail of a block: the same float32 operations in JS, and v·v summed in float64 (reference.ts).
         for (let i = vec; i < len; i++) {
           const v = chunk[i]!;

@@ -19,6 +19,19 @@ export interface StreamAccumulator {
   addInPlace(parts: Float32Array[], offsets: number[], w: number): void;
   /** The sum itself (no copy): valid until the next stage, commit, addInPlace or reset; the caller may overwrite it. */
   view(): Float32Array;
+  /**
+   * A flat buffer of the model's size to decode an update into (wasm: in the kernel's memory when it fits, so
+   * accepting tensors that view it skips the copy through the staging area). Allocated on first use; the same buffer
+   * every call.
+   */
+  input(): Float32Array;
+  /** Keeps the strategy's weights where sgdStep can update them (wasm: copied into its memory); returns the array to use from now on. */
+  holdWeights(w: Float32Array): Float32Array;
+  /**
+   * FedAvg's mean and server step in one pass: sum <- fround(sum / fround(divisor)) in place (the delta), weights <-
+   * weights + fround(fround(lr)·delta); returns Σdelta² (the defined blocked Σx² over the flat delta).
+   */
+  sgdStep(divisor: number, lr: number): number;
   /** A copy of the sum. */
   read(): Float32Array;
   /** Empties the sum (lazily: the next update is written over it, not added to it). */

@@ -40,6 +40,7 @@ export const simd = {
   f32x4_add: 0xe4,
   f32x4_sub: 0xe5,
   f32x4_mul: 0xe6,
+  f32x4_div: 0xe7,
   f32x4_pmin: 0xea,
   f32x4_pmax: 0xeb,
   f64x2_add: 0xf0,

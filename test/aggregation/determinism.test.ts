@@ -18,6 +18,7 @@ const MODEL = [
   { name: 'w2', shape: [16, 33] },
   { name: 'b2', shape: [17] },
 ];
+const MODEL_SIZE = MODEL.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
 const WORKERS = 7;
 const ROUNDS = 3;
 
@@ -139,6 +140,45 @@ describe('aggregation: deterministic aggregation (wasm and JS kernels give the s
       rounds.map((u) => [...u].reverse()),
     );
     expect(a.weights[0]!.equals(b.weights[0]!)).to.equal(false);
+  });
+
+  it('updates decoded into the strategy inputBuffer give the same bytes as plain arrays', () => {
+    for (const name of ['fedavg', 'dp-fedavg', 'median'] as const) {
+      for (const [label, options] of CLIPS) {
+        const spec =
+          name === 'dp-fedavg'
+            ? { name, options: { clipNorm: 2, noiseMultiplier: 0.5, samplingRate: 0.1, seed: 7 } }
+            : { name, options };
+        for (const backend of ['wasm', 'js'] as const) {
+          const plain = run(spec, backend, rounds);
+          const s = createStrategy(spec, tensors(99, 0.1), { backend });
+          const buf = s.inputBuffer();
+          expect(buf).to.have.length(MODEL_SIZE);
+          expect(s.inputBuffer()).to.equal(buf);
+          const viaInput: Run = { weights: [], deltas: [], accepts: [], metrics: [] };
+          rounds.forEach((updates, r) => {
+            s.configureRound(r);
+            for (const u of updates) {
+              // What decodeUpdate(bytes, { out: buf, expect }) leaves: the tensors as consecutive views of buf.
+              let o = 0;
+              const views = u.tensors.map((t) => {
+                buf.set(t.data, o);
+                o += t.data.length;
+                return { ...t, data: buf.subarray(o - t.data.length, o) };
+              });
+              const a = s.accept({ ...u, tensors: views });
+              viaInput.accepts.push(a.ok ? `ok ${a.norm} ${a.clipped}` : a.code);
+            }
+            const agg = s.aggregate();
+            viaInput.weights.push(bytesOf(agg.weights));
+            viaInput.deltas.push(bytesOf(agg.delta));
+            viaInput.metrics.push(agg.metrics);
+          });
+          s.dispose();
+          expectSame(viaInput, plain, `${name} ${label} ${backend} via inputBuffer`);
+        }
+      }
+    }
   });
 
   it('many updates (past the generated sorting networks) still agree', () => {
