@@ -8,7 +8,7 @@ import { JsStreamAccumulator } from './kernels/reference.ts';
 import { WasmStreamAccumulator, simdAvailable, WASM_MAX_BYTES } from './kernels/simd.ts';
 
 export function streamAccumulator(size: number, env: StrategyEnv): StreamAccumulator {
-  const fits = 4 * (3 * ((size + 15) & ~15) + 16384) <= WASM_MAX_BYTES;
+  const fits = 4 * (2 * ((size + 15) & ~15) + 16384) <= WASM_MAX_BYTES;
   if (env.backend === 'js' || !simdAvailable() || !fits) return new JsStreamAccumulator(size);
   return new WasmStreamAccumulator(size);
 }

@@ -111,6 +111,18 @@ export function sortedMeanJs(
   return out;
 }
 
+/** FedAvg's mean and step (StreamAccumulator.sgdStep) in JS: d <- fround(d / fround(divisor)), x <- x + fround(fround(lr)·d); returns the defined Σd². */
+export function sgdStepJs(d: Float32Array, x: Float32Array, divisor: number, lr: number): number {
+  const q = f(divisor);
+  const lrf = f(lr);
+  for (let i = 0; i < x.length; i++) {
+    const di = f(d[i]! / q);
+    d[i] = di;
+    x[i] = x[i]! + f(lrf * di);
+  }
+  return sumSquaresF32([d]);
+}
+
 export class JsStreamAccumulator implements StreamAccumulator {
   readonly backend = 'js' as const;
   private sum: Float32Array;
@@ -135,16 +147,7 @@ export class JsStreamAccumulator implements StreamAccumulator {
     return this.inputBuffer;
   }
   sgdStep(divisor: number, lr: number): number {
-    const d = this.view();
-    const x = this.weights;
-    const q = f(divisor);
-    const lrf = f(lr);
-    for (let i = 0; i < x.length; i++) {
-      const di = f(d[i]! / q);
-      d[i] = di;
-      x[i] = x[i]! + f(lrf * di);
-    }
-    return sumSquaresF32([d]);
+    return sgdStepJs(this.view(), this.weights, divisor, lr);
   }
   private axpy(out: Float32Array, parts: Float32Array[], offsets: number[], w: number): void {
     const wf = f(w);

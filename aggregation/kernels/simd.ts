@@ -1,7 +1,7 @@
 // WebAssembly SIMD (f32x4) kernels generated at run time: the streaming weighted sum, norms, clipping, Krum distances, and a sorting network per update count for median / trimmed mean.
 import { Body, encodeModule, F32, F64, I32, V128, simd, type FunctionDef } from './wasm.ts';
 import type { StreamAccumulator, UpdateStore } from './types.ts';
-import { DIST_BLOCK, SUMSQ_BLOCK, blockSumsq, sortedMeanJs } from './reference.ts';
+import { DIST_BLOCK, SUMSQ_BLOCK, blockSumsq, sgdStepJs, sortedMeanJs } from './reference.ts';
 
 /** The slice of the WebAssembly JS API used here (the project's lib settings do not declare it; no global is added). */
 interface WasmMemory {
@@ -220,32 +220,35 @@ export class WasmStreamAccumulator implements StreamAccumulator {
   private readonly weightsAt: number;
   private readonly inputAt: number;
   private readonly stride: number;
-  /** The input region: in wasm memory when four regions fit, else a plain array (read through staging). */
+  /** The input region: in wasm memory when it fits, else a plain array (read through staging). */
   private inputBuffer: Float32Array | undefined;
+  /** The weights when they did not fit wasm memory (the step then runs in JS, with the same arithmetic). */
+  private jsWeights: Float32Array | undefined;
 
   /**
-   * Layout: [staging][sum][spare][weights][input], each region 16-float aligned. The input region (an update decoded
-   * into wasm memory and read where it is) is reserved only when it fits; its pages are touched only once used.
+   * Layout: [staging][sum][spare][weights][input], each region 16-float aligned. The weights region (for the fused
+   * FedAvg step) and the input region (an update decoded into wasm memory and read where it is) are reserved only when
+   * they fit wasm32 memory; the input region's pages are touched only once used.
    */
   constructor(readonly size: number) {
     const stride = 4 * ((size + 15) & ~15);
-    const bytes = 4 * CHUNK + 3 * stride;
-    if (bytes > WASM_MAX_BYTES)
-      throw new RangeError(`${size} parameters do not fit wasm32 memory three times`);
-    const withInput = bytes + stride <= WASM_MAX_BYTES;
-    this.heap = new Heap(withInput ? bytes + stride : bytes);
+    const bytes = 4 * CHUNK + 2 * stride;
+    if (bytes > WASM_MAX_BYTES) throw new RangeError(`${size} parameters do not fit wasm32 memory twice`);
+    const regions = bytes + 2 * stride <= WASM_MAX_BYTES ? 2 : bytes + stride <= WASM_MAX_BYTES ? 1 : 0;
+    this.heap = new Heap(bytes + regions * stride);
     this.k = instantiate(this.heap);
     this.stride = stride;
     this.sumAt = 4 * CHUNK;
     this.spareAt = this.sumAt + stride;
-    this.weightsAt = this.spareAt + stride;
-    this.inputAt = withInput ? this.weightsAt + stride : -1;
+    this.weightsAt = regions >= 1 ? this.spareAt + stride : -1;
+    this.inputAt = regions >= 2 ? this.weightsAt + stride : -1;
   }
   /** Bytes of the sum, spare, staging and (once used) input; the weights region is counted as the strategy's weights. */
   get bytes(): number {
+    const weights = this.weightsAt < 0 ? 0 : this.stride;
     const reserved = this.inputAt < 0 ? 0 : this.stride;
     const input = this.inputBuffer ? 4 * this.size : 0;
-    return this.heap.bytes - 4 * this.size - reserved + input;
+    return this.heap.bytes - weights - reserved + input;
   }
   input(): Float32Array {
     if (!this.inputBuffer) {
@@ -256,12 +259,14 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     return this.inputBuffer;
   }
   holdWeights(w: Float32Array): Float32Array {
+    if (this.weightsAt < 0) return (this.jsWeights = w);
     const at = this.weightsAt >> 2;
     const v = this.heap.f32.subarray(at, at + this.size);
     v.set(w);
     return v;
   }
   sgdStep(divisor: number, lr: number): number {
+    if (this.jsWeights) return sgdStepJs(this.view(), this.jsWeights, divisor, lr);
     const heap = this.heap.f32;
     const q = Math.fround(divisor);
     const lrf = Math.fround(lr);
