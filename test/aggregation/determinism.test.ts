@@ -131,6 +131,41 @@ describe('aggregation: deterministic aggregation (wasm and JS kernels give the s
     }
   }
 
+  it('FedAvg follows the documented arithmetic (an independent float32 re-implementation, byte for byte)', () => {
+    const f = Math.fround;
+    const updates = rounds[0]!.filter((u) => u.tensors.every((t) => t.data.every(Number.isFinite)));
+    const flatOf = (ts: NamedTensor[]) => Float32Array.from(ts.flatMap((t) => [...t.data]));
+    /** Σx² per the docs: per tensor, per 16,384-float block, 8 float32 lanes over the multiple of 16, then the tail. */
+    const sumsq = (ts: NamedTensor[]) => {
+      let ss = 0;
+      for (const { data } of ts) {
+        for (let o = 0; o < data.length; o += 16384) {
+          const len = Math.min(16384, data.length - o);
+          const vec = len - (len % 16);
+          const lanes = new Float32Array(8);
+          for (let i = 0; i < vec; i++) lanes[i % 8] = lanes[i % 8]! + f(data[o + i]! * data[o + i]!);
+          if (vec > 0) ss += [0, 1, 2, 3].reduce((acc, l) => acc + f(lanes[l]! + lanes[l + 4]!), 0);
+          for (let i = vec; i < len; i++) ss += data[o + i]! * data[o + i]!;
+        }
+      }
+      return ss;
+    };
+    const x = flatOf(tensors(99, 0.1));
+    const sum = new Float32Array(x.length);
+    let total = 0;
+    for (const u of updates) {
+      const v = flatOf(u.tensors);
+      for (let i = 0; i < v.length; i++) sum[i] = sum[i]! + f(f(u.samples) * v[i]!);
+      total += u.samples;
+    }
+    for (let i = 0; i < x.length; i++) x[i] = x[i]! + f(f(1) * f(sum[i]! / f(total)));
+    for (const backend of ['wasm', 'js'] as const) {
+      const got = run({ name: 'fedavg', options: { clip: null } }, backend, [updates]);
+      expect(got.accepts).to.deep.equal(updates.map((u) => `ok ${Math.sqrt(sumsq(u.tensors))} false`));
+      expect(got.weights[0]!.equals(Buffer.from(x.buffer)), backend).to.equal(true);
+    }
+  });
+
   it('the comparison can fail: the same updates in another order give other bytes', () => {
     const spec = { name: 'fedavg', options: { clip: null } };
     const a = run(spec, 'wasm', rounds);
