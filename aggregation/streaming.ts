@@ -7,10 +7,10 @@ import type { StreamAccumulator } from './kernels/types.ts';
 import { JsStreamAccumulator } from './kernels/reference.ts';
 import { WasmStreamAccumulator, simdAvailable, WASM_MAX_BYTES } from './kernels/simd.ts';
 
-export function streamAccumulator(size: number, env: StrategyEnv): StreamAccumulator {
+export function streamAccumulator(size: number, env: StrategyEnv, stateArrays = 0): StreamAccumulator {
   const fits = 4 * (2 * ((size + 15) & ~15) + 16384) <= WASM_MAX_BYTES;
   if (env.backend === 'js' || !simdAvailable() || !fits) return new JsStreamAccumulator(size);
-  return new WasmStreamAccumulator(size);
+  return new WasmStreamAccumulator(size, stateArrays);
 }
 
 /**
@@ -30,8 +30,9 @@ export abstract class StreamingStrategy extends BaseStrategy {
 
   constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimiser, env: StrategyEnv) {
     super(spec, weights, server);
-    this.acc = streamAccumulator(this.layout.size, env);
+    this.acc = streamAccumulator(this.layout.size, env, server.state.length);
     this.global = this.acc.holdWeights(this.global);
+    server.moveState(this.acc.holdState(server.state));
   }
 
   /**
@@ -40,7 +41,7 @@ export abstract class StreamingStrategy extends BaseStrategy {
    */
   protected override step(delta: Float32Array, divisor: number): number {
     if (this.server.kind === 'sgd') return this.acc.sgdStep(divisor, this.spec.options.serverLr);
-    return super.step(delta, divisor);
+    return this.acc.serverStep(this.server, divisor) ?? super.step(delta, divisor);
   }
 
   override inputBuffer(): Float32Array {

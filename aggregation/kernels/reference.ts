@@ -1,5 +1,5 @@
 // Plain-JS kernels: the reference the WebAssembly kernels are tested against, the fallback when a model does not fit wasm32 memory, and the definition of the arithmetic both follow (docs/aggregation.md, "Determinism").
-import type { StreamAccumulator, UpdateStore } from './types.ts';
+import type { ServerStep, StreamAccumulator, UpdateStore } from './types.ts';
 
 /*
  * Every value both kernels write is defined in float32, one rounding per operation (Math.fround after each step here,
@@ -148,6 +148,12 @@ export class JsStreamAccumulator implements StreamAccumulator {
   }
   sgdStep(divisor: number, lr: number): number {
     return sgdStepJs(this.view(), this.weights, divisor, lr);
+  }
+  holdState(state: Float32Array[]): Float32Array[] {
+    return state;
+  }
+  serverStep(_server: ServerStep, _divisor: number): number | null {
+    return null;
   }
   private axpy(out: Float32Array, parts: Float32Array[], offsets: number[], w: number): void {
     const wf = f(w);

@@ -1,6 +1,6 @@
 // WebAssembly SIMD (f32x4) kernels generated at run time: the streaming weighted sum, norms, clipping, Krum distances, and a sorting network per update count for median / trimmed mean.
 import { Body, encodeModule, F32, F64, I32, V128, simd, type FunctionDef } from './wasm.ts';
-import type { StreamAccumulator, UpdateStore } from './types.ts';
+import type { ServerStep, StreamAccumulator, UpdateStore } from './types.ts';
 import { DIST_BLOCK, SUMSQ_BLOCK, blockSumsq, sgdStepJs, sortedMeanJs } from './reference.ts';
 
 /** The slice of the WebAssembly JS API used here (the project's lib settings do not declare it; no global is added). */
@@ -22,6 +22,14 @@ export const WASM_MAX_BYTES = 4 * 1024 * 1024 * 1024 - 16 * PAGE;
 /** Floats copied into the kernel's staging area per call (64 KiB, so the copy stays in L2): the defined Σx² block. */
 const CHUNK = SUMSQ_BLOCK;
 
+/** The server optimisers with state, as server.ts names them. */
+export type OptKind = 'momentum' | 'adam' | 'yogi' | 'adagrad';
+/**
+ * (d, x, s0, s1, end, q, lr, p1..p5): momentum's state is s0 = v with p1 = beta; the adaptive ones' s0 = m, s1 = v,
+ * p1..p5 = beta1, 1 - beta1, beta2, 1 - beta2, tau (all float32).
+ */
+type OptStep = (...args: number[]) => number;
+
 interface CoreExports {
   axpy_sumsq(out: number, a: number, x: number, end: number, w: number): number;
   /** axpy_sumsq over an empty sum: out[i] = +0 + w·x[i] (a is not read). */
@@ -29,6 +37,10 @@ interface CoreExports {
   sumsq(x: number, end: number): number;
   scale(x: number, end: number, s: number): void;
   sgd_step(d: number, x: number, end: number, q: number, lr: number): number;
+  momentum_step: OptStep;
+  adam_step: OptStep;
+  yogi_step: OptStep;
+  adagrad_step: OptStep;
   dist4(a: number, end: number, b0: number, b1: number, b2: number, b3: number, out: number): void;
 }
 
@@ -119,6 +131,83 @@ function sgdStep(): FunctionDef {
   return { name: 'sgd_step', results: [F64], body: b };
 }
 
+/**
+ * The mean and a stateful server step fused, over [d, end) (a multiple of 16 floats), the float32 operations of
+ * server.ts in the same order: d <- d / q, then momentum (v <- beta·v + d; x <- x + lr·v) or Reddi et al.'s
+ * (m <- b1·m + c1·d; v by the variant; x <- x + (lr·m) / (sqrt(v) + tau)); returns Σd² in the lanes of axpy_sumsq.
+ */
+function optStep(kind: OptKind): FunctionDef {
+  const b = new Body([I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32]);
+  const [d, x, s0, s1, end] = [0, 1, 2, 3, 4];
+  const fparams = [5, 6, 7, 8, 9, 10, 11];
+  const [vq, vlr, p1, p2, p3, p4, p5] = fparams.map((p) => {
+    const l = b.local(V128);
+    b.get(p).v(simd.f32x4_splat).set(l);
+    return l;
+  }) as [number, number, number, number, number, number, number];
+  const acc = [b.local(V128), b.local(V128)];
+  const dv = b.local(V128);
+  const mv = b.local(V128);
+  const vv = b.local(V128);
+  const t = b.local(V128);
+  const one = b.local(V128);
+  const minusOne = b.local(V128);
+  const zero = b.local(V128);
+  b.f32(1).v(simd.f32x4_splat).set(one);
+  b.f32(-1).v(simd.f32x4_splat).set(minusOne);
+  b.vZero().set(zero);
+  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
+  b.block().get(d).get(end).i32GeU().brIf(0).loop();
+  for (let u = 0; u < 4; u++) {
+    const off = 16 * u;
+    const ac = acc[u & 1]!;
+    b.get(d).get(d).vLoad(off).get(vq).v(simd.f32x4_div).tee(dv).vStore(off);
+    b.get(ac).get(dv).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+    if (kind === 'momentum') {
+      // v <- beta·v + d; x <- x + lr·v
+      b.get(s0).get(p1).get(s0).vLoad(off).v(simd.f32x4_mul).get(dv).v(simd.f32x4_add).tee(vv).vStore(off);
+      b.get(x).get(x).vLoad(off).get(vlr).get(vv).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
+      continue;
+    }
+    // m <- b1·m + c1·d
+    b.get(s0).get(p1).get(s0).vLoad(off).v(simd.f32x4_mul);
+    b.get(p2).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).tee(mv).vStore(off);
+    // t = d² (the gradient's square)
+    b.get(dv).get(dv).v(simd.f32x4_mul).set(t);
+    b.get(s1).vLoad(off).set(vv);
+    if (kind === 'adam') {
+      // v <- b2·v + c2·d²
+      b.get(p3).get(vv).v(simd.f32x4_mul).get(p4).get(t).v(simd.f32x4_mul).v(simd.f32x4_add).set(vv);
+    } else if (kind === 'yogi') {
+      // v <- v - (c2·d²)·sign(v - d²), sign as Math.sign: 1, -1, or the difference itself (±0, NaN)
+      b.get(vv);
+      b.get(p4).get(t).v(simd.f32x4_mul);
+      b.get(one);
+      b.get(minusOne);
+      b.get(vv).get(t).v(simd.f32x4_sub).tee(t);
+      b.get(t).get(zero).v(simd.f32x4_lt);
+      b.v(simd.v128_bitselect);
+      b.get(t).get(zero).v(simd.f32x4_gt);
+      b.v(simd.v128_bitselect);
+      b.v(simd.f32x4_mul).v(simd.f32x4_sub).set(vv);
+    } else {
+      // v <- v + d²
+      b.get(vv).get(t).v(simd.f32x4_add).set(vv);
+    }
+    b.get(s1).get(vv).vStore(off);
+    // x <- x + (lr·m) / (sqrt(v) + tau)
+    b.get(x).get(x).vLoad(off);
+    b.get(vlr).get(mv).v(simd.f32x4_mul);
+    b.get(vv).v(simd.f32x4_sqrt).get(p5).v(simd.f32x4_add);
+    b.v(simd.f32x4_div).v(simd.f32x4_add).vStore(off);
+  }
+  for (const p of [d, x, s0, s1]) b.get(p).i32(64).i32Add().set(p);
+  b.get(d).get(end).i32LtU().brIf(0).end().end();
+  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
+  b.hsumF32x4AsF64(acc[0]!);
+  return { name: `${kind}_step`, results: [F64], body: b };
+}
+
 function scale(): FunctionDef {
   const b = new Body([I32, I32, F32]);
   const [x, end, s] = [0, 1, 2];
@@ -165,7 +254,15 @@ export function simdAvailable(): boolean {
   if (simdOk === undefined) {
     try {
       coreModule ??= new WebAssembly.Module(
-        encodeModule([axpySumsq(), axpySumsq(true), sumsq(), scale(), dist4(), sgdStep()]),
+        encodeModule([
+          axpySumsq(),
+          axpySumsq(true),
+          sumsq(),
+          scale(),
+          dist4(),
+          sgdStep(),
+          ...(['momentum', 'adam', 'yogi', 'adagrad'] as const).map(optStep),
+        ]),
       );
       simdOk = true;
     } catch {
@@ -225,27 +322,42 @@ export class WasmStreamAccumulator implements StreamAccumulator {
   /** The weights when they did not fit wasm memory (the step then runs in JS, with the same arithmetic). */
   private jsWeights: Float32Array | undefined;
 
+  /** Where the server optimiser's state arrays live in wasm memory (empty: not reserved). */
+  private readonly stateAt: number[];
+  private stateHeld = false;
+
   /**
-   * Layout: [staging][sum][spare][weights][input], each region 16-float aligned. The weights region (for the fused
-   * FedAvg step) and the input region (an update decoded into wasm memory and read where it is) are reserved only when
-   * they fit wasm32 memory; the input region's pages are touched only once used.
+   * Layout: [staging][sum][spare][weights][state…][input], each region 16-float aligned. The weights and state
+   * regions (for the fused server steps) and the input region (an update decoded into wasm memory and read where it
+   * is) are reserved, in that order, only when they fit wasm32 memory; the input region's pages are touched only once
+   * used. `stateArrays`: how many arrays of the model's size the server optimiser keeps (momentum 1, adaptive 2).
    */
-  constructor(readonly size: number) {
+  constructor(
+    readonly size: number,
+    stateArrays = 0,
+  ) {
     const stride = 4 * ((size + 15) & ~15);
-    const bytes = 4 * CHUNK + 2 * stride;
+    let bytes = 4 * CHUNK + 2 * stride;
     if (bytes > WASM_MAX_BYTES) throw new RangeError(`${size} parameters do not fit wasm32 memory twice`);
-    const regions = bytes + 2 * stride <= WASM_MAX_BYTES ? 2 : bytes + stride <= WASM_MAX_BYTES ? 1 : 0;
-    this.heap = new Heap(bytes + regions * stride);
-    this.k = instantiate(this.heap);
     this.stride = stride;
     this.sumAt = 4 * CHUNK;
     this.spareAt = this.sumAt + stride;
-    this.weightsAt = regions >= 1 ? this.spareAt + stride : -1;
-    this.inputAt = regions >= 2 ? this.weightsAt + stride : -1;
+    const reserve = (n: number): number => {
+      if (bytes + n * stride > WASM_MAX_BYTES) return -1;
+      bytes += n * stride;
+      return bytes - n * stride;
+    };
+    this.weightsAt = reserve(1);
+    const state = this.weightsAt < 0 || stateArrays === 0 ? -1 : reserve(stateArrays);
+    this.stateAt = state < 0 ? [] : Array.from({ length: stateArrays }, (_, i) => state + i * stride);
+    this.inputAt = reserve(1);
+    this.heap = new Heap(bytes);
+    this.k = instantiate(this.heap);
   }
   /** Bytes of the sum, spare, staging and (once used) input; the weights region is counted as the strategy's weights. */
   get bytes(): number {
-    const weights = this.weightsAt < 0 ? 0 : this.stride;
+    // The weights and the optimiser state are counted as the strategy's and the optimiser's.
+    const weights = (this.weightsAt < 0 ? 0 : this.stride) + this.stateAt.length * this.stride;
     const reserved = this.inputAt < 0 ? 0 : this.stride;
     const input = this.inputBuffer ? 4 * this.size : 0;
     return this.heap.bytes - weights - reserved + input;
@@ -264,6 +376,42 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     const v = this.heap.f32.subarray(at, at + this.size);
     v.set(w);
     return v;
+  }
+  holdState(state: Float32Array[]): Float32Array[] {
+    if (this.stateAt.length !== state.length || state.length === 0) return state;
+    this.stateHeld = true;
+    return state.map((s, i) => {
+      const at = this.stateAt[i]! >> 2;
+      const v = this.heap.f32.subarray(at, at + this.size);
+      v.set(s);
+      return v;
+    });
+  }
+  serverStep(server: ServerStep, divisor: number): number | null {
+    if (server.kind === 'sgd' || !this.stateHeld || this.jsWeights || this.weightsAt < 0) return null;
+    const kernel = this.k[`${server.kind}_step`];
+    const heap = this.heap.f32;
+    const q = Math.fround(divisor);
+    const [lr = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0] = server.params;
+    const d = this.view();
+    const x = heap.subarray(this.weightsAt >> 2, (this.weightsAt >> 2) + this.size);
+    const [s0 = 0, s1 = 0] = this.stateAt;
+    let dn = 0;
+    // Blocks of the defined Σx² over the flat delta: the 16-float head in the kernel, the tail in server.step.
+    for (let o = 0; o < this.size; o += CHUNK) {
+      const len = Math.min(CHUNK, this.size - o);
+      const vec = len & ~15;
+      if (vec > 0) {
+        const end = this.sumAt + 4 * (o + vec);
+        const at = 4 * o;
+        dn += kernel(this.sumAt + at, this.weightsAt + at, s0 + at, s1 + at, end, q, lr, p1, p2, p3, p4, p5);
+      }
+      if (vec < len) {
+        server.step(x, d, divisor, o + vec, o + len);
+        for (let i = o + vec; i < o + len; i++) dn += d[i]! * d[i]!;
+      }
+    }
+    return dn;
   }
   sgdStep(divisor: number, lr: number): number {
     if (this.jsWeights) return sgdStepJs(this.view(), this.jsWeights, divisor, lr);

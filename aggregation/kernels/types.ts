@@ -1,5 +1,12 @@
 // The two storage shapes the strategies aggregate through: a streaming accumulator (O(params)) and a store of all updates (O(n x params)).
 
+/** A server optimiser as the accumulator's fused step sees it (server.ts). */
+export interface ServerStep {
+  readonly kind: 'sgd' | 'momentum' | 'adam' | 'yogi' | 'adagrad';
+  readonly params: number[];
+  step(x: Float32Array, d: Float32Array, divisor: number, from: number, to: number): void;
+}
+
 /**
  * A running weighted sum Σ w·x over flat parameter space, double-buffered so a rejected update leaves it untouched.
  * Both implementations follow the arithmetic defined in reference.ts: same updates in the same order, same bytes.
@@ -32,6 +39,13 @@ export interface StreamAccumulator {
    * weights + fround(fround(lr)·delta); returns Σdelta² (the defined blocked Σx² over the flat delta).
    */
   sgdStep(divisor: number, lr: number): number;
+  /** Keeps a server optimiser's state arrays where serverStep can update them (wasm: copied into its memory when they fit); returns the arrays to use. */
+  holdState(state: Float32Array[]): Float32Array[];
+  /**
+   * The mean and a stateful server step in one pass (a SIMD kernel doing server.step's float32 operations), or null
+   * when the weights or the state are not in this accumulator's memory (the caller then runs server.step).
+   */
+  serverStep(server: ServerStep, divisor: number): number | null;
   /** A copy of the sum. */
   read(): Float32Array;
   /** Empties the sum (lazily: the next update is written over it, not added to it). */
