@@ -10,6 +10,9 @@ import {
   type RoundOptions,
   type StrategyName,
 } from '../../aggregation/index.ts';
+import { WasmStreamAccumulator } from '../../aggregation/kernels/simd.ts';
+import { sumSquaresF32 } from '../../aggregation/kernels/reference.ts';
+import { adaptive, momentum } from '../../aggregation/server.ts';
 
 /** Tensors larger than one Σx² block (16,384 floats), with tails that are not a multiple of 16. */
 const MODEL = [
@@ -163,6 +166,41 @@ describe('aggregation: deterministic aggregation (wasm and JS kernels give the s
       const got = run({ name: 'fedavg', options: { clip: null } }, backend, [updates]);
       expect(got.accepts).to.deep.equal(updates.map((u) => `ok ${Math.sqrt(sumsq(u.tensors))} false`));
       expect(got.weights[0]!.equals(Buffer.from(x.buffer)), backend).to.equal(true);
+    }
+  });
+
+  it('the stateful server kernels match server.step on edge values: ±0, v = d² (sign 0), overflow to Infinity, NaN', () => {
+    const n = 64 + 5; // four 16-float groups and a tail the JS step does
+    const x = Float32Array.from({ length: n }, (_, i) => i / 7);
+    const d = Float32Array.from({ length: n }, (_, i) => [0, -0, 1e-3, -2, 3e19, 1e-30, 0.5, 7][i % 8]!);
+    const m = Float32Array.from({ length: n }, (_, i) => (i % 3) - 1);
+    const v = Float32Array.from({ length: n }, (_, i) => [0, 1e-6, 1e-6, 4, 9e38, 0, 0.25, 1][i % 8]!);
+    const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    for (const kind of ['momentum', 'adam', 'yogi', 'adagrad'] as const) {
+      const make = () =>
+        kind === 'momentum'
+          ? momentum(0.7, 0.9, n)
+          : adaptive(kind, { serverLr: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 }, n);
+      const state = () => (kind === 'momentum' ? [v.slice()] : [m.slice(), v.slice()]);
+      const js = make();
+      js.moveState(state());
+      const xj = x.slice();
+      const dj = new Float32Array(n);
+      for (let i = 0; i < n; i++) dj[i] = 0 + d[i]!; // the accumulator's sum of one update: +0 + 1·d
+      js.step(xj, dj, 3);
+      const wasm = make();
+      const acc = new WasmStreamAccumulator(n, wasm.state.length);
+      const xw = acc.holdWeights(x.slice());
+      wasm.moveState(acc.holdState(state()));
+      acc.stage([d], [0], 1);
+      acc.commit();
+      const dn = acc.serverStep(wasm, 3);
+      expect(dn, kind).to.not.equal(null);
+      expect(bytes(xw).equals(bytes(xj)), `${kind} weights`).to.equal(true);
+      js.state.forEach((a, i) =>
+        expect(bytes(wasm.state[i]!).equals(bytes(a)), `${kind} state ${i}`).to.equal(true),
+      );
+      expect(Object.is(dn, sumSquaresF32([dj])), `${kind} Σd²`).to.equal(true);
     }
   });
 
