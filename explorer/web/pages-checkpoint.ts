@@ -162,7 +162,7 @@ export function checkpointPage(ctx: Ctx, id: string): Rendered {
       Object.entries(c.attests).map(([who, a]) => [
         account(who),
         a.evalLoss.toFixed(4),
-        a.verdict ? 'good' : 'bad',
+        a.verdict ? 'good' : `no: ${esc(a.code ?? '(no code)')}`,
         String(a.block),
       ]),
       'id="attestations"',

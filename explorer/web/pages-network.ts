@@ -165,7 +165,7 @@ export function workerPage({ net, view }: Ctx, who: string): Rendered {
       attests.map(({ c, a }) => [
         `<a href="#/checkpoint/${esc(c.id)}">${short(c.id)}</a>`,
         a.evalLoss.toFixed(4),
-        a.verdict ? 'good' : 'bad',
+        a.verdict ? 'good' : `no: ${esc(a.code ?? '(no code)')}`,
         String(a.block),
       ]),
     )}`;
