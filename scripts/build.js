@@ -25,6 +25,7 @@ export const FOLDERS = [
   'checkpoints',
   'proto',
   'merkle',
+  'errors',
   'demo',
   'explorer',
 ];
