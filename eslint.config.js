@@ -102,6 +102,7 @@ const HEAVY = [
   'demo',
   'aggregation',
   'proto',
+  'verify',
 ];
 
 const lazyCli = {

@@ -5,7 +5,8 @@ import type { StrategySpec } from './spec.ts';
 import { sgd } from './server.ts';
 import type { NamedTensor } from './tensors.ts';
 import { RdpAccountant } from './accountant.ts';
-import { secureRng, seededRng } from './rng.ts';
+import { secureRng, seededRng, seededRngFromString } from './rng.ts';
+import type { Reduced } from './strategy.ts';
 
 export class DpFedAvg extends StreamingStrategy {
   readonly accountant: RdpAccountant;
@@ -21,20 +22,27 @@ export class DpFedAvg extends StreamingStrategy {
   protected override roundClip(): number {
     return this.spec.options.clipNorm;
   }
-  protected override reduce() {
+  protected override reduce(): Reduced {
     const o = this.spec.options;
-    const sum = this.acc.read();
+    const sum = this.acc.view();
     const std = o.noiseMultiplier * o.clipNorm;
-    // A seed makes the noise reproducible, which is for tests: a public seed voids the guarantee.
-    const rng = o.seed === null ? secureRng() : seededRng(o.seed, this.round ?? 0);
+    // The round's noiseSeed (fixed on chain before any update arrives) or the spec's seed make the noise reproducible,
+    // so the aggregate can be recomputed; without either, the OS CSPRNG.
+    const rng =
+      this.noiseSeed !== null
+        ? seededRngFromString(this.noiseSeed)
+        : o.seed === null
+          ? secureRng()
+          : seededRng(o.seed, this.round ?? 0);
     if (this.noise.length !== sum.length) this.noise = new Float32Array(sum.length);
     rng.gaussian(this.noise, std);
-    const denom = o.expectedClients ?? this.workers.length;
-    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i]! + this.noise[i]!) / denom;
+    // sum + noise in float32 (the store rounds); the server step divides by the expected clients.
+    for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + this.noise[i]!;
     this.accountant.step();
     const { epsilon, order } = this.accountant.epsilon(o.delta);
     return {
       delta: sum,
+      divisor: o.expectedClients ?? this.workers.length,
       included: [...this.workers],
       metrics: {
         clipBound: o.clipNorm,
@@ -45,6 +53,14 @@ export class DpFedAvg extends StreamingStrategy {
         dpRounds: this.accountant.stepsTaken,
       },
     };
+  }
+  protected override extraState(): Record<string, number> {
+    return { dpRounds: this.accountant.stepsTaken };
+  }
+  protected override loadExtraState(extra: Record<string, number>): void {
+    const taken = extra.dpRounds ?? 0;
+    if (Number.isSafeInteger(taken) && taken > this.accountant.stepsTaken)
+      this.accountant.step(taken - this.accountant.stepsTaken);
   }
   protected override heldBytes(): number {
     return super.heldBytes() + this.noise.byteLength;

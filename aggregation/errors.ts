@@ -18,7 +18,8 @@ export type AggregationErrorCode =
   | 'E_CODEC_MISMATCH'
   | 'E_CODEC_MALFORMED'
   | 'E_CODEC_INPUT'
-  | 'E_ACCOUNTANT';
+  | 'E_ACCOUNTANT'
+  | 'E_STATE';
 
 export class AggregationError extends CodedError {
   declare readonly code: AggregationErrorCode;

@@ -27,13 +27,15 @@ export {
   type ClientUpdate,
   type AcceptResult,
   type RoundConfig,
+  type RoundOptions,
   type AggregateResult,
   type EvaluateResult,
 } from './strategy.ts';
 export { createStrategy, type CreateStrategyOptions } from './create.ts';
+export { encodeState, decodeState, type StrategyState } from './state.ts';
 export { krumScores } from './krum.ts';
 export { RdpAccountant, rdpSampledGaussian, epsilonFromRdp, DEFAULT_ORDERS } from './accountant.ts';
-export { seededRng, secureRng, type Rng } from './rng.ts';
+export { seededRng, seededRngFromString, secureRng, type Rng } from './rng.ts';
 export { simdAvailable } from './kernels/simd.ts';
 export {
   CODECS,

@@ -46,6 +46,7 @@ export class Krum extends BufferedStrategy {
     );
     return {
       delta,
+      divisor: 1,
       included: selected.map((i) => this.workers[i]!),
       metrics: { ...metrics, selected: m, krumScoreBest: order[0]![0], krumScoreWorst: order[n - 1]![0] },
     };

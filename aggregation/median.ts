@@ -14,6 +14,6 @@ export class Median extends BufferedStrategy {
     const n = this.store.count;
     const lo = (n - 1) >> 1;
     const hi = n % 2 ? lo + 1 : lo + 2;
-    return { delta: this.store.sortedMean(lo, hi), included: [...this.workers], metrics };
+    return { delta: this.store.sortedMean(lo, hi), divisor: 1, included: [...this.workers], metrics };
   }
 }

@@ -1,5 +1,5 @@
 // Random numbers for DP noise and stochastic rounding: a seeded xoshiro128** stream (reproducible tests and deterministic encodings), or the OS's CSPRNG when no seed is given.
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 export interface Rng {
   /** A uniform 32-bit unsigned integer. */
@@ -41,7 +41,19 @@ function fromU32(next: () => number): Rng {
 /** xoshiro128** (Blackman & Vigna) seeded through splitmix32 from (seed, stream): same inputs, same numbers, on every machine. */
 export function seededRng(seed: number, stream = 0): Rng {
   const sm = splitmix32((seed >>> 0) ^ Math.imul(stream >>> 0, 0x27d4eb2f));
-  const s = new Uint32Array([sm(), sm(), sm(), sm()]);
+  return xoshiro128(new Uint32Array([sm(), sm(), sm(), sm()]));
+}
+
+/**
+ * xoshiro128** whose 128-bit state is the first 16 bytes (four little-endian u32) of SHA-256 over the UTF-8 of `seed`:
+ * for seeds wider than 32 bits, such as a round's noiseSeed (a block hash).
+ */
+export function seededRngFromString(seed: string): Rng {
+  const h = createHash('sha256').update(seed, 'utf8').digest();
+  return xoshiro128(new Uint32Array([0, 4, 8, 12].map((o) => h.readUInt32LE(o))));
+}
+
+function xoshiro128(s: Uint32Array): Rng {
   if ((s[0]! | s[1]! | s[2]! | s[3]!) === 0) s[0] = 1;
   return fromU32(() => {
     const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;

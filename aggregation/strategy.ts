@@ -1,5 +1,6 @@
 // The strategy interface that follows a round's life (configure, accept one update at a time, aggregate, evaluate), and the shared checks every strategy runs before an update touches its aggregate.
 import { AggregationError, fail } from './errors.ts';
+import { sumSquaresF32 } from './kernels/reference.ts';
 import type { StrategyName, StrategySpec } from './spec.ts';
 import type { ServerOptimiser } from './server.ts';
 import {
@@ -11,6 +12,7 @@ import {
   type Layout,
   type NamedTensor,
 } from './tensors.ts';
+import { decodeState, encodeState } from './state.ts';
 
 /** A worker's update: a delta (new - base) per tensor, with the number of samples it trained on. */
 export interface ClientUpdate {
@@ -63,13 +65,28 @@ export interface RoundConfig {
   minUpdates: number;
   /** The local training every task of this round carries: the proposal's, with this strategy's FedProx mu. */
   fit: FitConfig;
+  /** The seed the round's DP noise is drawn from (RoundOptions.noiseSeed), or null (dp-fedavg: the spec's seed, else the CSPRNG). */
+  noiseSeed: string | null;
+}
+
+/** What the coordinator fixes when it opens a round, beside the proposal's local training. */
+export interface RoundOptions {
+  /**
+   * The seed of this round's DP noise (dp-fedavg), so anyone can recompute the aggregate: a u32, or a hex string of
+   * 1..64 bytes such as the hash of the block that opened the round (fixed before any update arrives). Strategies
+   * without noise ignore it.
+   */
+  noiseSeed?: number | string | null;
 }
 
 export interface AggregateResult {
   round: number;
-  /** The new global weights (fresh arrays; earlier results are never mutated). */
+  /**
+   * The new global weights: views of the strategy's own weights (no copy), which the next aggregate() updates in
+   * place; copy them to keep this round's.
+   */
   weights: NamedTensor[];
-  /** The aggregated delta before the server optimiser. */
+  /** The aggregated delta before the server optimiser: views of a buffer the next round's updates overwrite. */
   delta: NamedTensor[];
   /** Workers whose updates went into the aggregate (Krum: the selected ones). */
   included: string[];
@@ -86,19 +103,32 @@ export interface Strategy {
   readonly spec: StrategySpec;
   /** Which kernels run: WebAssembly SIMD or the plain-JS reference. */
   readonly backend: 'wasm' | 'js';
-  /** The current global weights (views; do not mutate). */
+  /** The current global weights (views, updated in place by aggregate(); do not mutate). */
   weights(): NamedTensor[];
   /**
    * Opens a round (after the previous one was aggregated); returns what workers need to know. `fit` is the proposal's
    * local training; the strategy completes it (a spec's fedProxMu overrides the proposal's fedProxMu when set).
    */
-  configureRound(round: number, fit?: Partial<FitConfig>): RoundConfig;
+  configureRound(round: number, fit?: Partial<FitConfig>, options?: RoundOptions): RoundConfig;
   /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
   accept(update: ClientUpdate): AcceptResult;
+  /**
+   * A flat buffer of the model's parameter count to decode an update into (decodeUpdate's `out`, with the model's
+   * spec as `expect`) right before accept(): a streaming strategy on the wasm backend keeps it in the kernel's memory
+   * and reads an update there without a copy. One buffer, the same each call: decode and accept one update at a time.
+   */
+  inputBuffer(): Float32Array;
   /** Closes the round: aggregates, applies the server optimiser, returns the new weights and metrics. */
   aggregate(): AggregateResult;
   /** Sample-weighted mean of the workers' evaluation metrics (Flower's aggregate_evaluate). */
   evaluate(results: EvaluateResult[]): Record<string, number>;
+  /**
+   * What the next round's aggregate depends on besides the weights (the server optimiser's moments, the norms that
+   * adaptive clipping reads, the rounds taken), as bytes: published with each checkpoint so anyone can repeat a round.
+   */
+  exportState(): Uint8Array;
+  /** Takes up the state exportState wrote after round r, so the next round to configure is r + 1. */
+  restoreState(bytes: Uint8Array): void;
   /** Bytes held now (accumulators, stored updates, optimiser state, weights). */
   memoryBytes(): number;
   dispose(): void;
@@ -132,11 +162,33 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
 }
 
+export interface Reduced {
+  delta: Float32Array;
+  /** The delta is delta / divisor (1: as it is). */
+  divisor: number;
+  included: string[];
+  metrics: Record<string, number>;
+}
+
+/** A noise seed as RoundConfig carries it: null, a u32 in decimal, or lower-case hex with 0x. */
+function parseNoiseSeed(seed: unknown): string | null {
+  if (seed === null) return null;
+  if (typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)
+    return String(seed);
+  if (typeof seed === 'string' && /^0x([0-9a-fA-F]{2}){1,64}$/.test(seed)) return seed.toLowerCase();
+  return fail(
+    'E_ROUND',
+    `noiseSeed must be a u32 or a 0x-prefixed hex string of 1..64 bytes, got ${JSON.stringify(seed)}`,
+  );
+}
+
 /** Round life, update checks and the server step shared by every strategy; subclasses ingest and reduce. */
 export abstract class BaseStrategy implements Strategy {
   readonly layout: Layout;
   protected global: Float32Array;
   protected round: number | null = null;
+  /** The open round's noise seed (RoundOptions.noiseSeed, validated). */
+  protected noiseSeed: string | null = null;
   protected lastRound = -Infinity;
   protected workers: string[] = [];
   protected samples: number[] = [];
@@ -173,14 +225,16 @@ export abstract class BaseStrategy implements Strategy {
     return this.previousNorms.length > 0 ? clip.multiplier * median(this.previousNorms) : clip.initial;
   }
 
-  configureRound(round: number, fit: Partial<FitConfig> = {}): RoundConfig {
+  configureRound(round: number, fit: Partial<FitConfig> = {}, options: RoundOptions = {}): RoundConfig {
     if (!Number.isSafeInteger(round) || round < 0)
       fail('E_ROUND', `round must be a non-negative integer, got ${round}`);
     if (this.round !== null)
       fail('E_ROUND', `round ${this.round} is still open; aggregate it before configuring round ${round}`);
     if (round <= this.lastRound)
       fail('E_ROUND', `round ${round} is not after the last aggregated round ${this.lastRound}`);
+    const noiseSeed = parseNoiseSeed(options.noiseSeed ?? null);
     this.round = round;
+    this.noiseSeed = noiseSeed;
     this.workers = [];
     this.samples = [];
     this.norms = [];
@@ -196,6 +250,7 @@ export abstract class BaseStrategy implements Strategy {
       fedProxMu: o.fedProxMu,
       minUpdates: o.minUpdates,
       fit: { ...DEFAULT_FIT, ...fit, fedProxMu: o.fedProxMu > 0 ? o.fedProxMu : (fit.fedProxMu ?? 0) },
+      noiseSeed,
     };
   }
 
@@ -262,16 +317,12 @@ export abstract class BaseStrategy implements Strategy {
         `round ${this.round} has ${n} accepted updates; the strategy needs at least ${this.spec.options.minUpdates}`,
       );
     }
-    const { delta, included, metrics } = this.reduce();
-    const next = this.global.slice();
-    this.server.step(next, delta);
-    this.global = next;
-    let dn = 0;
-    for (let i = 0; i < delta.length; i++) dn += delta[i]! * delta[i]!;
+    const { delta, divisor, included, metrics } = this.reduce();
+    const dn = this.step(delta, divisor);
     const round = this.round;
     const result: AggregateResult = {
       round,
-      weights: unflatten(this.layout, next),
+      weights: unflatten(this.layout, this.global),
       delta: unflatten(this.layout, delta),
       included,
       metrics: {
@@ -297,15 +348,62 @@ export abstract class BaseStrategy implements Strategy {
     return aggregateEvaluate(results);
   }
 
-  memoryBytes(): number {
-    return 4 * this.global.length + this.server.bytes + this.heldBytes();
+  protected input: Float32Array | undefined;
+  inputBuffer(): Float32Array {
+    this.input ??= new Float32Array(this.layout.size);
+    return this.input;
   }
+
+  memoryBytes(): number {
+    return 4 * this.global.length + this.server.bytes + this.heldBytes() + (this.input?.byteLength ?? 0);
+  }
+
+  /** The mean (delta / divisor, in place) and the server step on the weights (in place) in one pass; returns Σdelta². */
+  protected step(delta: Float32Array, divisor: number): number {
+    this.server.step(this.global, delta, divisor);
+    return sumSquaresF32([delta]);
+  }
+
+  exportState(): Uint8Array {
+    if (this.round !== null) fail('E_ROUND', `round ${this.round} is open; export the state between rounds`);
+    return encodeState({
+      strategy: this.spec.name,
+      lastRound: Number.isFinite(this.lastRound) ? this.lastRound : null,
+      previousNorms: this.previousNorms,
+      extra: this.extraState(),
+      arrays: this.server.state,
+    });
+  }
+
+  restoreState(bytes: Uint8Array): void {
+    if (this.round !== null) fail('E_ROUND', `round ${this.round} is open; restore the state between rounds`);
+    const s = decodeState(bytes);
+    const arrays = this.server.state;
+    if (s.strategy !== this.spec.name)
+      fail('E_STATE', `the state is a ${s.strategy} strategy's, this one is ${this.spec.name}`);
+    if (s.arrays.length !== arrays.length || s.arrays.some((a, i) => a.length !== arrays[i]!.length))
+      fail('E_STATE', `the state's optimiser arrays do not fit this model (${s.arrays.length} arrays)`);
+    s.arrays.forEach((a, i) => arrays[i]!.set(a));
+    this.lastRound = s.lastRound ?? -Infinity;
+    this.previousNorms = s.previousNorms;
+    this.loadExtraState(s.extra);
+  }
+
+  /** Strategy-specific numbers the state carries (e.g. DP rounds taken). */
+  protected extraState(): Record<string, number> {
+    return {};
+  }
+  protected loadExtraState(_extra: Record<string, number>): void {}
 
   protected abstract openRound(): void;
   protected abstract closeRound(): void;
   /** Validates the update's values and folds it in; throws AggregationError to reject (leaving the aggregate as it was). */
   protected abstract ingest(update: ClientUpdate, parts: Float32Array[]): { norm: number; clipped: boolean };
-  protected abstract reduce(): { delta: Float32Array; included: string[]; metrics: Record<string, number> };
+  /**
+   * The round's aggregate as a buffer the strategy owns (the server step overwrites it with delta / divisor, and the
+   * result's delta views it), the workers it includes and the rule's metrics.
+   */
+  protected abstract reduce(): Reduced;
   protected abstract heldBytes(): number;
   abstract dispose(): void;
 }

@@ -1,5 +1,5 @@
 // The FedAvg family's base: updates are folded into a running weighted sum as they arrive, so memory is O(params) whatever the number of workers.
-import { BaseStrategy, type ClientUpdate, type StrategyEnv } from './strategy.ts';
+import { BaseStrategy, type ClientUpdate, type Reduced, type StrategyEnv } from './strategy.ts';
 import type { StrategySpec } from './spec.ts';
 import type { ServerOptimiser } from './server.ts';
 import type { NamedTensor } from './tensors.ts';
@@ -7,16 +7,18 @@ import type { StreamAccumulator } from './kernels/types.ts';
 import { JsStreamAccumulator } from './kernels/reference.ts';
 import { WasmStreamAccumulator, simdAvailable, WASM_MAX_BYTES } from './kernels/simd.ts';
 
-export function streamAccumulator(size: number, env: StrategyEnv): StreamAccumulator {
-  const fits = 4 * (2 * size + 16384 + 8) <= WASM_MAX_BYTES;
+export function streamAccumulator(size: number, env: StrategyEnv, stateArrays = 0): StreamAccumulator {
+  const fits = 4 * (2 * ((size + 15) & ~15) + 16384) <= WASM_MAX_BYTES;
   if (env.backend === 'js' || !simdAvailable() || !fits) return new JsStreamAccumulator(size);
-  return new WasmStreamAccumulator(size);
+  return new WasmStreamAccumulator(size, stateArrays);
 }
 
 /**
- * Without clipping, one fused pass writes sum + w·x into a spare buffer and measures the norm; the spare becomes the
- * sum only if the update passes. With a clip bound known when the update arrives, a norm pass comes first and the
- * scaled update is added in place. Memory: 2 x params float32 (sum and spare) + the weights + optimiser state.
+ * One fused pass writes sum + w·x into a spare buffer and measures the norm; the spare becomes the sum only if the
+ * update passes unclipped. An update over the round's clip bound is then added, scaled, to the sum in place (a second
+ * pass); when most of the round's updates so far were clipped, the norm pass comes first instead. Both ways give the
+ * same bytes. aggregate() takes the mean and the server step in one pass over the sum, without allocating.
+ * Memory: 2 x params float32 (sum and spare) + the weights + optimiser state.
  */
 export abstract class StreamingStrategy extends BaseStrategy {
   protected readonly acc: StreamAccumulator;
@@ -28,7 +30,22 @@ export abstract class StreamingStrategy extends BaseStrategy {
 
   constructor(spec: StrategySpec, weights: NamedTensor[], server: ServerOptimiser, env: StrategyEnv) {
     super(spec, weights, server);
-    this.acc = streamAccumulator(this.layout.size, env);
+    this.acc = streamAccumulator(this.layout.size, env, server.state.length);
+    this.global = this.acc.holdWeights(this.global);
+    server.moveState(this.acc.holdState(server.state));
+  }
+
+  /**
+   * FedAvg's plain step runs fused with the mean in the accumulator (a SIMD pass on the wasm backend); the delta of a
+   * streaming rule is always the accumulator's sum (reduce returns acc.view()).
+   */
+  protected override step(delta: Float32Array, divisor: number): number {
+    if (this.server.kind === 'sgd') return this.acc.sgdStep(divisor, this.spec.options.serverLr);
+    return this.acc.serverStep(this.server, divisor) ?? super.step(delta, divisor);
+  }
+
+  override inputBuffer(): Float32Array {
+    return this.acc.input();
   }
 
   /** The update's weight in the sum. */
@@ -48,30 +65,26 @@ export abstract class StreamingStrategy extends BaseStrategy {
     const offsets = this.layout.offsets;
     const bound = this.clipBound;
     let norm: number;
-    let clipped = false;
-    if (bound === null) {
-      norm = this.normOf(this.acc.stage(parts, offsets, w), parts);
-      this.acc.commit();
-    } else {
+    let clipped: boolean;
+    if (bound !== null && 2 * this.clippedCount > this.workers.length) {
       norm = this.normOf(this.acc.sumSquares(parts, offsets), parts);
       clipped = norm > bound;
       this.acc.addInPlace(parts, offsets, clipped ? (w * bound) / norm : w);
+    } else {
+      norm = this.normOf(this.acc.stage(parts, offsets, w), parts);
+      clipped = bound !== null && norm > bound;
+      if (clipped) this.acc.addInPlace(parts, offsets, (w * bound!) / norm);
+      else this.acc.commit();
     }
     this.totalWeight += w;
     return { norm, clipped };
   }
 
-  /** Σ w·x / Σ w. */
-  protected mean(): Float32Array {
-    const d = this.acc.read();
-    const inv = 1 / this.totalWeight;
-    for (let i = 0; i < d.length; i++) d[i] = d[i]! * inv;
-    return d;
-  }
-
-  protected reduce(): { delta: Float32Array; included: string[]; metrics: Record<string, number> } {
+  /** Σ w·x, divided by Σ w in the server step. */
+  protected reduce(): Reduced {
     return {
-      delta: this.mean(),
+      delta: this.acc.view(),
+      divisor: this.totalWeight,
       included: [...this.workers],
       metrics: this.clipBound === null ? {} : { clipBound: this.clipBound },
     };

@@ -21,6 +21,7 @@ export class TrimmedMean extends BufferedStrategy {
     const metrics = this.clipAdaptive();
     return {
       delta: this.store.sortedMean(b, n - b),
+      divisor: 1,
       included: [...this.workers],
       metrics: { ...metrics, trimmed: b },
     };

@@ -17,7 +17,13 @@ export {
   type JsonValue,
 } from './manifest.ts';
 export { openStore, syncPath, writeFileAtomic, type CheckpointStore } from './store.ts';
-export { handleCheckpointRequest, parseRange, serveCheckpoints, type CheckpointServer } from './server.ts';
+export {
+  handleBlobRequest,
+  handleCheckpointRequest,
+  parseRange,
+  serveCheckpoints,
+  type CheckpointServer,
+} from './server.ts';
 export {
   CHECKPOINT_FILE,
   MANIFEST_FILE,

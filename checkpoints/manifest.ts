@@ -27,6 +27,11 @@ export interface CheckpointManifest {
   parent: string | null;
   proposal: number | null;
   round: number | null;
+  /**
+   * SHA-256 of the aggregation strategy's state after this round (optimiser moments, clipping norms), published beside
+   * the checkpoint: the next round's aggregate depends on it. Absent for checkpoints no round aggregated.
+   */
+  state?: string;
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -68,6 +73,7 @@ export function buildManifest(
     proposal?: number | null;
     round?: number | null;
     chunkSize?: number;
+    state?: string | null;
   },
 ): CheckpointManifest {
   const chunkSize = fields.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -91,6 +97,7 @@ export function buildManifest(
     parent: fields.parent ?? null,
     proposal: fields.proposal ?? null,
     round: fields.round ?? null,
+    ...(fields.state ? { state: fields.state } : {}),
   };
 }
 
@@ -128,6 +135,8 @@ export function parseManifest(bytes: Uint8Array, expectedId: string): Checkpoint
   }
   if (m.parent !== null && (typeof m.parent !== 'string' || !HASH_PATTERN.test(m.parent)))
     problems.push('parent');
+  if (m.state !== undefined && (typeof m.state !== 'string' || !HASH_PATTERN.test(m.state)))
+    problems.push('state');
   if (problems.length > 0) {
     throw new CheckpointError(
       'E_MANIFEST_INVALID',

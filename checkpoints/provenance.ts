@@ -44,7 +44,14 @@ export interface Provenance {
     uri: string;
     certified: boolean;
     certifiedAt: number | null;
-    attestations: { account: string; evalLoss: number; verdict: boolean; block: number }[];
+    /** `code`: a "no"'s failure code, null for a yes or an uncoded no (absent in provenance written before codes). */
+    attestations: {
+      account: string;
+      evalLoss: number;
+      verdict: boolean;
+      code?: string | null;
+      block: number;
+    }[];
   };
   /** This checkpoint's round first, then each parent's, back to a pre-training round 0. */
   lineage: ProvenanceRound[];
@@ -68,6 +75,8 @@ export interface CheckpointSummary {
   evalLoss: number;
   contributors: number;
   attestations: { positive: number; total: number };
+  /** The "no" attests, oldest first, with their failure codes (null: a no without a code). */
+  refusals: { account: string; code: string | null; block: number }[];
   certified: boolean;
   block: number;
   bytes: number;
@@ -96,6 +105,10 @@ export function listCheckpoints(
         evalLoss: f.metrics.evalLoss,
         contributors: f.contributors.length,
         attestations: { positive: attests.filter((a) => a.verdict).length, total: attests.length },
+        refusals: Object.entries(c.attests)
+          .filter(([, a]) => !a.verdict)
+          .map(([account, a]) => ({ account, code: a.code ?? null, block: a.block }))
+          .sort((x, y) => x.block - y.block),
         certified: c.certified,
         block: c.block,
         bytes: c.bytes,

@@ -1,7 +1,7 @@
 // Read-only HTTP serving of a checkpoint store: manifests, chunks, and the whole file with Range support.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AddressInfo } from 'node:net';
@@ -174,6 +174,72 @@ export async function handleCheckpointRequest(
   return true;
 }
 
+const BLOB_ROUTE = /^\/blobs\/(0x[0-9a-f]{64})$/;
+
+/**
+ * Serves /blobs/0x<sha256>: whole objects named by their hash (a round's update payloads, strategy states), with one
+ * bytes= Range. Returns false for other paths. Whoever fetches one checks its hash; this server is not trusted.
+ */
+export async function handleBlobRequest(
+  store: CheckpointStore,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<boolean> {
+  const path = (req.url ?? '/').split('?')[0]!;
+  if (!path.startsWith('/blobs')) return false;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendError(res, 405, 'E_METHOD', `${req.method} is not allowed: the store is read-only`, {
+      allow: 'GET, HEAD',
+    });
+    return true;
+  }
+  const route = BLOB_ROUTE.exec(path);
+  if (!route) {
+    sendError(res, 404, 'E_NOT_FOUND', 'expected /blobs/0x<64 hex>');
+    return true;
+  }
+  const hash = route[1]!;
+  const file = store.blobPath(hash);
+  const size = await stat(file).then(
+    (st) => st.size,
+    () => null,
+  );
+  if (size === null) {
+    sendError(res, 404, 'E_NOT_FOUND', `blob ${hash} is not in this store (not published, or pruned)`);
+    return true;
+  }
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/octet-stream',
+    'accept-ranges': 'bytes',
+    etag: `"${hash}"`,
+  };
+  let [start, end] = [0, size - 1];
+  let status = 200;
+  if (req.headers.range !== undefined) {
+    const range = parseRange(req.headers.range, size);
+    if (range === null) {
+      sendError(
+        res,
+        416,
+        'E_RANGE',
+        `cannot serve range ${JSON.stringify(req.headers.range)} of ${size} bytes`,
+        {
+          'content-range': `bytes */${size}`,
+        },
+      );
+      return true;
+    }
+    [start, end] = range;
+    status = 206;
+    headers['content-range'] = `bytes ${start}-${end}/${size}`;
+  }
+  headers['content-length'] = size === 0 ? 0 : end - start + 1;
+  res.writeHead(status, headers);
+  if (req.method === 'GET' && size > 0) await pipeline(createReadStream(file, { start, end }), res);
+  else res.end();
+  return true;
+}
+
 export interface CheckpointServer {
   url: string;
   server: Server;
@@ -190,8 +256,9 @@ export async function serveCheckpoints(params: {
   const { store, host = '127.0.0.1', port = 0, logger } = params;
   const server = createServer((req, res) => {
     handleCheckpointRequest(store, req, res)
+      .then(async (handled) => handled || (await handleBlobRequest(store, req, res)))
       .then((handled) => {
-        if (!handled) sendError(res, 404, 'E_NOT_FOUND', 'only /checkpoints is served here');
+        if (!handled) sendError(res, 404, 'E_NOT_FOUND', 'only /checkpoints and /blobs are served here');
       })
       .catch((error: unknown) => {
         logger?.warn({ err: error, url: req.url }, 'checkpoint request failed');

@@ -18,6 +18,7 @@ import {
  * Layout under the store's directory:
  *   chunks/<64 hex>      one file per distinct chunk (shared by checkpoints that share bytes)
  *   manifests/<64 hex>   the canonical manifest bytes; present only once all its chunks are
+ *   blobs/<64 hex>       whole objects named by their SHA-256: round updates, strategy states
  *   tmp/                 files being written; renamed into place when complete and fsync'd
  */
 export interface CheckpointStore {
@@ -30,6 +31,7 @@ export interface CheckpointStore {
       proposal?: number | null;
       round?: number | null;
       chunkSize?: number;
+      state?: string | null;
     },
   ): Promise<{ id: string; manifest: CheckpointManifest }>;
   has(id: string): Promise<boolean>;
@@ -42,10 +44,19 @@ export interface CheckpointStore {
   readChunk(hash: string): Promise<Uint8Array | null>;
   /** The assembled file, every chunk checked against the manifest. */
   readCheckpoint(id: string): Promise<Uint8Array>;
+  /** Stores bytes named by their SHA-256 (an update payload, a strategy state), durably; returns the hash. */
+  putBlob(bytes: Uint8Array): Promise<string>;
+  /** Path of a blob file (it may not exist). */
+  blobPath(hash: string): string;
+  /** A blob's bytes, checked against its name; null when the store lacks it. */
+  readBlob(hash: string): Promise<Uint8Array | null>;
+  deleteBlob(hash: string): Promise<void>;
 }
 
 export async function openStore(dir: string): Promise<CheckpointStore> {
-  await Promise.all(['chunks', 'manifests', 'tmp'].map((sub) => mkdir(join(dir, sub), { recursive: true })));
+  await Promise.all(
+    ['chunks', 'manifests', 'blobs', 'tmp'].map((sub) => mkdir(join(dir, sub), { recursive: true })),
+  );
   return new DiskStore(dir);
 }
 
@@ -160,6 +171,33 @@ class DiskStore implements CheckpointStore {
 
   readChunk(hash: string) {
     return readOrNull(this.chunkPath(hash));
+  }
+
+  async putBlob(bytes: Uint8Array) {
+    const hash = sha256Hex(bytes);
+    const path = this.blobPath(hash);
+    const exists = await stat(path).then(
+      (st) => st.size === bytes.length,
+      () => false,
+    );
+    if (!exists) await writeFileAtomic(join(this.dir, 'tmp'), path, bytes);
+    return hash;
+  }
+
+  blobPath(hash: string) {
+    return join(this.dir, 'blobs', hexName(hash));
+  }
+
+  async readBlob(hash: string) {
+    const bytes = await readOrNull(this.blobPath(hash));
+    if (bytes === null) return null;
+    if (sha256Hex(bytes) !== hash)
+      throw new CheckpointError('E_CHUNK_CORRUPT', `blob ${hash} is corrupt in the store at ${this.dir}`);
+    return bytes;
+  }
+
+  async deleteBlob(hash: string) {
+    await rm(this.blobPath(hash), { force: true });
   }
 
   async readCheckpoint(id: string) {

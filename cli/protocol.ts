@@ -68,6 +68,18 @@ export async function parseAccount(value: string): Promise<string> {
   return toAccount(value);
 }
 
+/** --code: a failure code as the protocol bounds it (E_BAD_CODE otherwise), checked before any chain call. */
+export async function parseFailureCode(code: string): Promise<string> {
+  const { isFailureCode, MAX_FAILURE_CODE_CHARS } = await import('../pallet-bindings/index.ts');
+  if (!isFailureCode(code))
+    throw new FedtuneError(
+      'E_BAD_CODE',
+      `--code must be 1 to ${MAX_FAILURE_CODE_CHARS} characters of A-Z, 0-9 and _ starting with a letter, like E_WORK_MISMATCH; got ${JSON.stringify(code)}`,
+      { exitCode: 2 },
+    );
+  return code;
+}
+
 /** "2/3", "67%" or "0.5" → a fraction in (0, 1]. */
 export function parseQuorum(value: string): Quorum {
   let q: Quorum | undefined;

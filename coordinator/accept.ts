@@ -103,6 +103,7 @@ export function acceptUpdate(params: {
         samples: params.samples,
         payloadSha256: begin.payloadSha256,
       }),
+      signature: begin.signature,
       payload: update.payload,
     },
   };

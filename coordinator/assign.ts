@@ -2,8 +2,8 @@
 // function hands out slots at a round's start, to late joiners, on a retry, and when a task fails or its worker goes
 // silent; every choice is a pure function of the round, so a restarted coordinator makes the same ones.
 import { createHash } from 'node:crypto';
-import type { FitConfig } from '../aggregation/index.ts';
-import type { Task } from '../proto/index.ts';
+import { isBarredWorker, isWorker, type NetworkState } from '../pallet-bindings/index.ts';
+import { taskFrame, taskSamples, taskSeed } from '../verify/index.ts';
 import type { TaskRecord } from './records.ts';
 
 /** The task state of one round attempt. */
@@ -21,6 +21,15 @@ export interface Assignment {
 }
 
 const hashHex = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * The accounts that may get a task: registered workers of the network that no upheld dispute barred (a barred worker
+ * gets no further task, docs/protocol.md "Disputes and bars"). Order is kept.
+ */
+export function assignable(net: NetworkState | undefined, accounts: readonly string[]): string[] {
+  if (net === undefined) return [];
+  return accounts.filter((a) => isWorker(net, a) && !isBarredWorker(net, a));
+}
 
 /** Candidates in the round's deterministic order (a hash of network, proposal, round and account). */
 export function eligibleOrder(
@@ -88,41 +97,4 @@ export function releaseTask(a: Assignment, account: string): TaskRecord | null {
   return task;
 }
 
-/** A seed for a task's local training: derived, so a re-execution of the task uses the same one. */
-export function taskSeed(proposal: number, round: number, account: string): number {
-  return createHash('sha256').update(`${proposal}:${round}:${account}`).digest().readUInt32LE(0);
-}
-
-/** The Task frame for a slot: everything the worker needs, its local training exactly the strategy's RoundConfig.fit. */
-export function taskFrame(params: {
-  task: TaskRecord;
-  proposal: number;
-  round: number;
-  base: { id: string; bytes: number; url: string };
-  datasetRoot: string;
-  modelJson: string;
-  fit: FitConfig;
-  updateEncoding: Record<string, unknown>;
-  deadlineMs: number;
-}): Task {
-  const { task } = params;
-  return {
-    taskId: task.taskId,
-    proposal: params.proposal,
-    round: params.round,
-    base: params.base,
-    shards: task.shards,
-    datasetRoot: params.datasetRoot,
-    modelJson: params.modelJson,
-    hyperparamsJson: JSON.stringify({
-      ...params.fit,
-      seed: taskSeed(params.proposal, params.round, task.account),
-    }),
-    codecJson: JSON.stringify(params.updateEncoding),
-    deadlineMs: params.deadlineMs,
-  };
-}
-
-/** The samples an update stands for, derived from its task: local steps × batch size, never the worker's claim. */
-export const taskSamples = (fit: Pick<FitConfig, 'localSteps' | 'batchSize'>): number =>
-  fit.localSteps * fit.batchSize;
+export { taskFrame, taskSamples, taskSeed };

@@ -4,17 +4,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { downloadCheckpoint, httpSource, type CheckpointStore } from '../checkpoints/index.ts';
-import {
-  addLora,
-  createModel,
-  disposeModel,
-  modelFromSafetensors,
-  modelToSafetensors,
-  type Model,
-} from '../model/index.ts';
+import { disposeModel, modelFromSafetensors, type Model } from '../model/index.ts';
 import type { NetworkState } from '../pallet-bindings/index.ts';
 import { CoordinatorError } from './errors.ts';
-import { proposalSeed, type ProposalContext } from './prepare.ts';
+import { seededBase } from '../verify/index.ts';
+import type { ProposalContext } from './prepare.ts';
 
 export interface BaseDependencies {
   store: CheckpointStore;
@@ -61,25 +55,24 @@ export async function baseModel(
 ): Promise<{ id: string; model: Model }> {
   if (ctx.current && ctx.current.round === r) return ctx.current;
   const p = ctx.proposal;
-  const seed = proposalSeed(deps.network, p.id);
   // A round-0 base that is not on chain itself (fresh weights, or a parent with new adapters) is stored for workers.
-  const storeBase = async (m: Model, parent: string | null) =>
-    (
-      await deps.store.put(modelToSafetensors(m), {
-        model: ctx.config as never,
-        parent,
-        proposal: p.id,
-        round: null,
-      })
-    ).id;
+  const storeSeeded = async (parent: { model: Model; id: string } | null) => {
+    const seeded = seededBase({ config: ctx.config, network: deps.network, proposal: p.id, parent });
+    const put = await deps.store.put(seeded.bytes, seeded.fields);
+    if (put.id !== seeded.id)
+      throw new CoordinatorError(
+        'E_CHECKPOINT_MISMATCH',
+        `stored the seeded base as ${put.id}, derived ${seeded.id}`,
+      );
+    return seeded;
+  };
   let model: Model;
   let id: string;
   if (r > 0) {
     id = p.finalized[r - 1]!.checkpoint.id;
     model = modelFromSafetensors(await checkpointBytes(id, deps));
   } else if (p.round.kind === 'Pretrain') {
-    model = createModel(ctx.config, { seed });
-    id = await storeBase(model, null);
+    ({ model, id } = await storeSeeded(null));
   } else {
     const parentId = p.round.baseCheckpoint!;
     const parent = modelFromSafetensors(await checkpointBytes(parentId, deps));
@@ -93,9 +86,11 @@ export async function baseModel(
       );
     }
     if (lora && parent.config.lora === undefined) {
-      model = addLora(parent, lora, { seed });
-      disposeModel(parent);
-      id = await storeBase(model, parentId);
+      try {
+        ({ model, id } = await storeSeeded({ model: parent, id: parentId }));
+      } finally {
+        disposeModel(parent);
+      }
     } else {
       model = parent;
       id = parentId;

@@ -1,31 +1,23 @@
-// Closing a round: aggregate the folded updates, evaluate the new weights on the held-out split, store the checkpoint,
-// and build the exact finalizeRound call (contributors, updatesRoot, shards root, metrics) with its reward transfers.
+// Closing a round: aggregate the accepted updates in leaf order from the strategy's state before the round (as any
+// verifier repeats it), publish the updates and states, evaluate the new weights on the held-out split, store the
+// checkpoint, and build the exact finalizeRound call (contributors, updatesRoot, shards root, metrics) with its rewards.
 import type { Logger } from 'pino';
 import type { CheckpointStore } from '../checkpoints/index.ts';
-import { heldOutExamples, type Dataset, type DatasetManifest } from '../datasets/index.ts';
-import { evaluate, modelToSafetensors, setWeights, type Model } from '../model/index.ts';
 import { fromHex, merkleRoot, toHex, updatesTree, type Hex32 } from '../pallet-bindings/index.ts';
+import {
+  deriveAggregate,
+  evaluateHeldOut,
+  proposalFit,
+  proposalStrategy,
+  roundCheckpoint,
+} from '../verify/index.ts';
+import { CoordinatorError } from './errors.ts';
 import type { ProposalContext } from './prepare.ts';
+import { publishRound } from './publish.ts';
 import type { ClosedRecord, UpdateRecord } from './records.ts';
 import { splitRewards, type Reward, type RewardRules } from './rewards.ts';
 
-/** A model's loss on the proposal's held-out examples: the same evenly spaced ones every evaluator scores. */
-export async function evaluateHeldOut(
-  model: Model,
-  dataset: Dataset,
-  manifest: DatasetManifest,
-  options: { maxExamples?: number } = {},
-): Promise<{ loss: number; bitsPerByte?: number; accuracy?: number; examples: number; available: number }> {
-  const { examples, available } = heldOutExamples(dataset, manifest, model.config, options);
-  const result = await evaluate(model, examples, { batchSize: 32 });
-  return {
-    loss: result.loss,
-    ...(result.bitsPerByte !== undefined ? { bitsPerByte: result.bitsPerByte } : {}),
-    ...(result.accuracy !== undefined ? { accuracy: result.accuracy } : {}),
-    examples: examples.length,
-    available,
-  };
-}
+export { evaluateHeldOut };
 
 export interface CloseResult {
   record: ClosedRecord;
@@ -36,7 +28,12 @@ export async function closeRound(params: {
   ctx: ProposalContext;
   round: number;
   base: string;
+  /** The accepted updates, payloads included. */
   accepted: readonly UpdateRecord[];
+  /** The strategy's state when the round began (exportState): what the aggregate is derived from. */
+  stateBefore: Uint8Array;
+  network: string;
+  coordinator: string;
   store: CheckpointStore;
   /** The URL workers and consumers fetch the checkpoint from. */
   publicUrl: string;
@@ -47,21 +44,64 @@ export async function closeRound(params: {
   logger: Logger;
 }): Promise<CloseResult> {
   const { ctx } = params;
-  const t0 = performance.now();
-  const agg = ctx.strategy!.aggregate();
-  const aggregationMs = performance.now() - t0;
   const model = ctx.current!.model;
-  setWeights(model, agg.weights, { partial: true });
+  // The live strategy checked each update as it arrived; the aggregate is derived afresh in leaf order, so that it is
+  // the same bytes whatever order the updates came in, and the same as a verifier's.
+  const { strategy } = proposalStrategy(ctx.spec, model, { noiseSeed: ctx.noiseSeed });
+  let derived;
+  try {
+    strategy.restoreState(params.stateBefore);
+    derived = deriveAggregate({
+      strategy,
+      round: params.round,
+      fit: proposalFit(ctx.proposal),
+      codec: ctx.updateEncoding.codec,
+      maxValues: ctx.maxValues!,
+      updates: params.accepted,
+    });
+  } catch (error) {
+    strategy.dispose();
+    throw error;
+  }
+  for (const r of derived.refused)
+    params.logger.error(
+      { account: r.account, code: r.code },
+      `an accepted update does not fold in when repeated in leaf order: ${r.message}`,
+    );
+  ctx.strategy?.dispose();
+  ctx.strategy = strategy;
+  const agg = derived.result;
+  const aggregationMs = derived.ms;
+  await publishRound(params.store, {
+    network: params.network,
+    coordinator: params.coordinator,
+    proposal: ctx.id,
+    round: params.round,
+    base: params.base,
+    codec: ctx.updateEncoding.codec,
+    stateBefore: params.stateBefore,
+    stateAfter: derived.state,
+    updates: params.accepted,
+  });
+  const checkpoint = roundCheckpoint({
+    model,
+    weights: agg.weights,
+    config: ctx.config,
+    base: params.base,
+    proposal: ctx.id,
+    round: params.round,
+    stateHash: derived.stateHash,
+  });
   const evaluation = await evaluateHeldOut(model, ctx.dataset, ctx.manifest, {
     maxExamples: params.evalExamples,
   });
-  const bytes = modelToSafetensors(model);
-  const { id } = await params.store.put(bytes, {
-    model: ctx.config as never,
-    parent: params.base,
-    proposal: ctx.id,
-    round: params.round,
-  });
+  const bytes = checkpoint.bytes;
+  const { id } = await params.store.put(bytes, checkpoint.fields);
+  if (id !== checkpoint.id)
+    throw new CoordinatorError(
+      'E_CHECKPOINT_MISMATCH',
+      `stored round checkpoint as ${id}, derived ${checkpoint.id}`,
+    );
   ctx.current = { id, model, round: params.round + 1 };
   const included = new Set(agg.included);
   const contributors = params.accepted
@@ -75,6 +115,8 @@ export async function closeRound(params: {
   const trainLoss = contributors.reduce((s, c) => s + c.trainLoss * c.samples, 0) / Math.max(1, totalSamples);
   const extra = [
     { name: 'updates', value: params.accepted.length },
+    // The held-out examples scored: a verifier scores the same ones to repeat evalLoss.
+    { name: 'evalExamples', value: evaluation.examples },
     { name: 'aggregationMs', value: Math.round(aggregationMs * 1000) / 1000 },
     ...(evaluation.bitsPerByte !== undefined ? [{ name: 'bitsPerByte', value: evaluation.bitsPerByte }] : []),
     ...(evaluation.accuracy !== undefined ? [{ name: 'accuracy', value: evaluation.accuracy }] : []),

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { openStore, type CheckpointStore } from '../checkpoints/index.ts';
 import {
   approvedRounds,
+  isBarredCoordinator,
   isCoordinator,
   openRounds,
   type ChainClient,
@@ -26,6 +27,7 @@ import { httpRoutes } from './http.ts';
 import { Metrics } from './metrics.ts';
 import type { ProposalContext } from './prepare.ts';
 import { Proposals } from './proposals.ts';
+import type { KeepUpdates } from './publish.ts';
 import { RoundLog } from './records.ts';
 import type { LiveRound, RoundDependencies } from './round.ts';
 import { runProposal, type ProposalRunDependencies } from './run.ts';
@@ -58,6 +60,8 @@ export interface CoordinatorOptions {
   silentAfterMs?: number;
   /** Held-out examples scored after each round (default 256, evenly spaced). */
   evalExamples?: number;
+  /** How many of a proposal's latest rounds keep their update payloads published (default 'all'). */
+  keepUpdates?: KeepUpdates;
   /** How long close() lets the current step finish before it stops anyway (default 2 s). */
   stopGraceMs?: number;
   /** Time as the engine sees it (tests move it forward). */
@@ -190,6 +194,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     round: roundDeps,
     maxRetries: options.maxRetries ?? 2,
     evalExamples: options.evalExamples,
+    keepUpdates: options.keepUpdates ?? 'all',
     downloadDir: join(options.dataDir, 'downloads'),
     net: () => view.net(),
     emit,
@@ -201,7 +206,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const mine = () => {
     const n = view.net();
     if (!n) return { open: [] as RoundProposal[], approved: [] as RoundProposal[] };
-    return { open: openRounds(n, me), approved: isCoordinator(n, me) ? approvedRounds(n) : [] };
+    // A barred coordinator opens nothing (the reducer would refuse it); its open rounds failed when it was barred.
+    const mayOpen = isCoordinator(n, me) && !isBarredCoordinator(n, me);
+    return { open: openRounds(n, me), approved: mayOpen ? approvedRounds(n) : [] };
   };
   let idleWaiters: (() => void)[] = [];
   let dirty = true;

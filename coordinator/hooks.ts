@@ -52,8 +52,10 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     const { record } = verdict;
     // The payload is folded in and goes to the journal; memory keeps only what the receipts and the commit need.
     current!.round.accepted.set(update.account, { ...record, payload: new Uint8Array(0) });
+    const write = deps.log.write(record);
+    current!.round.writing.add(write);
     try {
-      await deps.log.write(record);
+      await write;
       deps.acks.record(update.account, record.taskId, {
         proposal: record.proposal,
         round: record.round,
@@ -65,6 +67,8 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     } catch (error) {
       deps.stepFailed(error);
       throw error;
+    } finally {
+      current!.round.writing.delete(write);
     }
     deps.emit({ type: 'updateAccepted', ...where, samples: record.samples, bytes: update.payload.length });
     current!.round.signal.wake();
@@ -75,6 +79,13 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
     async admit(account) {
       const registered = () => deps.view.net() !== undefined && isWorker(deps.view.net()!, account);
       if (!registered()) await deps.view.refresh();
+      const bar = deps.view.net()?.barredWorkers[account];
+      if (bar !== undefined)
+        return {
+          ok: false,
+          code: 'E_WORKER_BARRED',
+          message: `${account} was barred from network ${deps.network} by dispute ${bar.dispute} (${bar.code}, block ${bar.block}): it gets no further task`,
+        };
       if (registered()) return { ok: true };
       return {
         ok: false,

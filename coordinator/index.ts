@@ -14,3 +14,6 @@ export {
 } from './server.ts';
 export { JournalError, openJournal, type Journal } from './journal.ts';
 export { Metrics } from './metrics.ts';
+export { httpRoutes } from './http.ts';
+export { publishRound, pruneUpdates, readPublication, type KeepUpdates } from './publish.ts';
+export type { UpdateRecord } from './records.ts';

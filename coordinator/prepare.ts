@@ -1,13 +1,13 @@
 // Proposal preparation: everything a proposal's rounds need that does not change between rounds, checked once; a
 // proposal that is wrong in itself is refused with a code that fails it on chain.
-import { createHash } from 'node:crypto';
-import { CODECS, type CodecName, type Strategy } from '../aggregation/index.ts';
+import type { Strategy } from '../aggregation/index.ts';
 import { datasetForManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
 import { validateConfig, type Model, type ModelConfig } from '../model/index.ts';
 import type { Hex32, RoundProposal } from '../pallet-bindings/index.ts';
+import { parseUpdateEncoding, proposalSeed, type UpdateEncoding } from '../verify/index.ts';
 import { CoordinatorError } from './errors.ts';
 
-export type UpdateEncoding = { codec: CodecName } & Record<string, unknown>;
+export type { UpdateEncoding };
 
 export interface ProposalContext {
   id: number;
@@ -21,6 +21,10 @@ export interface ProposalContext {
   current: { id: string; model: Model; round: number } | null;
   /** The strategy carries server state between rounds. */
   strategy: Strategy | null;
+  /** Its state when the current round began: the round's aggregate is derived from it. */
+  stateBefore: Uint8Array | null;
+  /** The seed of server-side noise, fixed by the block that opened the proposal. */
+  noiseSeed: number;
   /** The most values an update may decode to: the size of what the strategy aggregates. */
   maxValues: number | null;
   baseEvalLoss: number | null;
@@ -41,28 +45,7 @@ export const PROPOSAL_FAULTS: ReadonlySet<string> = new Set([
   'E_UNKNOWN_DATASET',
 ]);
 
-/** A seed for a proposal's initial weights and LoRA adapters: the same on every restart. */
-export function proposalSeed(network: string, proposal: number): number {
-  return createHash('sha256').update(`fedtune-init:${network}:${proposal}`).digest().readUInt32LE(0);
-}
-
-/** `dense`, `topk:0.01`, `int8` or a JSON object with `codec`: the proposal's updateEncoding, or why it is not one. */
-export function parseUpdateEncoding(text: string): UpdateEncoding | string {
-  let value: Record<string, unknown>;
-  if (text.trim().startsWith('{')) {
-    try {
-      value = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return `update encoding ${JSON.stringify(text)} is not valid JSON`;
-    }
-  } else {
-    const [codec, fraction] = text.split(':');
-    value = { codec, ...(fraction !== undefined ? { fraction: Number(fraction) } : {}) };
-  }
-  if (!(CODECS as readonly string[]).includes(String(value.codec)))
-    return `update encoding ${JSON.stringify(value.codec)} is not one of ${CODECS.join(', ')}`;
-  return value as UpdateEncoding;
-}
+export { parseUpdateEncoding, proposalSeed };
 
 export interface PrepareDependencies {
   /** The registered dataset's manifest, checked against its on-chain root. */
@@ -117,6 +100,8 @@ export async function prepareProposal(p: RoundProposal, deps: PrepareDependencie
     updateEncoding,
     current: null,
     strategy: null,
+    stateBefore: null,
+    noiseSeed: 0,
     maxValues: null,
     baseEvalLoss: null,
   };

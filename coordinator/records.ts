@@ -35,6 +35,8 @@ export interface UpdateRecord {
   trainLoss: number;
   payloadSha256: Uint8Array;
   updateHash: Uint8Array;
+  /** The worker's signature over the update (proto updateMessage): published with the round so anyone can check it. */
+  signature?: Uint8Array;
   payload: Uint8Array;
 }
 

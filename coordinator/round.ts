@@ -1,9 +1,10 @@
 // One round attempt's life between its start and its close: hand out tasks, take updates, hand a failed or silent
 // worker's slot to an idle one, retry with a new deadline while short of minWorkers. Waits are event-driven.
 import type { RoundConfig } from '../aggregation/index.ts';
-import { isWorker, type NetworkState } from '../pallet-bindings/index.ts';
+import type { NetworkState } from '../pallet-bindings/index.ts';
 import type { FrameInput } from '../proto/index.ts';
 import {
+  assignable,
   assignSlots,
   eligibleOrder,
   initialSlots,
@@ -26,6 +27,8 @@ export interface LiveRound {
   samples: number;
   /** Accepted updates, without their payloads (folded in and journaled). */
   accepted: Map<string, UpdateRecord>;
+  /** Journal writes of accepted updates still in flight: the round is aggregated only once they have landed. */
+  writing: Set<Promise<void>>;
   /** Tasks have been handed out (before that, the round waits for workers). */
   started: boolean;
   closing: boolean;
@@ -77,6 +80,7 @@ export function newLiveRound(params: {
     config: params.config,
     samples: taskSamples(params.config.fit),
     accepted: new Map(),
+    writing: new Set(),
     started: previous !== undefined,
     closing: false,
     signal: new Signal(clock),
@@ -98,16 +102,10 @@ export function roundRecord(round: LiveRound): RoundRecord {
   };
 }
 
-/** Registered workers connected now, in the round's deterministic order. */
+/** Registered workers connected now and not barred, in the round's deterministic order. */
 export function candidates(round: LiveRound, deps: RoundDependencies): string[] {
-  const n = deps.net();
   const a = round.assignment;
-  return eligibleOrder(
-    deps.network,
-    a.proposal,
-    a.round,
-    deps.connected().filter((acc) => n !== undefined && isWorker(n, acc)),
-  );
+  return eligibleOrder(deps.network, a.proposal, a.round, assignable(deps.net(), deps.connected()));
 }
 
 export function sendTask(

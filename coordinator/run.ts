@@ -1,10 +1,9 @@
 // Running an open proposal: each round from its base through tasks and updates to close and commit, rebuilt from the
 // journal after a restart or a failed step; receipts go to the contributors once the round is final on chain.
-import { createStrategy, type FitConfig } from '../aggregation/index.ts';
 import type { CheckpointStore } from '../checkpoints/index.ts';
-import { getWeights, trainableNames } from '../model/index.ts';
 import { fromHex, updatesTree, type NetworkState, type RoundProposal } from '../pallet-bindings/index.ts';
 import type { FrameInput } from '../proto/index.ts';
+import { noiseSeed, proposalFit, proposalStrategy } from '../verify/index.ts';
 import { foldUpdate } from './accept.ts';
 import { baseModel, resetContext } from './base.ts';
 import { closeRound, evaluateHeldOut } from './close.ts';
@@ -15,6 +14,7 @@ import type { AckBook } from './acks.ts';
 import type { ChainView } from './follow.ts';
 import type { Metrics } from './metrics.ts';
 import type { ProposalContext } from './prepare.ts';
+import { pruneUpdates, type KeepUpdates } from './publish.ts';
 import { roundKey, type ClosedRecord, type RoundLog } from './records.ts';
 import {
   allAnswered,
@@ -37,6 +37,7 @@ export interface ProposalRunDependencies extends ChainDependencies {
   round: RoundDependencies;
   maxRetries: number;
   evalExamples?: number;
+  keepUpdates: KeepUpdates;
   downloadDir: string;
   net(): NetworkState | undefined;
   emit(event: CoordinatorEvent): void;
@@ -77,18 +78,6 @@ export async function runProposal(
   }
 }
 
-/** The proposal's local training, as the strategy completes it into the round's config. */
-const proposalFit = (p: RoundProposal): Partial<FitConfig> => {
-  const h = p.round.hyperParams;
-  return {
-    localSteps: h.localSteps,
-    batchSize: h.batchSize,
-    learningRate: h.learningRate,
-    optimiser: h.optimiser === 'sgd' ? 'sgd' : 'adamw',
-    fedProxMu: h.fedProxMu,
-  };
-};
-
 async function runRound(
   ctx: ProposalContext,
   r: number,
@@ -104,15 +93,18 @@ async function runRound(
     logger: deps.logger,
   });
   const baseBytes = (await deps.store.getManifest(base.id))!.size;
+  ctx.noiseSeed = noiseSeed(deps.network, p.id, p.openedAt ?? 0);
   if (!ctx.strategy) {
     try {
-      const weights = getWeights(base.model, { names: trainableNames(base.model) });
-      ctx.strategy = createStrategy(ctx.spec, weights);
-      ctx.maxValues = weights.reduce((n, t) => n + t.data.length, 0);
+      const made = proposalStrategy(ctx.spec, base.model, { noiseSeed: ctx.noiseSeed });
+      ctx.strategy = made.strategy;
+      ctx.maxValues = made.maxValues;
     } catch (error) {
       return (await fail(ctx, error as Error, deps)) ? 'failed' : 'stopped';
     }
+    if (r > 0) await restoreState(ctx, base.id, deps);
   }
+  ctx.stateBefore = ctx.strategy.exportState();
   const config = ctx.strategy.configureRound(r, proposalFit(p));
   if (r === 0 && ctx.baseEvalLoss === null)
     ctx.baseEvalLoss = (
@@ -160,11 +152,19 @@ async function runRound(
     const outcome = await collect(ctx, round, previous !== undefined, deadlineSpanMs, deps);
     if (outcome !== 'ready') return outcome;
     endRound(round);
+    await Promise.allSettled([...round.writing]);
+    // The accepted updates with their payloads, as journaled.
+    const accepted = (deps.log.updates.get(k) ?? []).filter(
+      (u) => round.accepted.get(u.account)?.taskId === u.taskId,
+    );
     const closedRound = await closeRound({
       ctx,
       round: r,
       base: base.id,
-      accepted: [...round.accepted.values()],
+      accepted,
+      stateBefore: ctx.stateBefore,
+      network: deps.network,
+      coordinator: deps.me,
       store: deps.store,
       publicUrl: deps.round.publicUrl(),
       evalExamples: deps.evalExamples,
@@ -269,6 +269,24 @@ async function collect(
   }
 }
 
+/**
+ * A strategy rebuilt for round r > 0 (after a restart) takes up the state the base checkpoint's manifest names, so the
+ * round is aggregated as it would have been without the restart. A base without a published state starts fresh.
+ */
+async function restoreState(ctx: ProposalContext, baseId: string, deps: ProposalRunDependencies) {
+  const manifest = await deps.store.getManifest(baseId);
+  if (!manifest?.state) return;
+  const state = await deps.store.readBlob(manifest.state);
+  if (!state) {
+    deps.logger.warn(
+      { base: baseId, state: manifest.state },
+      "the base checkpoint's strategy state is not in the store; starting the strategy fresh",
+    );
+    return;
+  }
+  ctx.strategy!.restoreState(state);
+}
+
 async function fail(ctx: ProposalContext, error: Error, deps: ProposalRunDependencies): Promise<boolean> {
   const ok = await failProposal(ctx.id, error, deps);
   if (ok) deps.emit({ type: 'failRound', proposal: ctx.id, reason: error.message });
@@ -331,8 +349,12 @@ async function commit(
     blockHash,
     blockNumber,
   });
-  // What a restart needs of this round is now one small record: its payloads leave the disk.
+  // What a restart needs of this round is now one small record: its payloads leave the journal (their published copies
+  // stay in the store for as long as --keep-updates says).
   await deps.log.compact();
+  const pruned = await pruneUpdates(deps.store, record.proposal, record.round, deps.keepUpdates);
+  if (pruned > 0)
+    deps.logger.info({ proposal: record.proposal, pruned }, "pruned old rounds' update payloads");
   deps.metrics.inc('fedtune_rounds_committed_total', 'Rounds committed on chain');
   deps.emit({
     type: 'finalizeRound',

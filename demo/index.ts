@@ -19,8 +19,15 @@ import {
 } from '../pallet-bindings/index.ts';
 import { explorerHint } from './explore.ts';
 import { DEMO_DEFAULTS } from './defaults.ts';
+import { runFedtune } from '../bin/index.ts';
 import { DemoError, fedtune, json, service, until, type Service } from './process.ts';
-import { chainFigures, summaryTable, type DemoSample, type DemoSummary } from './summary.ts';
+import {
+  chainFigures,
+  summaryTable,
+  type DemoSample,
+  type DemoSummary,
+  type VerifiedRound,
+} from './summary.ts';
 
 export { DEMO_DEFAULTS } from './defaults.ts';
 export { DemoError } from './process.ts';
@@ -230,6 +237,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     await registered;
     await waitCompleted(pretrain);
     const pretrainCkpt = await lastCheckpoint(pretrain);
+    // Anyone can repeat a round from what it published: the last round of each proposal is verified, one contribution
+    // re-executed, while the run goes on.
+    const verified = [verifyLast(pretrain)];
+    verified[0]!.catch(() => undefined);
 
     // 6. Members attest; two of three certify.
     await certify(pretrainCkpt);
@@ -259,6 +270,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     step(`the pre-trained checkpoint writes: ${JSON.stringify(samples.pretrain!.text.slice(0, 100))}`);
     await waitCompleted(finetune);
     const finetuneCkpt = await lastCheckpoint(finetune);
+    verified.push(verifyLast(finetune));
+    verified[1]!.catch(() => undefined);
     await certify(finetuneCkpt);
     step(`fine-tuned checkpoint ${finetuneCkpt.slice(0, 18)}… certified`);
 
@@ -274,6 +287,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     samples.finetune = await generateFrom(downloadDir, PROMPTS.finetune, null, finetuneCkpt);
     step(`the fine-tuned checkpoint writes: ${JSON.stringify(samples.finetune.text.slice(0, 100))}`);
 
+    const verifications = await Promise.all(verified);
+    for (const v of verifications)
+      step(
+        `round ${v.round} of proposal ${v.proposal} ${v.ok ? 'verified' : `FAILED verification [${v.code}]`} in ${v.seconds} s (aggregate recomputed, one contribution re-executed)`,
+      );
     await Promise.all(services.map((s) => s.stop()));
     services.length = 0;
 
@@ -299,6 +317,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       rewardsPaid: figures.rewardsPaid,
       generated: samples.finetune.text,
       samples: samples as DemoSummary['samples'],
+      verified: verifications,
       trainingSeconds: Math.round(trainingSeconds() * 10) / 10,
       wallSeconds: Math.round((Date.now() - started) / 100) / 10,
     };
@@ -361,7 +380,33 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     return (await roundProposal(id)).finalized.at(-1)!.checkpoint.id;
   }
 
-  /** Alice and Bob each re-measure the checkpoint on the held-out split, at the same time, and attest. */
+  /** `fedtune round verify --recompute 1` on a proposal's last round: its result, whether it held or not. */
+  async function verifyLast(id: number): Promise<VerifiedRound> {
+    const round = (await roundProposal(id)).finalized.length - 1;
+    const t0 = Date.now();
+    const args = ['round', 'verify', '--proposal', String(id), '--round', String(round), '--recompute', '1'];
+    const { status, stdout, stderr } = await runFedtune(args.concat('--json'), netEnv, {
+      timeoutMs: 10 * 60_000,
+    });
+    const report = status === 0 || status === 1 ? json<{ ok: boolean; code?: string }>(stdout || '{}') : null;
+    if (!report || report.ok === undefined)
+      throw new DemoError(
+        'E_DEMO_STEP',
+        `\`fedtune ${args.join(' ')}\` exited ${status}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+      );
+    return {
+      proposal: id,
+      round,
+      ok: report.ok,
+      ...(report.code ? { code: report.code } : {}),
+      seconds: Math.round((Date.now() - t0) / 100) / 10,
+    };
+  }
+
+  /**
+   * Alice and Bob each verify the checkpoint's round (its aggregate; the demo re-executes a contribution once, in
+   * verifyLast), re-measure the checkpoint on the held-out split, at the same time, and attest.
+   */
   async function certify(id: string): Promise<void> {
     await Promise.all(
       ['//Alice', '//Bob'].map((seed) =>
@@ -374,7 +419,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
             seed,
             '--out',
             join(out, 'attest', seed.slice(2), id.slice(2, 14)),
-          ].concat(['--max-examples', String(evalExamples)]),
+          ].concat(['--max-examples', String(evalExamples), '--recompute', '0']),
           netEnv,
         ),
       ),

@@ -108,3 +108,15 @@ export async function initBackend({
 export function currentBackend(): string {
   return tf.getBackend();
 }
+
+/**
+ * The active backend with what decides its arithmetic: 'wasm-simd' or 'wasm' (the build without SIMD: their kernels
+ * round differently, so they are different backends for a re-execution), 'cpu', 'tensorflow'.
+ */
+export async function backendFlavour(): Promise<string> {
+  const name = tf.getBackend();
+  if (name !== 'wasm') return name;
+  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  const threads = getThreadsCount();
+  return `wasm${simd ? '-simd' : ''}${threads > 1 ? `-threads${threads}` : ''}`;
+}

@@ -14,6 +14,7 @@ export {
 } from './config.ts';
 export {
   BACKEND_CHOICES,
+  backendFlavour,
   currentBackend,
   initBackend,
   type BackendChoice,

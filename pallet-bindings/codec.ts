@@ -25,7 +25,13 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
 /** The SS58 prefix of every account in decoded calls and in the reducer's state (generic Substrate). */
 export const SS58_PREFIX = 42;
 
-/** The call enum's variants in index order; the index is the first byte of the encoded call and never changes. */
+/**
+ * The call enum's variants in index order; the index is the first byte of the encoded call and never changes. The
+ * protocol grows by appending variants: a payload of an older client decodes to the same call as before, and an older
+ * client ignores a newer variant as an unknown call index. Each variant is one call of the reducer's vocabulary, except
+ * `attestWithCode`, the wire form of an `attest` whose "no" carries a failure code (the `attest` variant's layout
+ * could not grow a field without changing the meaning of the bytes already on chain).
+ */
 export const CALL_TYPES = [
   'createNetwork',
   'registerDataset',
@@ -38,7 +44,25 @@ export const CALL_TYPES = [
   'finalizeRound',
   'attest',
   'failRound',
-] as const satisfies readonly CallType[];
+  'attestWithCode',
+  'dispute',
+  'upholdDispute',
+] as const satisfies readonly (CallType | 'attestWithCode')[];
+
+/** A variant name of the call enum (the call types, plus `attestWithCode`). */
+export type CallVariant = (typeof CALL_TYPES)[number];
+
+/** The longest failure code an attest or a dispute carries, in characters. */
+export const MAX_FAILURE_CODE_CHARS = 32;
+
+/**
+ * A failure code: 1 to 32 characters of upper-case ASCII letters, digits and `_`, starting with a letter, like the
+ * codes `fedtune round verify` exits with (`E_AGGREGATE_MISMATCH`, `E_WORK_MISMATCH`). Bounded and plain so that it
+ * prints safely in every table and log.
+ */
+export function isFailureCode(code: unknown): code is string {
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) && code.length <= MAX_FAILURE_CODE_CHARS;
+}
 
 /** Our types, in @polkadot/types definition syntax; docs/protocol.md spells out the same layout byte by byte. */
 export const FEDTUNE_TYPES: Record<string, string | Record<string, unknown>> = {
@@ -106,6 +130,9 @@ export const FEDTUNE_TYPES: Record<string, string | Record<string, unknown>> = {
   },
   FedtuneAttest: { checkpoint: 'H256', evalLoss: 'f64', verdict: 'bool' },
   FedtuneFailRound: { proposal: 'u32', reason: 'Text' },
+  FedtuneAttestWithCode: { checkpoint: 'H256', evalLoss: 'f64', code: 'Text' },
+  FedtuneDispute: { proposal: 'u32', round: 'u32', accused: 'AccountId32', code: 'Text', evidence: 'H256' },
+  FedtuneUpholdDispute: { dispute: 'u32' },
   FedtuneCall: {
     _enum: {
       createNetwork: 'FedtuneCreateNetwork',
@@ -119,6 +146,9 @@ export const FEDTUNE_TYPES: Record<string, string | Record<string, unknown>> = {
       finalizeRound: 'FedtuneFinalizeRound',
       attest: 'FedtuneAttest',
       failRound: 'FedtuneFailRound',
+      attestWithCode: 'FedtuneAttestWithCode',
+      dispute: 'FedtuneDispute',
+      upholdDispute: 'FedtuneUpholdDispute',
     },
   },
   FedtunePayloadTarget: 'Option<H256>',
@@ -165,15 +195,25 @@ export function hasMagic(bytes: Uint8Array): boolean {
   return bytes.length >= MAGIC.length && u8aEq(bytes.subarray(0, MAGIC.length), MAGIC);
 }
 
+/** The variant a call travels as: its own, or `attestWithCode` for an attest that carries a failure code. */
+function variantOf(call: FedtuneCall): CallVariant {
+  if (call.type !== 'attest' || call.code === undefined || call.code === null) return call.type;
+  if (call.verdict) {
+    throw new PalletError('E_BAD_CALL', 'cannot encode attest: a yes carries no failure code', {
+      exitCode: 2,
+    });
+  }
+  return 'attestWithCode';
+}
+
 /** The SCALE bytes of one call (no header). */
 export function encodeCall(call: FedtuneCall): Uint8Array {
-  const { type, ...fields } = call;
-  const value = type === 'deregisterWorker' ? null : toCodecInput(call);
-  void fields;
+  const variant = variantOf(call);
+  const value = variant === 'deregisterWorker' ? null : toCodecInput(call, variant);
   try {
-    return registry.createType('FedtuneCall', textAsHex('FedtuneCall', { [type]: value })).toU8a();
+    return registry.createType('FedtuneCall', textAsHex('FedtuneCall', { [variant]: value })).toU8a();
   } catch (cause) {
-    throw new PalletError('E_BAD_CALL', `cannot encode ${type}: ${(cause as Error).message}`, {
+    throw new PalletError('E_BAD_CALL', `cannot encode ${call.type}: ${(cause as Error).message}`, {
       exitCode: 2,
       cause,
     });
@@ -319,7 +359,11 @@ function textAsHex(type: string, value: unknown): unknown {
   );
 }
 
-function toCodecInput(call: FedtuneCall): unknown {
+function toCodecInput(call: FedtuneCall, variant: CallVariant): unknown {
+  if (call.type === 'attest') {
+    const { checkpoint, evalLoss, verdict, code } = call;
+    return variant === 'attestWithCode' ? { checkpoint, evalLoss, code } : { checkpoint, evalLoss, verdict };
+  }
   switch (call.type) {
     case 'proposeRound': {
       const { type: _t, model, ...rest } = call;
@@ -365,7 +409,7 @@ function enumKey(value: Primitive): string {
   return typeof value === 'string' ? value : Object.keys(obj(value))[0]!;
 }
 
-function fromCodec(type: CallType, value: Codec): FedtuneCall {
+function fromCodec(type: CallVariant, value: Codec): FedtuneCall {
   // toPrimitive: integers as numbers (decimal strings beyond 2^53), floats as numbers, accounts as SS58 (prefix 42).
   const v = obj(value.toPrimitive() as Primitive);
   switch (type) {
@@ -482,5 +526,24 @@ function fromCodec(type: CallType, value: Codec): FedtuneCall {
       };
     case 'failRound':
       return { type, proposal: num(v.proposal!, 'proposal'), reason: str(v.reason!) };
+    case 'attestWithCode':
+      return {
+        type: 'attest',
+        checkpoint: hex(v.checkpoint!),
+        evalLoss: num(v.evalLoss!, 'evalLoss'),
+        verdict: false,
+        code: str(v.code!),
+      };
+    case 'dispute':
+      return {
+        type,
+        proposal: num(v.proposal!, 'proposal'),
+        round: num(v.round!, 'round'),
+        accused: account(v.accused!),
+        code: str(v.code!),
+        evidence: hex(v.evidence!),
+      };
+    case 'upholdDispute':
+      return { type, dispute: num(v.dispute!, 'dispute') };
   }
 }

@@ -67,7 +67,13 @@ function closeProposals(draft: Draft, block: number): void {
         } else if (action === 'RemoveCoordinator' && isCoordinator && net.coordinators.length > 1) {
           net.coordinators = net.coordinators.filter((c) => c !== account);
           p.applied = true;
-          failRoundsOf(draft, net, account, block);
+          failRoundsOf(
+            draft,
+            net,
+            account,
+            block,
+            `E_COORDINATOR_REMOVED: ${account} was removed by the members`,
+          );
         }
       }
     }
@@ -75,17 +81,19 @@ function closeProposals(draft: Draft, block: number): void {
   }
 }
 
-/** A removed coordinator's open rounds fail at once, so another coordinator can take the next proposal. */
-function failRoundsOf(draft: Draft, net: NetworkState, coordinator: string, block: number): void {
+/** A removed (or barred) coordinator's open rounds fail at once, so another coordinator can take the next proposal. */
+export function failRoundsOf(
+  draft: Draft,
+  net: NetworkState,
+  coordinator: string,
+  block: number,
+  reason: string,
+): void {
   for (const p of net.proposals) {
     if (p.type !== 'round' || p.status !== 'open' || p.coordinator !== coordinator) continue;
     const copy = draft.proposal(net, p.id) as RoundProposal;
     copy.status = 'failed';
-    copy.failure = {
-      reason: `E_COORDINATOR_REMOVED: ${coordinator} was removed by the members`,
-      block,
-      by: '',
-    };
+    copy.failure = { reason, block, by: '' };
   }
 }
 

@@ -3,6 +3,7 @@ import {
   MAX_LOG,
   type AuditEntry,
   type CheckpointRecord,
+  type DisputeRecord,
   type IgnoredEntry,
   type NetworkState,
   type Proposal,
@@ -18,12 +19,13 @@ export function fail(code: string, reason: string): never {
   throw new RuleBroken(code, reason);
 }
 
-/** Copy-on-write over the state for one block: each network, proposal and checkpoint is copied at most once. */
+/** Copy-on-write over the state for one block: each network, proposal, checkpoint and dispute is copied at most once. */
 export class Draft {
   readonly state: ProtocolState;
   private readonly networks = new Set<string>();
   private readonly proposals = new Set<string>();
   private readonly checkpoints = new Set<string>();
+  private readonly disputes = new Set<string>();
   private logsCopied = false;
 
   constructor(prev: ProtocolState) {
@@ -43,6 +45,9 @@ export class Draft {
       proposals: n.proposals.slice(),
       voting: n.voting.slice(),
       checkpoints: { ...n.checkpoints },
+      disputes: n.disputes.slice(),
+      barredWorkers: { ...n.barredWorkers },
+      barredCoordinators: { ...n.barredCoordinators },
     };
     this.state.networks[id] = copy;
     return copy;
@@ -79,6 +84,21 @@ export class Draft {
     const copy = { ...c, attests: { ...c.attests } };
     net.checkpoints[id] = copy;
     return copy;
+  }
+
+  dispute(net: NetworkState, id: number): DisputeRecord {
+    const key = `${net.id}/${id}`;
+    const d = net.disputes[id]!;
+    if (this.disputes.has(key)) return d;
+    this.disputes.add(key);
+    const copy = { ...d, upholds: { ...d.upholds } };
+    net.disputes[id] = copy;
+    return copy;
+  }
+
+  addDispute(net: NetworkState, d: DisputeRecord): void {
+    net.disputes.push(d);
+    this.disputes.add(`${net.id}/${d.id}`);
   }
 
   private copyLogs(): void {

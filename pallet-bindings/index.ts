@@ -6,6 +6,7 @@ export {
   CALL_TYPES,
   FEDTUNE_TYPES,
   MAGIC,
+  MAX_FAILURE_CODE_CHARS,
   MAX_PAYLOAD_BYTES,
   PROTOCOL_VERSION,
   SS58_PREFIX,
@@ -16,8 +17,10 @@ export {
   encodeCall,
   encodePayload,
   hasMagic,
+  isFailureCode,
   isHex32,
   toAccount,
+  type CallVariant,
 } from './codec.ts';
 export { ayesNeeded, reduceBlock, reduceBlocks } from './reducer.ts';
 export {
@@ -78,6 +81,8 @@ export {
   certifiedCheckpoints,
   getNetwork,
   getRound,
+  isBarredCoordinator,
+  isBarredWorker,
   isCoordinator,
   isMember,
   isWorker,

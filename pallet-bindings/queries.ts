@@ -51,3 +51,13 @@ export function isCoordinator(net: NetworkState, account: Account): boolean {
 export function isWorker(net: NetworkState, account: Account): boolean {
   return net.workers[account] !== undefined;
 }
+
+/** An upheld dispute barred this worker: it gets no further task of the network. */
+export function isBarredWorker(net: NetworkState, account: Account): boolean {
+  return net.barredWorkers[account] !== undefined;
+}
+
+/** An upheld dispute barred this coordinator: it may not open, finalize or fail rounds. */
+export function isBarredCoordinator(net: NetworkState, account: Account): boolean {
+  return net.barredCoordinators[account] !== undefined;
+}

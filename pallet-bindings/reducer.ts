@@ -1,9 +1,26 @@
 // The deterministic reducer: (state, finalized block) → state. Pure: it never mutates its input and never throws on chain data.
-import { decodePayload, deriveNetworkId, hasMagic, PayloadError } from './codec.ts';
-import { endBlock, openExpiresAfter, roundExpiresAfter } from './decide.ts';
+import {
+  decodePayload,
+  deriveNetworkId,
+  hasMagic,
+  isFailureCode,
+  MAX_FAILURE_CODE_CHARS,
+  PayloadError,
+} from './codec.ts';
+import { endBlock, failRoundsOf, openExpiresAfter, roundExpiresAfter } from './decide.ts';
 import { Draft, RuleBroken, fail } from './draft.ts';
 import { checkRewards } from './rewards.ts';
-import type { CallSite, ChainBlock, ChainCall, NetworkState, Proposal, ProtocolState } from './state.ts';
+import type {
+  CallSite,
+  ChainBlock,
+  ChainCall,
+  DisputeRecord,
+  DisputeRole,
+  NetworkState,
+  Proposal,
+  ProtocolState,
+  RoundProposal,
+} from './state.ts';
 import type { Account, FedtuneCall, Hex32, Quorum } from './types.ts';
 
 /** A remark of an extrinsic that ran, with the transfers that ran beside it in its innermost batchAll. */
@@ -179,11 +196,73 @@ function createNetwork(
     proposals: [],
     voting: [],
     checkpoints: {},
+    disputes: [],
+    barredWorkers: {},
+    barredCoordinators: {},
   });
 }
 
 function requireMember(net: NetworkState, signer: Account): void {
   if (!net.members.includes(signer)) fail('E_NOT_MEMBER', `${signer} is not a member of ${net.name}`);
+}
+
+function requireFailureCode(code: string): void {
+  if (!isFailureCode(code as unknown)) {
+    fail(
+      'E_BAD_CODE',
+      `a failure code is 1 to ${MAX_FAILURE_CODE_CHARS} of A-Z, 0-9 and _, starting with a letter; got ${JSON.stringify(String(code).slice(0, 40))}`,
+    );
+  }
+}
+
+/** Barred coordinators may not open, finalize or fail rounds. */
+function requireNotBarredCoordinator(net: NetworkState, signer: Account): void {
+  const bar = net.barredCoordinators[signer];
+  if (bar !== undefined) {
+    fail(
+      'E_COORDINATOR_BARRED',
+      `${signer} was barred as a coordinator by dispute ${bar.dispute} (${bar.code})`,
+    );
+  }
+}
+
+/** The block a round's tasks were handed out after: its proposal's opening for round 0, else the previous round's commit. */
+function roundStart(p: RoundProposal): number {
+  return p.finalized.at(-1)?.block ?? p.openedAt ?? p.proposedAt;
+}
+
+/** What `accused` was in round `round` of `p`: a contributor, the coordinator that finalized it, or both. */
+function rolesIn(p: RoundProposal, round: number, accused: Account): DisputeRole[] {
+  const f = p.finalized[round]!;
+  const roles: DisputeRole[] = [];
+  if (f.contributors.some((c) => c.account === accused)) roles.push('worker');
+  if (f.coordinator === accused) roles.push('coordinator');
+  return roles;
+}
+
+const barsOf = (net: NetworkState, role: DisputeRole) =>
+  role === 'worker' ? net.barredWorkers : net.barredCoordinators;
+
+/** Upholds by current members reach the quorum: the dispute is upheld and the accused barred in every role it played. */
+function decideDispute(draft: Draft, net: NetworkState, d: DisputeRecord, block: number): void {
+  const upholds = Object.keys(d.upholds).filter((a) => net.members.includes(a)).length;
+  if (d.status !== 'open' || upholds < ayesNeeded(net.quorum, net.members.length)) return;
+  d.status = 'upheld';
+  d.upheldAt = block;
+  for (const role of d.roles) {
+    const bars = barsOf(net, role);
+    if (bars[d.accused] !== undefined) continue; // barred already: the first upheld dispute stays the reason
+    bars[d.accused] = { dispute: d.id, code: d.code, block };
+    if (role === 'coordinator') {
+      failRoundsOf(
+        draft,
+        net,
+        d.accused,
+        block,
+        `E_COORDINATOR_BARRED: ${d.accused} was barred by dispute ${d.id} (${d.code})`,
+      );
+    }
+  }
 }
 
 function requireProposal(net: NetworkState, id: number): Proposal {
@@ -315,6 +394,7 @@ function applyCall(
     }
     case 'openRound': {
       if (!net.coordinators.includes(signer)) fail('E_NOT_COORDINATOR', `${signer} is not a coordinator`);
+      requireNotBarredCoordinator(net, signer);
       const existing = requireProposal(net, call.proposal);
       if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
       if (existing.status !== 'approved') {
@@ -334,6 +414,7 @@ function applyCall(
       return;
     }
     case 'finalizeRound': {
+      requireNotBarredCoordinator(net, signer);
       const existing = requireProposal(net, call.proposal);
       if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
       if (existing.status !== 'open')
@@ -356,6 +437,16 @@ function applyCall(
           `round ${call.round} of ${call.proposal} was due by block ${roundExpiresAfter(existing)}`,
         );
       }
+      // A worker barred before this round's tasks were handed out cannot have been given one by an honest coordinator.
+      const start = roundStart(existing);
+      const barred = call.contributors.find((c) => (net.barredWorkers[c.account]?.block ?? Infinity) < start);
+      if (barred !== undefined) {
+        const bar = net.barredWorkers[barred.account]!;
+        fail(
+          'E_CONTRIBUTOR_BARRED',
+          `contributor ${barred.account} was barred by dispute ${bar.dispute} at block ${bar.block}, before the round started at block ${start}`,
+        );
+      }
       checkRewards(existing.round.rewardPerRound, call.contributors, remark.transfers);
       const { type: _type, proposal: _proposal, ...fields } = call;
       const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
@@ -376,13 +467,15 @@ function applyCall(
     }
     case 'attest': {
       requireMember(net, signer);
+      const code = call.code ?? null;
+      if (code !== null) requireFailureCode(code);
       const existing = net.checkpoints[call.checkpoint];
       if (existing === undefined) fail('E_UNKNOWN_CHECKPOINT', `no checkpoint ${call.checkpoint}`);
       if (existing.attests[signer] !== undefined) {
         fail('E_DOUBLE_ATTEST', `${signer} already attested ${call.checkpoint}`);
       }
       const c = draft.checkpoint(net, call.checkpoint);
-      c.attests[signer] = { evalLoss: call.evalLoss, verdict: call.verdict, block };
+      c.attests[signer] = { evalLoss: call.evalLoss, verdict: call.verdict, code, block };
       const positive = Object.entries(c.attests).filter(
         ([a, x]) => x.verdict && net.members.includes(a),
       ).length;
@@ -393,6 +486,7 @@ function applyCall(
       return;
     }
     case 'failRound': {
+      requireNotBarredCoordinator(net, signer);
       const existing = requireProposal(net, call.proposal);
       if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
       if (existing.status === 'open') {
@@ -410,6 +504,70 @@ function applyCall(
       const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
       p.status = 'failed';
       p.failure = { reason: call.reason, block, by: signer };
+      return;
+    }
+    case 'dispute': {
+      requireMember(net, signer);
+      requireFailureCode(call.code);
+      const existing = requireProposal(net, call.proposal);
+      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+      if (call.round >= existing.finalized.length) {
+        fail(
+          'E_ROUND_NOT_FINALIZED',
+          `round ${call.round} of proposal ${call.proposal} is not finalized (${existing.finalized.length} are)`,
+        );
+      }
+      const roles = rolesIn(existing, call.round, call.accused);
+      if (roles.length === 0) {
+        fail(
+          'E_NOT_IN_ROUND',
+          `${call.accused} neither contributed to round ${call.round} of proposal ${call.proposal} nor coordinated it`,
+        );
+      }
+      const same = net.disputes.find(
+        (d) =>
+          d.status === 'open' &&
+          d.proposal === call.proposal &&
+          d.round === call.round &&
+          d.accused === call.accused,
+      );
+      if (same !== undefined) {
+        fail(
+          'E_DISPUTE_EXISTS',
+          `dispute ${same.id} against ${call.accused} for this round is open: uphold it`,
+        );
+      }
+      if (roles.every((role) => barsOf(net, role)[call.accused] !== undefined)) {
+        fail('E_ALREADY_BARRED', `${call.accused} is already barred as ${roles.join(' and ')}`);
+      }
+      const { type: _type, ...fields } = call;
+      const d: DisputeRecord = {
+        ...fields,
+        id: net.disputes.length,
+        disputer: signer,
+        openedAt: block,
+        roles,
+        upholds: { [signer]: block },
+        status: 'open',
+        upheldAt: null,
+      };
+      draft.addDispute(net, d);
+      decideDispute(draft, net, d, block);
+      return;
+    }
+    case 'upholdDispute': {
+      requireMember(net, signer);
+      const existing = net.disputes[call.dispute];
+      if (existing === undefined) fail('E_UNKNOWN_DISPUTE', `no dispute ${call.dispute} in ${net.name}`);
+      if (existing.status !== 'open') {
+        fail('E_DISPUTE_UPHELD', `dispute ${call.dispute} was upheld at block ${existing.upheldAt}`);
+      }
+      if (existing.upholds[signer] !== undefined) {
+        fail('E_DOUBLE_UPHOLD', `${signer} already upheld dispute ${call.dispute}`);
+      }
+      const d = draft.dispute(net, call.dispute);
+      d.upholds[signer] = block;
+      decideDispute(draft, net, d, block);
       return;
     }
   }

@@ -1,7 +1,7 @@
 // Snapshots: the reducer's state and the block it is valid at, msgpack-encoded, so clients resume instead of replaying.
 import { Packr } from 'msgpackr';
 import { PalletError } from './errors.ts';
-import type { ProtocolState } from './state.ts';
+import { STATE_LAYOUT, type ProtocolState } from './state.ts';
 
 /** Plain msgpack (no msgpackr record extension) so any msgpack library reads a snapshot. */
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
@@ -47,8 +47,15 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
     blockHash: string;
     state: ProtocolState;
   }>;
-  if (v?.magic !== SNAPSHOT_MAGIC || v.version !== SNAPSHOT_VERSION || v.state?.layout !== 1) {
+  if (v?.magic !== SNAPSHOT_MAGIC || v.version !== SNAPSHOT_VERSION) {
     throw new PalletError('E_BAD_SNAPSHOT', `not a fedtune snapshot of version ${SNAPSHOT_VERSION}`);
+  }
+  // A state of another layout (an older client's, without disputes and bars) is not resumed: the caller replays.
+  if (v.state?.layout !== STATE_LAYOUT) {
+    throw new PalletError(
+      'E_BAD_SNAPSHOT',
+      `the snapshot holds a state of layout ${String(v.state?.layout)}, this client reads layout ${STATE_LAYOUT}`,
+    );
   }
   if (v.state.height !== v.blockNumber || v.state.blockHash !== v.blockHash) {
     throw new PalletError('E_BAD_SNAPSHOT', 'the snapshot header and its state disagree on the block');

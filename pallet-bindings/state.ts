@@ -3,6 +3,7 @@ import type {
   Account,
   CallType,
   CreateNetwork,
+  Dispute,
   FinalizeRound,
   Hex32,
   ProposeMembership,
@@ -108,9 +109,34 @@ export interface CheckpointRecord {
   bytes: number;
   uri: string;
   block: number;
-  attests: Record<Account, { evalLoss: number; verdict: boolean; block: number }>;
+  /** Each member's attest; `code` is a "no"'s failure code (`attestWithCode`), null for a yes or an uncoded no. */
+  attests: Record<Account, { evalLoss: number; verdict: boolean; code: string | null; block: number }>;
   certified: boolean;
   certifiedAt: number | null;
+}
+
+/** The part an accused played in the disputed round: a contributor (worker), or the coordinator that finalized it. */
+export type DisputeRole = 'worker' | 'coordinator';
+
+export interface DisputeRecord extends Dispute {
+  id: number;
+  disputer: Account;
+  /** Block the dispute was made in. */
+  openedAt: number;
+  /** What the accused was in that round (both when it coordinated a round it contributed to): what a bar takes. */
+  roles: DisputeRole[];
+  /** Members who upheld it, with the block; the disputer's own dispute is its first uphold. */
+  upholds: Record<Account, number>;
+  /** `open` until upholds by current members reach the quorum; then `upheld`, for good. */
+  status: 'open' | 'upheld';
+  upheldAt: number | null;
+}
+
+/** Why an account is barred: the upheld dispute (the first one, if several were upheld) and its block. */
+export interface Bar {
+  dispute: number;
+  code: string;
+  block: number;
 }
 
 export interface NetworkState extends Omit<CreateNetwork, 'members' | 'coordinators'> {
@@ -127,6 +153,12 @@ export interface NetworkState extends Omit<CreateNetwork, 'members' | 'coordinat
   /** Ids of proposals still voting, oldest first. */
   voting: number[];
   checkpoints: Record<Hex32, CheckpointRecord>;
+  /** Indexed by dispute id (ids count up from 0 per network). */
+  disputes: DisputeRecord[];
+  /** Workers an upheld dispute barred: they get no further task of this network. */
+  barredWorkers: Record<Account, Bar>;
+  /** Coordinators an upheld dispute barred: the reducer refuses their openRound, finalizeRound and failRound. */
+  barredCoordinators: Record<Account, Bar>;
 }
 
 /** Where a call sat on chain. `call` is its position among the extrinsic's remarks (depth-first). */
@@ -153,7 +185,7 @@ export interface IgnoredEntry extends CallSite {
 
 export interface ProtocolState {
   /** Layout version of this object (snapshots of another layout are discarded). */
-  layout: 1;
+  layout: typeof STATE_LAYOUT;
   /** Follow only this network (others' payloads are ignored as E_OTHER_NETWORK); null follows all. */
   only: Hex32 | null;
   /** The last block folded in, -1 before any. */
@@ -167,9 +199,12 @@ export interface ProtocolState {
 
 export const MAX_LOG = 10_000;
 
+/** The layout of ProtocolState: 2 added disputes, bars and attest codes (a snapshot of layout 1 is replayed instead). */
+export const STATE_LAYOUT = 2;
+
 export function initialState(options: { only?: Hex32 | null } = {}): ProtocolState {
   return {
-    layout: 1,
+    layout: STATE_LAYOUT,
     only: options.only ?? null,
     height: -1,
     blockHash: null,

@@ -133,6 +133,28 @@ export interface Attest {
   checkpoint: Hex32;
   evalLoss: number;
   verdict: boolean;
+  /**
+   * Why a "no": the failed verification's code (`E_AGGREGATE_MISMATCH`, …; see isFailureCode). Only with
+   * `verdict: false`; absent (or null) for a yes and for a no without a code, which travel as the original `attest`
+   * variant, while a coded no travels as `attestWithCode` (docs/protocol.md).
+   */
+  code?: string | null;
+}
+
+/** A member puts a failed verification of a finalized round on chain, naming a contributor or its coordinator. */
+export interface Dispute {
+  proposal: number;
+  round: number;
+  accused: Account;
+  /** The failed check's code, as `fedtune round verify` names it (`E_WORK_MISMATCH`, …; see isFailureCode). */
+  code: string;
+  /** A hash of the evidence (for example sha-256 of the verify report JSON); the evidence itself is off chain. */
+  evidence: Hex32;
+}
+
+export interface UpholdDispute {
+  /** The dispute's id (dispute ids count up from 0 per network). */
+  dispute: number;
 }
 
 export interface FailRound {
@@ -152,7 +174,9 @@ export type FedtuneCall =
   | ({ type: 'openRound' } & OpenRound)
   | ({ type: 'finalizeRound' } & FinalizeRound)
   | ({ type: 'attest' } & Attest)
-  | ({ type: 'failRound' } & FailRound);
+  | ({ type: 'failRound' } & FailRound)
+  | ({ type: 'dispute' } & Dispute)
+  | ({ type: 'upholdDispute' } & UpholdDispute);
 
 export type CallType = FedtuneCall['type'];
 

@@ -26,6 +26,7 @@ export const FOLDERS = [
   'proto',
   'merkle',
   'errors',
+  'verify',
   'demo',
   'explorer',
 ];

@@ -39,6 +39,8 @@ const FINAL_CODES = new Set([
   'E_BAD_ACCOUNT',
   'E_REPLACED',
   'E_WRONG_COORDINATOR',
+  // Members upheld a dispute against this worker: the network gives it no more tasks.
+  'E_WORKER_BARRED',
 ]);
 
 export interface WorkerConnectionOptions {

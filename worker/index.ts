@@ -24,3 +24,23 @@ export {
   type ParsedTask,
   type TrainTaskResult,
 } from './task.ts';
+export {
+  ResidualBook,
+  cloneTopKState,
+  isTopK,
+  toDelta,
+  updatePayload,
+  type UpdatePayload,
+} from './payload.ts';
+export {
+  REPRODUCIBLE_FLAVOURS,
+  WORK_TOLERANCE,
+  chainRounds,
+  compareWork,
+  reexecuteChain,
+  reexecuteTask,
+  type ReexecuteParameters,
+  type Reexecution,
+  type WorkComparison,
+} from './reexecute.ts';
+export { reexecuteContribution } from './contribution.ts';

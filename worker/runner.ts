@@ -5,13 +5,13 @@ import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createTopKState, encodeUpdate, type CodecName, type TopKState } from '../aggregation/index.ts';
 import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts';
 import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
-import { readSafetensors, type NamedTensors, type StepInfo } from '../model/index.ts';
+import type { StepInfo } from '../model/index.ts';
 import { MAX_MESSAGE_CHARS, type Ack, type RoundResult, type Task } from '../proto/index.ts';
 import { fromHex, toHex, verifyReceipt, type FinalizedRound, type Hex32 } from '../pallet-bindings/index.ts';
-import { connectWorker, WorkerError, type Signer, type WorkerConnection } from './connection.ts';
+import { connectWorker, type Signer, type WorkerConnection } from './connection.ts';
+import { ResidualBook, isTopK, updatePayload } from './payload.ts';
 import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
 
 export type WorkerEvent =
@@ -108,23 +108,6 @@ export interface RunningWorker {
   done: Promise<void>;
   receipts(): Receipt[];
   close(): Promise<void>;
-}
-
-/** Full-training updates are deltas already; LoRA updates are the adapters' values, sent as a delta from the base. */
-function toDelta(update: NamedTensors, kind: 'delta' | 'values', base: Uint8Array): NamedTensors {
-  if (kind === 'delta') return update;
-  const baseTensors = new Map(readSafetensors(base).tensors.map((t) => [t.name, t.data]));
-  return update.map((t) => {
-    const b = baseTensors.get(t.name);
-    if (!b || b.length !== t.data.length)
-      throw new WorkerError(
-        'E_TASK_INVALID',
-        `the base checkpoint has no tensor ${t.name} of the right size`,
-      );
-    const data = new Float32Array(t.data.length);
-    for (let i = 0; i < data.length; i++) data[i] = t.data[i]! - b[i]!;
-    return { name: t.name, shape: t.shape, data };
-  });
 }
 
 /**
@@ -224,7 +207,9 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
   };
   const manifests = new Map<string, DatasetManifest>();
   const datasets = new Map<string, Dataset>();
-  const topk = new Map<number, TopKState>();
+  // Top-k error feedback: per proposal, the residual left by the worker's acknowledged upload of each recent round;
+  // one folder per account, since trainers may share a --cache.
+  const residuals = new ResidualBook(join(cacheDir, 'residuals', options.signer.address), logger);
   const seen = new Set<string>();
   const receipts = new Map<string, Receipt>();
   let queue: Promise<void> = Promise.resolve();
@@ -290,11 +275,17 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
       onStep: (s: StepInfo) =>
         emit({ type: 'step', taskId: task.taskId, step: s.step + 1, steps: s.steps, loss: s.loss }),
     });
-    const delta = toDelta(result.update, result.updateKind, base);
-    let state = topk.get(task.proposal);
-    if (!state) topk.set(task.proposal, (state = createTopKState()));
-    const payload = encodeUpdate(delta, { ...parsed.codec, codec: parsed.codec.codec as CodecName, state });
-    const denseBytes = delta.reduce((n, t) => n + t.data.byteLength, 0);
+    // The residual rule (docs/model.md, "Reproducible training"): a round-r task starts from the residual its
+    // acknowledged round r-1 upload left, else from zero, so a verifier can rebuild it from published work alone.
+    const topk = isTopK(parsed.codec.codec);
+    const priorState = topk ? await residuals.before(task.proposal, task.round) : undefined;
+    const { payload, state, denseBytes } = updatePayload({
+      parsed,
+      update: result.update,
+      updateKind: result.updateKind,
+      baseCheckpoint: base,
+      priorState,
+    });
     const ack: Ack = await connection.upload({
       taskId: task.taskId,
       proposal: task.proposal,
@@ -322,6 +313,7 @@ export function runWorker(options: RunWorkerOptions): RunningWorker {
     };
     receipts.set(`${task.proposal}/${task.round}`, receipt);
     await saveReceipt(receipt);
+    if (state) await residuals.keep(task.proposal, task.round, state);
     emit({
       type: 'ack',
       taskId: task.taskId,

@@ -1,6 +1,7 @@
 // WebAssembly SIMD (f32x4) kernels generated at run time: the streaming weighted sum, norms, clipping, Krum distances, and a sorting network per update count for median / trimmed mean.
 import { Body, encodeModule, F32, F64, I32, V128, simd, type FunctionDef } from './wasm.ts';
-import type { StreamAccumulator, UpdateStore } from './types.ts';
+import type { ServerStep, StreamAccumulator, UpdateStore } from './types.ts';
+import { DIST_BLOCK, SUMSQ_BLOCK, blockSumsq, sgdStepJs, sortedMeanJs } from './reference.ts';
 
 /** The slice of the WebAssembly JS API used here (the project's lib settings do not declare it; no global is added). */
 interface WasmMemory {
@@ -18,21 +19,37 @@ const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssem
 const PAGE = 65536;
 /** wasm32 addresses 4 GiB; keep a margin for V8's own limit. */
 export const WASM_MAX_BYTES = 4 * 1024 * 1024 * 1024 - 16 * PAGE;
-/** Floats copied into the kernel's staging area per call: 64 KiB, so the copy stays in L2. */
-const CHUNK = 16384;
+/** Floats copied into the kernel's staging area per call (64 KiB, so the copy stays in L2): the defined Σx² block. */
+const CHUNK = SUMSQ_BLOCK;
+
+/** The server optimisers with state, as server.ts names them. */
+export type OptKind = 'momentum' | 'adam' | 'yogi' | 'adagrad';
+/**
+ * (d, x, s0, s1, end, q, lr, p1..p5): momentum's state is s0 = v with p1 = beta; the adaptive ones' s0 = m, s1 = v,
+ * p1..p5 = beta1, 1 - beta1, beta2, 1 - beta2, tau (all float32).
+ */
+type OptStep = (...args: number[]) => number;
 
 interface CoreExports {
   axpy_sumsq(out: number, a: number, x: number, end: number, w: number): number;
+  /** axpy_sumsq over an empty sum: out[i] = +0 + w·x[i] (a is not read). */
+  zaxpy_sumsq(out: number, a: number, x: number, end: number, w: number): number;
   sumsq(x: number, end: number): number;
   scale(x: number, end: number, s: number): void;
+  sgd_step(d: number, x: number, end: number, q: number, lr: number): number;
+  momentum_step: OptStep;
+  adam_step: OptStep;
+  yogi_step: OptStep;
+  adagrad_step: OptStep;
   dist4(a: number, end: number, b0: number, b1: number, b2: number, b3: number, out: number): void;
 }
 
 /**
  * out[i] = a[i] + w·x[i] over [x, end), returning Σx² (f32 lanes, f64 total). Four vectors an iteration with static
- * offsets (one pointer bump per stream per 64 bytes); the caller passes a multiple of 16 floats.
+ * offsets (one pointer bump per stream per 64 bytes); the caller passes a multiple of 16 floats. With `empty`, a is
+ * not read: out[i] = +0 + w·x[i] (the first update of a round writes over the sum instead of adding to zeros).
  */
-function axpySumsq(): FunctionDef {
+function axpySumsq(empty = false): FunctionDef {
   const b = new Body([I32, I32, I32, I32, F32]);
   const [out, a, x, end, w] = [0, 1, 2, 3, 4];
   const vw = b.local(V128);
@@ -45,14 +62,17 @@ function axpySumsq(): FunctionDef {
     const off = 16 * u;
     const ac = acc[u & 1]!;
     b.get(x).vLoad(off).set(xv);
-    b.get(out).get(a).vLoad(off).get(xv).get(vw).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
+    b.get(out);
+    if (empty) b.vZero();
+    else b.get(a).vLoad(off);
+    b.get(xv).get(vw).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
     b.get(ac).get(xv).get(xv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
   }
   for (const p of [x, a, out]) b.get(p).i32(64).i32Add().set(p);
   b.get(x).get(end).i32LtU().brIf(0).end().end();
   b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
   b.hsumF32x4AsF64(acc[0]!);
-  return { name: 'axpy_sumsq', results: [F64], body: b };
+  return { name: empty ? 'zaxpy_sumsq' : 'axpy_sumsq', results: [F64], body: b };
 }
 
 function sumsq(): FunctionDef {
@@ -80,6 +100,112 @@ function sumsq(): FunctionDef {
   b.get(acc0).get(acc1).v(simd.f32x4_add).set(acc0);
   b.hsumF32x4AsF64(acc0);
   return { name: 'sumsq', results: [F64], body: b };
+}
+
+/**
+ * The mean and the plain server step fused, over [d, end) (a multiple of 16 floats): d[i] <- d[i] / q,
+ * x[i] <- x[i] + lr·d[i], returning Σd² of the new d in the lanes of axpy_sumsq.
+ */
+function sgdStep(): FunctionDef {
+  const b = new Body([I32, I32, I32, F32, F32]);
+  const [d, x, end, q, lr] = [0, 1, 2, 3, 4];
+  const vq = b.local(V128);
+  const vlr = b.local(V128);
+  const acc = [b.local(V128), b.local(V128)];
+  const dv = b.local(V128);
+  b.get(q).v(simd.f32x4_splat).set(vq);
+  b.get(lr).v(simd.f32x4_splat).set(vlr);
+  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
+  b.block().get(d).get(end).i32GeU().brIf(0).loop();
+  for (let u = 0; u < 4; u++) {
+    const off = 16 * u;
+    const ac = acc[u & 1]!;
+    b.get(d).get(d).vLoad(off).get(vq).v(simd.f32x4_div).tee(dv).vStore(off);
+    b.get(ac).get(dv).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+    b.get(x).get(x).vLoad(off).get(vlr).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
+  }
+  for (const p of [d, x]) b.get(p).i32(64).i32Add().set(p);
+  b.get(d).get(end).i32LtU().brIf(0).end().end();
+  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
+  b.hsumF32x4AsF64(acc[0]!);
+  return { name: 'sgd_step', results: [F64], body: b };
+}
+
+/**
+ * The mean and a stateful server step fused, over [d, end) (a multiple of 16 floats), the float32 operations of
+ * server.ts in the same order: d <- d / q, then momentum (v <- beta·v + d; x <- x + lr·v) or Reddi et al.'s
+ * (m <- b1·m + c1·d; v by the variant; x <- x + (lr·m) / (sqrt(v) + tau)); returns Σd² in the lanes of axpy_sumsq.
+ */
+function optStep(kind: OptKind): FunctionDef {
+  const b = new Body([I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32]);
+  const [d, x, s0, s1, end] = [0, 1, 2, 3, 4];
+  const fparams = [5, 6, 7, 8, 9, 10, 11];
+  const [vq, vlr, p1, p2, p3, p4, p5] = fparams.map((p) => {
+    const l = b.local(V128);
+    b.get(p).v(simd.f32x4_splat).set(l);
+    return l;
+  }) as [number, number, number, number, number, number, number];
+  const acc = [b.local(V128), b.local(V128)];
+  const dv = b.local(V128);
+  const mv = b.local(V128);
+  const vv = b.local(V128);
+  const t = b.local(V128);
+  const one = b.local(V128);
+  const minusOne = b.local(V128);
+  const zero = b.local(V128);
+  b.f32(1).v(simd.f32x4_splat).set(one);
+  b.f32(-1).v(simd.f32x4_splat).set(minusOne);
+  b.vZero().set(zero);
+  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
+  b.block().get(d).get(end).i32GeU().brIf(0).loop();
+  for (let u = 0; u < 4; u++) {
+    const off = 16 * u;
+    const ac = acc[u & 1]!;
+    b.get(d).get(d).vLoad(off).get(vq).v(simd.f32x4_div).tee(dv).vStore(off);
+    b.get(ac).get(dv).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+    if (kind === 'momentum') {
+      // v <- beta·v + d; x <- x + lr·v
+      b.get(s0).get(p1).get(s0).vLoad(off).v(simd.f32x4_mul).get(dv).v(simd.f32x4_add).tee(vv).vStore(off);
+      b.get(x).get(x).vLoad(off).get(vlr).get(vv).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
+      continue;
+    }
+    // m <- b1·m + c1·d
+    b.get(s0).get(p1).get(s0).vLoad(off).v(simd.f32x4_mul);
+    b.get(p2).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).tee(mv).vStore(off);
+    // t = d² (the gradient's square)
+    b.get(dv).get(dv).v(simd.f32x4_mul).set(t);
+    b.get(s1).vLoad(off).set(vv);
+    if (kind === 'adam') {
+      // v <- b2·v + c2·d²
+      b.get(p3).get(vv).v(simd.f32x4_mul).get(p4).get(t).v(simd.f32x4_mul).v(simd.f32x4_add).set(vv);
+    } else if (kind === 'yogi') {
+      // v <- v - (c2·d²)·sign(v - d²), sign as Math.sign: 1, -1, or the difference itself (±0, NaN)
+      b.get(vv);
+      b.get(p4).get(t).v(simd.f32x4_mul);
+      b.get(one);
+      b.get(minusOne);
+      b.get(vv).get(t).v(simd.f32x4_sub).tee(t);
+      b.get(t).get(zero).v(simd.f32x4_lt);
+      b.v(simd.v128_bitselect);
+      b.get(t).get(zero).v(simd.f32x4_gt);
+      b.v(simd.v128_bitselect);
+      b.v(simd.f32x4_mul).v(simd.f32x4_sub).set(vv);
+    } else {
+      // v <- v + d²
+      b.get(vv).get(t).v(simd.f32x4_add).set(vv);
+    }
+    b.get(s1).get(vv).vStore(off);
+    // x <- x + (lr·m) / (sqrt(v) + tau)
+    b.get(x).get(x).vLoad(off);
+    b.get(vlr).get(mv).v(simd.f32x4_mul);
+    b.get(vv).v(simd.f32x4_sqrt).get(p5).v(simd.f32x4_add);
+    b.v(simd.f32x4_div).v(simd.f32x4_add).vStore(off);
+  }
+  for (const p of [d, x, s0, s1]) b.get(p).i32(64).i32Add().set(p);
+  b.get(d).get(end).i32LtU().brIf(0).end().end();
+  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
+  b.hsumF32x4AsF64(acc[0]!);
+  return { name: `${kind}_step`, results: [F64], body: b };
 }
 
 function scale(): FunctionDef {
@@ -127,7 +253,17 @@ let simdOk: boolean | undefined;
 export function simdAvailable(): boolean {
   if (simdOk === undefined) {
     try {
-      coreModule ??= new WebAssembly.Module(encodeModule([axpySumsq(), sumsq(), scale(), dist4()]));
+      coreModule ??= new WebAssembly.Module(
+        encodeModule([
+          axpySumsq(),
+          axpySumsq(true),
+          sumsq(),
+          scale(),
+          dist4(),
+          sgdStep(),
+          ...(['momentum', 'adam', 'yogi', 'adagrad'] as const).map(optStep),
+        ]),
+      );
       simdOk = true;
     } catch {
       simdOk = false;
@@ -178,18 +314,131 @@ export class WasmStreamAccumulator implements StreamAccumulator {
   private readonly staging = 0;
   private sumAt: number;
   private spareAt: number;
+  private readonly weightsAt: number;
+  private readonly inputAt: number;
+  private readonly stride: number;
+  /** The input region: in wasm memory when it fits, else a plain array (read through staging). */
+  private inputBuffer: Float32Array | undefined;
+  /** The weights when they did not fit wasm memory (the step then runs in JS, with the same arithmetic). */
+  private jsWeights: Float32Array | undefined;
 
-  constructor(readonly size: number) {
-    const bytes = 4 * (CHUNK + 2 * (size + 4));
+  /** Where the server optimiser's state arrays live in wasm memory (empty: not reserved). */
+  private readonly stateAt: number[];
+  private stateHeld = false;
+
+  /**
+   * Layout: [staging][sum][spare][weights][state…][input], each region 16-float aligned. The weights and state
+   * regions (for the fused server steps) and the input region (an update decoded into wasm memory and read where it
+   * is) are reserved, in that order, only when they fit wasm32 memory; the input region's pages are touched only once
+   * used. `stateArrays`: how many arrays of the model's size the server optimiser keeps (momentum 1, adaptive 2).
+   */
+  constructor(
+    readonly size: number,
+    stateArrays = 0,
+  ) {
+    const stride = 4 * ((size + 15) & ~15);
+    let bytes = 4 * CHUNK + 2 * stride;
     if (bytes > WASM_MAX_BYTES) throw new RangeError(`${size} parameters do not fit wasm32 memory twice`);
+    this.stride = stride;
+    this.sumAt = 4 * CHUNK;
+    this.spareAt = this.sumAt + stride;
+    const reserve = (n: number): number => {
+      if (bytes + n * stride > WASM_MAX_BYTES) return -1;
+      bytes += n * stride;
+      return bytes - n * stride;
+    };
+    this.weightsAt = reserve(1);
+    const state = this.weightsAt < 0 || stateArrays === 0 ? -1 : reserve(stateArrays);
+    this.stateAt = state < 0 ? [] : Array.from({ length: stateArrays }, (_, i) => state + i * stride);
+    this.inputAt = reserve(1);
     this.heap = new Heap(bytes);
     this.k = instantiate(this.heap);
-    this.sumAt = 4 * CHUNK;
-    this.spareAt = this.sumAt + 4 * (size + 4);
   }
+  /** Bytes of the sum, spare, staging and (once used) input; the weights region is counted as the strategy's weights. */
   get bytes(): number {
-    return this.heap.bytes;
+    // The weights and the optimiser state are counted as the strategy's and the optimiser's.
+    const weights = (this.weightsAt < 0 ? 0 : this.stride) + this.stateAt.length * this.stride;
+    const reserved = this.inputAt < 0 ? 0 : this.stride;
+    const input = this.inputBuffer ? 4 * this.size : 0;
+    return this.heap.bytes - weights - reserved + input;
   }
+  input(): Float32Array {
+    if (!this.inputBuffer) {
+      const at = this.inputAt >> 2;
+      this.inputBuffer =
+        this.inputAt < 0 ? new Float32Array(this.size) : this.heap.f32.subarray(at, at + this.size);
+    }
+    return this.inputBuffer;
+  }
+  holdWeights(w: Float32Array): Float32Array {
+    if (this.weightsAt < 0) return (this.jsWeights = w);
+    const at = this.weightsAt >> 2;
+    const v = this.heap.f32.subarray(at, at + this.size);
+    v.set(w);
+    return v;
+  }
+  holdState(state: Float32Array[]): Float32Array[] {
+    if (this.stateAt.length !== state.length || state.length === 0) return state;
+    this.stateHeld = true;
+    return state.map((s, i) => {
+      const at = this.stateAt[i]! >> 2;
+      const v = this.heap.f32.subarray(at, at + this.size);
+      v.set(s);
+      return v;
+    });
+  }
+  serverStep(server: ServerStep, divisor: number): number | null {
+    if (server.kind === 'sgd' || !this.stateHeld || this.jsWeights || this.weightsAt < 0) return null;
+    const kernel = this.k[`${server.kind}_step`];
+    const heap = this.heap.f32;
+    const q = Math.fround(divisor);
+    const [lr = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0] = server.params;
+    const d = this.view();
+    const x = heap.subarray(this.weightsAt >> 2, (this.weightsAt >> 2) + this.size);
+    const [s0 = 0, s1 = 0] = this.stateAt;
+    let dn = 0;
+    // Blocks of the defined Σx² over the flat delta: the 16-float head in the kernel, the tail in server.step.
+    for (let o = 0; o < this.size; o += CHUNK) {
+      const len = Math.min(CHUNK, this.size - o);
+      const vec = len & ~15;
+      if (vec > 0) {
+        const end = this.sumAt + 4 * (o + vec);
+        const at = 4 * o;
+        dn += kernel(this.sumAt + at, this.weightsAt + at, s0 + at, s1 + at, end, q, lr, p1, p2, p3, p4, p5);
+      }
+      if (vec < len) {
+        server.step(x, d, divisor, o + vec, o + len);
+        for (let i = o + vec; i < o + len; i++) dn += d[i]! * d[i]!;
+      }
+    }
+    return dn;
+  }
+  sgdStep(divisor: number, lr: number): number {
+    if (this.jsWeights) return sgdStepJs(this.view(), this.jsWeights, divisor, lr);
+    const heap = this.heap.f32;
+    const q = Math.fround(divisor);
+    const lrf = Math.fround(lr);
+    const d = this.view();
+    const xAt = this.weightsAt >> 2;
+    const dAt = this.sumAt >> 2;
+    let dn = 0;
+    // Blocks of the defined Σx² over the flat delta: the 16-float head in the kernel, the tail here, the same way.
+    for (let o = 0; o < this.size; o += CHUNK) {
+      const len = Math.min(CHUNK, this.size - o);
+      const vec = len & ~15;
+      if (vec > 0) dn += this.k.sgd_step(4 * (dAt + o), 4 * (xAt + o), 4 * (dAt + o + vec), q, lrf);
+      for (let i = o + vec; i < o + len; i++) {
+        const di = Math.fround(d[i]! / q);
+        d[i] = di;
+        dn += di * di;
+        heap[xAt + i] = heap[xAt + i]! + Math.fround(lrf * di);
+      }
+    }
+    return dn;
+  }
+
+  /** No update is in the sum yet (it is +0 everywhere, whatever the buffer holds). */
+  private empty = true;
 
   private pass(
     parts: Float32Array[],
@@ -200,23 +449,35 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     write: boolean,
   ): number {
     const heap = this.heap.f32;
+    const empty = this.empty;
+    const axpy = empty ? this.k.zaxpy_sumsq : this.k.axpy_sumsq;
+    const wf = Math.fround(w);
     let ss = 0;
+    const memory = heap.buffer;
     for (let t = 0; t < parts.length; t++) {
       const x = parts[t]!;
       const base = offsets[t]!;
+      // A tensor already in this memory (decoded into input()) is read where it is; others go through staging.
+      const inPlace =
+        x.buffer === memory &&
+        x.byteOffset >= this.inputAt &&
+        x.byteOffset + x.byteLength <= this.inputAt + this.stride;
       for (let o = 0; o < x.length; o += CHUNK) {
         const len = Math.min(CHUNK, x.length - o);
         const chunk = x.subarray(o, o + len);
         const vec = len & ~15;
-        heap.set(vec === len ? chunk : chunk.subarray(0, vec), this.staging >> 2);
+        let xAt = x.byteOffset + 4 * o;
+        if (!inPlace) {
+          heap.set(vec === len ? chunk : chunk.subarray(0, vec), this.staging >> 2);
+          xAt = this.staging;
+        }
         const out = outAt + 4 * (base + o);
         const a = inAt + 4 * (base + o);
-        ss += write
-          ? this.k.axpy_sumsq(out, a, this.staging, this.staging + 4 * vec, w)
-          : this.k.sumsq(this.staging, this.staging + 4 * vec);
+        ss += write ? axpy(out, a, xAt, xAt + 4 * vec, wf) : vec > 0 ? this.k.sumsq(xAt, xAt + 4 * vec) : 0;
+        // The tail of a block: the same float32 operations in JS, and v·v summed in float64 (reference.ts).
         for (let i = vec; i < len; i++) {
           const v = chunk[i]!;
-          if (write) heap[(out >> 2) + i] = heap[(a >> 2) + i]! + w * v;
+          if (write) heap[(out >> 2) + i] = (empty ? 0 : heap[(a >> 2) + i]!) + Math.fround(wf * v);
           ss += v * v;
         }
       }
@@ -230,18 +491,26 @@ export class WasmStreamAccumulator implements StreamAccumulator {
     const t = this.sumAt;
     this.sumAt = this.spareAt;
     this.spareAt = t;
+    this.empty = false;
   }
   sumSquares(parts: Float32Array[], offsets: number[]): number {
     return this.pass(parts, offsets, 0, 0, 0, false);
   }
   addInPlace(parts: Float32Array[], offsets: number[], w: number): void {
     this.pass(parts, offsets, w, this.sumAt, this.sumAt, true);
+    this.empty = false;
+  }
+  view(): Float32Array {
+    const at = this.sumAt >> 2;
+    const v = this.heap.f32.subarray(at, at + this.size);
+    if (this.empty) v.fill(0);
+    return v;
   }
   read(): Float32Array {
-    return this.heap.f32.slice(this.sumAt >> 2, (this.sumAt >> 2) + this.size);
+    return this.view().slice();
   }
   reset(): void {
-    this.heap.f32.fill(0, this.sumAt >> 2, (this.sumAt >> 2) + this.size);
+    this.empty = true;
   }
   dispose(): void {}
 }
@@ -310,9 +579,10 @@ function robustModule(n: number, stride: number, lo: number, hi: number): WasmMo
     b.get(v[i]!).get(v[j]!).v(simd.f32x4_pmax).set(v[j]!);
     b.get(t).set(v[i]!);
   }
+  // The mean is defined as +0, plus each rank in order, times fround(1/(hi-lo)) (reference.ts: sortedMeanJs).
   b.get(p);
-  b.get(v[lo]!);
-  for (let r = lo + 1; r < hi; r++) b.get(v[r]!).v(simd.f32x4_add);
+  b.vZero();
+  for (let r = lo; r < hi; r++) b.get(v[r]!).v(simd.f32x4_add);
   if (hi - lo > 1) b.get(inv).v(simd.f32x4_mul);
   b.vStore(n * stride);
   b.get(p).i32(16).i32Add().set(p);
@@ -323,12 +593,10 @@ function robustModule(n: number, stride: number, lo: number, hi: number): WasmMo
   return mod;
 }
 
-/** Krum's distance pass works on blocks of this many floats (16 updates x 16 KiB stay in L2). */
-const DIST_BLOCK = 4096;
-
 /**
- * Updates in wasm memory, one slot each (stride rounded up to 4 floats, padding kept zero), so the generated
- * kernels address update i at a constant offset. Layout: [scratch 64 B][slot 0]…[slot n-1][result].
+ * Updates in wasm memory, one slot each (stride rounded up to 16 floats, padding kept zero), so the generated
+ * kernels address update i at a constant offset and the 16-float kernels run over whole slots.
+ * Layout: [scratch 64 B][slot 0]…[slot n-1][result].
  */
 export class WasmUpdateStore implements UpdateStore {
   readonly backend = 'wasm' as const;
@@ -339,7 +607,7 @@ export class WasmUpdateStore implements UpdateStore {
   private n = 0;
 
   constructor(readonly size: number) {
-    this.strideFloats = (size + 3) & ~3;
+    this.strideFloats = (size + 15) & ~15;
     this.heap = new Heap(this.base + 4 * this.strideFloats);
     this.k = instantiate(this.heap);
   }
@@ -362,10 +630,18 @@ export class WasmUpdateStore implements UpdateStore {
     const heap = this.heap.f32;
     for (let t = 0; t < parts.length; t++) heap.set(parts[t]!, (at >> 2) + offsets[t]!);
     heap.fill(0, (at >> 2) + this.size, (at >> 2) + this.strideFloats);
+    // The defined Σx²: per tensor, per block, the 16-float head in the SIMD kernel and the tail in float64.
     let ss = 0;
-    const vec = this.strideFloats & ~15;
-    ss += this.k.sumsq(at, at + 4 * vec);
-    for (let i = vec; i < this.strideFloats; i++) ss += heap[(at >> 2) + i]! ** 2;
+    for (let t = 0; t < parts.length; t++) {
+      const len = parts[t]!.length;
+      const from = (at >> 2) + offsets[t]!;
+      for (let o = 0; o < len; o += CHUNK) {
+        const blk = Math.min(CHUNK, len - o);
+        const vec = blk & ~15;
+        if (vec > 0) ss += this.k.sumsq(4 * (from + o), 4 * (from + o + vec));
+        if (vec < blk) ss = blockSumsq(ss, heap, from + o + vec, blk - vec);
+      }
+    }
     return ss;
   }
   commit(): void {
@@ -411,6 +687,7 @@ export class WasmUpdateStore implements UpdateStore {
     this.heap.ensure(out + stride);
     this.heap.f32.fill(0, out >> 2, (out >> 2) + this.strideFloats);
     const total = weights.reduce((s, w) => s + w, 0);
+    // out = +0, then out += fround(w_k / total)·x_k in the given order (the f32 parameter rounds the weight).
     indices.forEach((i, k) =>
       this.k.axpy_sumsq(out, out, this.slotAt(i), this.slotAt(i) + stride, weights[k]! / total),
     );
@@ -424,17 +701,8 @@ export class WasmUpdateStore implements UpdateStore {
   /** The per-coordinate JS sort, for update counts beyond the generated networks. */
   private sortedMeanJs(lo: number, hi: number): Float32Array {
     const heap = this.heap.f32;
-    const n = this.n;
-    const out = new Float32Array(this.size);
-    const col = new Float32Array(n);
-    for (let j = 0; j < this.size; j++) {
-      for (let i = 0; i < n; i++) col[i] = heap[(this.slotAt(i) >> 2) + j]!;
-      col.sort();
-      let s = 0;
-      for (let r = lo; r < hi; r++) s += col[r]!;
-      out[j] = s / (hi - lo);
-    }
-    return out;
+    const at = Array.from({ length: this.n }, (_, i) => this.slotAt(i) >> 2);
+    return sortedMeanJs(this.size, this.n, (i, j) => heap[at[i]! + j]!, lo, hi, new Float32Array(this.size));
   }
   reset(): void {
     this.n = 0;

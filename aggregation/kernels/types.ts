@@ -1,6 +1,16 @@
 // The two storage shapes the strategies aggregate through: a streaming accumulator (O(params)) and a store of all updates (O(n x params)).
 
-/** A running weighted sum Σ w·x over flat parameter space, double-buffered so a rejected update leaves it untouched. */
+/** A server optimiser as the accumulator's fused step sees it (server.ts). */
+export interface ServerStep {
+  readonly kind: 'sgd' | 'momentum' | 'adam' | 'yogi' | 'adagrad';
+  readonly params: number[];
+  step(x: Float32Array, d: Float32Array, divisor: number, from: number, to: number): void;
+}
+
+/**
+ * A running weighted sum Σ w·x over flat parameter space, double-buffered so a rejected update leaves it untouched.
+ * Both implementations follow the arithmetic defined in reference.ts: same updates in the same order, same bytes.
+ */
 export interface StreamAccumulator {
   readonly backend: 'wasm' | 'js';
   readonly size: number;
@@ -14,8 +24,31 @@ export interface StreamAccumulator {
   sumSquares(parts: Float32Array[], offsets: number[]): number;
   /** sum += w·x in place (only after the update has been validated). */
   addInPlace(parts: Float32Array[], offsets: number[], w: number): void;
+  /** The sum itself (no copy): valid until the next stage, commit, addInPlace or reset; the caller may overwrite it. */
+  view(): Float32Array;
+  /**
+   * A flat buffer of the model's size to decode an update into (wasm: in the kernel's memory when it fits, so
+   * accepting tensors that view it skips the copy through the staging area). Allocated on first use; the same buffer
+   * every call.
+   */
+  input(): Float32Array;
+  /** Keeps the strategy's weights where sgdStep can update them (wasm: copied into its memory); returns the array to use from now on. */
+  holdWeights(w: Float32Array): Float32Array;
+  /**
+   * FedAvg's mean and server step in one pass: sum <- fround(sum / fround(divisor)) in place (the delta), weights <-
+   * weights + fround(fround(lr)·delta); returns Σdelta² (the defined blocked Σx² over the flat delta).
+   */
+  sgdStep(divisor: number, lr: number): number;
+  /** Keeps a server optimiser's state arrays where serverStep can update them (wasm: copied into its memory when they fit); returns the arrays to use. */
+  holdState(state: Float32Array[]): Float32Array[];
+  /**
+   * The mean and a stateful server step in one pass (a SIMD kernel doing server.step's float32 operations), or null
+   * when the weights or the state are not in this accumulator's memory (the caller then runs server.step).
+   */
+  serverStep(server: ServerStep, divisor: number): number | null;
   /** A copy of the sum. */
   read(): Float32Array;
+  /** Empties the sum (lazily: the next update is written over it, not added to it). */
   reset(): void;
   dispose(): void;
 }

@@ -14,6 +14,7 @@ import {
 } from '../protocol.ts';
 import { FedtuneError } from '../errors.ts';
 import { short, table } from '../table.ts';
+import { barTable, disputeTable } from './dao.ts';
 
 type Base = GlobalArgs & ChainArgs & NetworkArgs;
 
@@ -35,6 +36,8 @@ function summary(state: ProtocolState) {
       voting: n.voting.length,
       checkpoints: Object.keys(n.checkpoints).length,
       certified: Object.values(n.checkpoints).filter((c) => c.certified).length,
+      disputes: n.disputes.length,
+      barred: Object.keys(n.barredWorkers).length + Object.keys(n.barredCoordinators).length,
     })),
     audit: state.audit.length,
     ignored: state.ignored.length,
@@ -47,9 +50,17 @@ const state: CommandModule<GlobalArgs, Base> = {
   builder: (y) => withNetwork(withChain(y), false) as unknown as Argv<Base>,
   async handler(args) {
     const network = optionalNetwork(args);
+    const { ayesNeeded } = await import('../../pallet-bindings/index.ts');
     await withClient(args, logger(args), async (client) => {
       const s = await readState(client, { network, from: args.from });
       const sum = summary(s);
+      // Disputes and bars, per network that has any: who is barred, and what is still open.
+      const disputes = Object.values(s.networks)
+        .filter((n) => n.disputes.length > 0)
+        .map(
+          (n) =>
+            `\ndisputes of ${short(n.id)}\n${disputeTable(n, ayesNeeded)}\n\nbarred in ${short(n.id)}\n${barTable(n)}`,
+        );
       print(args, s, () =>
         [
           `finalized block ${s.height} ${s.blockHash ?? ''}`,
@@ -64,6 +75,8 @@ const state: CommandModule<GlobalArgs, Base> = {
               'voting',
               'checkpoints',
               'certified',
+              'disputes',
+              'barred',
             ],
             sum.networks.map((n) => [
               n.id,
@@ -75,8 +88,11 @@ const state: CommandModule<GlobalArgs, Base> = {
               n.voting,
               n.checkpoints,
               n.certified,
+              n.disputes,
+              n.barred,
             ]),
           ),
+          ...disputes,
           `${sum.audit} rejected calls (fedtune chain audit), ${sum.ignored} ignored payloads`,
         ].join('\n'),
       );
@@ -86,13 +102,37 @@ const state: CommandModule<GlobalArgs, Base> = {
 
 const audit: CommandModule<GlobalArgs, Base> = {
   command: 'audit',
-  describe: 'Calls the protocol rejected (block, extrinsic, signer, reason) and payloads it ignored',
+  describe:
+    'Calls the protocol rejected (block, extrinsic, signer, reason), payloads it ignored, "no" attests with their codes, disputes',
   builder: (y) => withNetwork(withChain(y), false) as unknown as Argv<Base>,
   async handler(args) {
     const network = optionalNetwork(args);
+    const { ayesNeeded } = await import('../../pallet-bindings/index.ts');
     await withClient(args, logger(args), async (client) => {
       const s = await readState(client, { network, from: args.from });
-      print(args, { height: s.height, rejected: s.audit, ignored: s.ignored }, () =>
+      // Failed verifications on chain: every "no" attest with its code, oldest first, and the disputes.
+      const refused = Object.values(s.networks).flatMap((n) =>
+        Object.values(n.checkpoints).flatMap((c) =>
+          Object.entries(c.attests)
+            .filter(([, a]) => !a.verdict)
+            .map(([account, a]) => ({
+              network: n.id,
+              checkpoint: c.id,
+              proposal: c.proposal,
+              round: c.round,
+              account,
+              code: a.code,
+              evalLoss: a.evalLoss,
+              block: a.block,
+            })),
+        ),
+      );
+      refused.sort((x, y) => x.block - y.block);
+      const disputes = Object.values(s.networks).flatMap((n) =>
+        n.disputes.map((d) => ({ network: n.id, ...d })),
+      );
+      const json = { height: s.height, rejected: s.audit, ignored: s.ignored, refused, disputes };
+      print(args, json, () =>
         [
           'rejected calls',
           table(
@@ -113,6 +153,23 @@ const audit: CommandModule<GlobalArgs, Base> = {
             ['block', 'ext', 'signer', 'code', 'reason'],
             s.ignored.map((i) => [i.block, i.extrinsic, i.signer ?? '', i.code, i.reason]),
           ),
+          '',
+          'attested no',
+          table(
+            ['block', 'network', 'proposal', 'round', 'checkpoint', 'verdict', 'eval loss'],
+            refused.map((r) => [
+              r.block,
+              short(r.network),
+              r.proposal,
+              r.round,
+              r.checkpoint,
+              `no: ${r.code ?? '(no code)'} (${short(r.account)})`,
+              r.evalLoss,
+            ]),
+          ),
+          ...Object.values(s.networks)
+            .filter((n) => n.disputes.length > 0)
+            .flatMap((n) => ['', `disputes of ${short(n.id)}`, disputeTable(n, ayesNeeded)]),
         ].join('\n'),
       );
     });
@@ -157,6 +214,23 @@ function changes(prev: ProtocolState, next: ProtocolState): string[] {
       if (n.workers[account] === undefined) out.push(`worker ${account} deregistered`);
     for (const d of Object.values(n.datasets))
       if (before?.datasets[d.root] === undefined) out.push(`dataset ${d.root} "${d.name}" registered`);
+    for (const d of n.disputes) {
+      const old = before?.disputes[d.id];
+      if (!old)
+        out.push(
+          `dispute ${d.id} against ${d.accused} (${d.code}, round ${d.round} of proposal ${d.proposal}) by ${short(d.disputer)}`,
+        );
+      else if (Object.keys(old.upholds).length !== Object.keys(d.upholds).length)
+        out.push(`dispute ${d.id}: ${Object.keys(d.upholds).length} upholds`);
+      if (d.status === 'upheld' && old?.status !== 'upheld') out.push(`dispute ${d.id} upheld`);
+    }
+    for (const [role, bars, was] of [
+      ['worker', n.barredWorkers, before?.barredWorkers],
+      ['coordinator', n.barredCoordinators, before?.barredCoordinators],
+    ] as const)
+      for (const [account, bar] of Object.entries(bars))
+        if (was?.[account] === undefined)
+          out.push(`${role} ${account} barred by dispute ${bar.dispute} (${bar.code})`);
   }
   return out;
 }

@@ -20,6 +20,7 @@ import {
 import { datasetForManifest, fetchManifest } from '../../datasets/index.ts';
 import type { BackendChoice } from '../../model/index.ts';
 import type { ChainClient, NetworkState, RoundProposal } from '../../pallet-bindings/index.ts';
+import type { VerifyReport } from '../../verify/index.ts';
 import { BACKEND_CHOICES } from '../choices.ts';
 import { FedtuneError } from '../errors.ts';
 import { loadSigner, withSigner, type SignerArgs } from '../keys.ts';
@@ -29,6 +30,7 @@ import {
   logger,
   networkOf,
   parseHex32,
+  parseFailureCode,
   parseNetworkId,
   print,
   readState,
@@ -147,7 +149,18 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
       print(args, rows, () =>
         table(
           // The id whole and last, where its 66 characters do not push the other columns apart.
-          ['proposal', 'round', 'kind', 'eval loss', 'attests', 'certified', 'block', 'parent', 'id'],
+          [
+            'proposal',
+            'round',
+            'kind',
+            'eval loss',
+            'attests',
+            'certified',
+            'block',
+            'parent',
+            'id',
+            'refused',
+          ],
           rows.map((r) => [
             r.proposal,
             r.round,
@@ -158,12 +171,19 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
             r.block,
             r.parent ? (args.wide ? r.parent : short(r.parent)) : '-',
             r.id,
+            refusals(r.refusals),
           ]),
         ),
       );
     });
   },
 };
+
+/** The "no" attests of a checkpoint, one phrase each: `no: E_AGGREGATE_MISMATCH (5FHneW46…94ty)`. */
+export function refusals(list: { account: string; code: string | null }[]): string {
+  if (list.length === 0) return '-';
+  return list.map((r) => `no: ${r.code ?? '(no code)'} (${short(r.account)})`).join(', ');
+}
 
 // ---- download ---------------------------------------------------------------------------------------
 
@@ -334,6 +354,9 @@ const verify: CommandModule<GlobalArgs, VerifyArgs> = {
   },
 };
 
+/** The code a "no" carries when none is given: the one check `attest` itself makes is the held-out loss. */
+const DEFAULT_NO_CODE = 'E_EVAL_MISMATCH';
+
 // ---- attest -----------------------------------------------------------------------------------------
 
 interface AttestArgs extends Base, SignerArgs {
@@ -343,7 +366,11 @@ interface AttestArgs extends Base, SignerArgs {
   maxExamples: number;
   verdict: 'auto' | 'yes' | 'no';
   maxLoss?: number;
+  code?: string;
   backend: BackendChoice;
+  recompute: number;
+  verify: boolean;
+  source: string[];
 }
 
 const attest: CommandModule<GlobalArgs, AttestArgs> = {
@@ -367,23 +394,51 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
           'auto: yes when the measured loss is finite, within --max-loss, and within 5% (+0.05) of the loss the coordinator committed',
       })
       .option('max-loss', { type: 'number', describe: 'auto: the highest acceptable eval loss' })
+      .option('code', {
+        type: 'string',
+        describe:
+          'Why a "no": the failed check\'s code (A-Z, 0-9, _; at most 32), like E_AGGREGATE_MISMATCH; default E_EVAL_MISMATCH, the loss check attest makes itself',
+      })
       .option('backend', {
         choices: BACKEND_CHOICES,
         default: 'auto' as BackendChoice,
       })
+      .option('verify', {
+        type: 'boolean',
+        default: true,
+        describe:
+          "Verify the checkpoint's round first (`round verify`: its aggregate from the published updates); a failed check attests no with its code. --no-verify attests on the measured loss alone",
+      })
+      .option('recompute', {
+        type: 'number',
+        default: 1,
+        describe: 'Contributions the verification re-executes',
+      })
+      .option('source', {
+        type: 'string',
+        array: true,
+        default: [] as string[],
+        describe: "More base URLs serving the round's /rounds, /blobs and /checkpoints",
+      })
       .check((argv) => {
+        const r = argv.recompute as number;
+        if (!(Number.isSafeInteger(r) && r >= 0))
+          throw usage(`--recompute must be a whole number >= 0, got ${r}`);
         const n = argv.maxExamples as number;
         if (!(Number.isInteger(n) && n >= 1))
           throw usage(`--max-examples must be a whole number >= 1, got ${n}`);
         const max = argv.maxLoss as number | undefined;
         if (max !== undefined && !Number.isFinite(max))
           throw usage(`--max-loss must be a number, got ${max}`);
+        if (argv.code !== undefined && argv.verdict === 'yes')
+          throw usage('--code says why a verdict is no; --verdict yes takes none');
         return true;
       }) as unknown as Argv<AttestArgs>,
   async handler(args) {
     const { disposeModel, initBackend, modelFromSafetensors } = await import('../../model/index.ts');
     const { evaluateHeldOut } = await import('../../coordinator/index.ts');
     const id = parseHex32('the checkpoint id', args.id);
+    const code = await parseFailureCode(args.code ?? DEFAULT_NO_CODE);
     const log = logger(args);
     const signer = await loadSigner(args);
     await initBackend({ backend: args.backend, logger: log });
@@ -398,6 +453,26 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
       const p = net.proposals[c.proposal] as RoundProposal;
       const reported = p.finalized[c.round]!.metrics.evalLoss;
       const out = resolve(args.out ?? join(homedir(), '.cache', 'fedtune', 'checkpoints', id.slice(2)));
+      // The round first: a checkpoint that is not the aggregate of its published updates is attested no, with why.
+      let verification: VerifyReport | null = null;
+      if (args.verify) {
+        const { verifyRound } = await import('../../verify/index.ts');
+        const { reexecuteContribution } = await import('../../worker/index.ts');
+        verification = await verifyRound({
+          net,
+          network: parseNetworkId(args.network),
+          proposal: c.proposal,
+          round: c.round,
+          blockHash: async (n) => (await client.api.rpc.chain.getBlockHash(n)).toHex(),
+          sources: args.source,
+          recompute: args.recompute,
+          reexecute: reexecuteContribution,
+          data: args.data,
+          cacheDir: join(out, 'verify'),
+          logger: log,
+          onStep: (s) => log.info({ step: s.step, ok: s.ok, ms: Math.round(s.ms) }, s.detail),
+        });
+      }
       const { bytes } = await fetchInto(client, net, id, out, [], log);
       const dataset = net.datasets[p.round.dataset];
       if (!dataset)
@@ -415,16 +490,22 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         disposeModel(model);
       }
       const ok =
+        (verification === null || verification.ok) &&
         Number.isFinite(measured) &&
         (args.maxLoss === undefined || measured <= args.maxLoss) &&
         measured <= reported * 1.05 + 0.05;
       const verdict = args.verdict === 'auto' ? ok : args.verdict === 'yes';
+      // A failed verification names its own code; otherwise a "no" is --code's (the loss check's by default).
+      const noCode = verification && !verification.ok ? verification.code! : code;
       const { inclusion, state } = await submitChecked(
         client,
         {
           signer,
           network: parseNetworkId(args.network),
-          calls: [{ type: 'attest', checkpoint: id, evalLoss: measured, verdict }],
+          // A "no" carries its failure code (attestWithCode on chain); a "yes" none.
+          calls: [
+            { type: 'attest', checkpoint: id, evalLoss: measured, verdict, code: verdict ? null : noCode },
+          ],
         },
         args.from,
       );
@@ -434,6 +515,8 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
         evalLoss: measured,
         reportedEvalLoss: reported,
         verdict,
+        code: verdict ? null : noCode,
+        ...(verification ? { verification } : {}),
         certified: after.certified,
         ...inclusion,
       };
@@ -442,7 +525,15 @@ const attest: CommandModule<GlobalArgs, AttestArgs> = {
           ['checkpoint', id],
           ['measured loss', measured.toFixed(4)],
           ['reported loss', reported.toFixed(4)],
-          ['verdict', verdict ? 'yes' : 'no'],
+          [
+            'verification',
+            verification === null
+              ? 'skipped (--no-verify)'
+              : verification.ok
+                ? `verified in ${verification.seconds.toFixed(1)} s (${verification.recomputed.length} re-executed)`
+                : `FAILED [${verification.code}]: ${verification.message}`,
+          ],
+          ['verdict', verdict ? 'yes' : `no: ${noCode}`],
           ['block', inclusion.blockNumber],
           ['certified', after.certified ? `yes (block ${after.certifiedAt})` : 'not yet'],
         ]),

@@ -19,6 +19,7 @@ interface CoordinatorArgs extends GlobalArgs, ChainArgs, SignerArgs, NetworkArgs
   overselect: number;
   maxRetries: number;
   evalExamples: number;
+  keepUpdates: string;
   backend: BackendChoice;
   exitWhenIdle: boolean;
 }
@@ -30,6 +31,15 @@ export function parseListen(value: string): { host: string; port: number } {
   if (!m || !(port >= 0 && port <= 65535))
     throw usage(`--listen takes HOST:PORT (e.g. ${DEFAULT_LISTEN}), got ${value}`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** `all` or a whole number of rounds ≥ 1. */
+export function parseKeepUpdates(value: string): number | 'all' {
+  if (value === 'all') return 'all';
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || !(Number.isSafeInteger(n) && n >= 1))
+    throw usage(`--keep-updates takes a number of rounds (1 or more) or all, got ${value}`);
+  return n;
 }
 
 function describeEvent(e: CoordinatorEvent): string {
@@ -105,6 +115,12 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
         default: 256,
         describe: 'Held-out examples scored after each round (evenly spaced over the eval split)',
       })
+      .option('keep-updates', {
+        type: 'string',
+        default: 'all',
+        describe:
+          "How many of a proposal's latest rounds keep their accepted update payloads published at /blobs (ROUNDS or all): `round verify` needs them",
+      })
       .option('backend', {
         choices: BACKEND_CHOICES,
         default: 'auto' as BackendChoice,
@@ -124,6 +140,7 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
           throw usage('--max-retries must be a whole number');
         if (!(Number.isInteger(evalExamples) && evalExamples >= 1))
           throw usage('--eval-examples must be a positive whole number');
+        parseKeepUpdates(String(argv.keepUpdates));
         for (const d of argv.data)
           if (!/^[^=]+=.+$/.test(d)) throw usage(`--data takes ROOT_OR_NAME=PATH, got ${d}`);
         return true;
@@ -162,6 +179,7 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
       overselect: args.overselect,
       maxRetries: args.maxRetries,
       evalExamples: args.evalExamples,
+      keepUpdates: parseKeepUpdates(args.keepUpdates),
       logger: log,
       onEvent: (e) => {
         if (args.json) process.stdout.write(`${JSON.stringify(e)}\n`);

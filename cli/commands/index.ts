@@ -39,7 +39,8 @@ export const commands: CommandEntry[] = [
   },
   {
     command: 'dao',
-    describe: 'Governance: propose rounds and membership changes, vote, list and show proposals',
+    describe:
+      'Governance: propose rounds and membership changes, vote, list and show proposals, dispute and uphold',
     load: async () => (await import('./dao.ts')).daoCommand,
   },
   {
@@ -65,6 +66,11 @@ export const commands: CommandEntry[] = [
     command: 'checkpoint',
     describe: 'Checkpoints on chain: list, download and verify every byte, attest (members)',
     load: async () => (await import('./checkpoint.ts')).checkpointCommand,
+  },
+  {
+    command: 'round',
+    describe: 'Finalized rounds: verify one from its published updates',
+    load: async () => (await import('./round.ts')).roundCommand,
   },
   {
     command: 'generate',

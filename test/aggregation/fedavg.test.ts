@@ -178,6 +178,7 @@ for (const backend of BACKENDS) {
         fedProxMu: 0,
         minUpdates: 2,
         fit: DEFAULT_FIT,
+        noiseSeed: null,
       });
     });
 

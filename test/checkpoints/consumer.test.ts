@@ -57,6 +57,7 @@ interface Row {
   parent: string | null;
   evalLoss: number;
   attestations: { positive: number; total: number };
+  refusals: { account: string; code: string | null; block: number }[];
   certified: boolean;
 }
 
@@ -235,6 +236,8 @@ describe('fedtune checkpoint list | attest | download | verify, fedtune generate
           'checkpoint',
           'attest',
           id,
+          // This round was made by hand, not by a coordinator: nothing is published to verify it against.
+          '--no-verify',
           '--seed',
           seed,
           '--out',
@@ -244,7 +247,13 @@ describe('fedtune checkpoint list | attest | download | verify, fedtune generate
           '--json',
           ...extra,
         ]),
-      ) as { evalLoss: number; reportedEvalLoss: number; verdict: boolean; certified: boolean };
+      ) as {
+        evalLoss: number;
+        reportedEvalLoss: number;
+        verdict: boolean;
+        code: string | null;
+        certified: boolean;
+      };
 
     const first = await attest('//Alice');
     // The member scored the same held-out examples as the committed loss: the same number.
@@ -253,11 +262,13 @@ describe('fedtune checkpoint list | attest | download | verify, fedtune generate
     expect(first).to.include({ verdict: true, certified: false });
 
     const no = await attest('//Charlie', ['--max-loss', '0.01']);
-    expect(no).to.include({ verdict: false, certified: false });
-    expect((await list())[0]).to.deep.include({
-      certified: false,
-      attestations: { positive: 1, total: 2 },
-    });
+    // The loss check failed: the "no" carries its code on chain, and the list shows it.
+    expect(no).to.include({ verdict: false, code: 'E_EVAL_MISMATCH', certified: false });
+    const row = (await list())[0]!;
+    expect(row).to.deep.include({ certified: false, attestations: { positive: 1, total: 2 } });
+    expect(row.refusals.map((r) => [r.account, r.code])).to.deep.equal([
+      [charlie!.address, 'E_EVAL_MISMATCH'],
+    ]);
 
     const again = await fedtune(['checkpoint', 'attest', id, '--seed', '//Alice'], env);
     expect(again.status).to.equal(1);

@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { createStrategy, encodeUpdate } from '../../aggregation/index.ts';
 import { acceptUpdate, MAX_TRAIN_LOSS } from '../../coordinator/accept.ts';
 import {
+  assignable,
   assignSlots,
   eligibleOrder,
   initialSlots,
@@ -49,6 +50,21 @@ describe('coordinator life cycle: task assignment', () => {
     expect(slotCap(4, 0.25, 3)).to.equal(3);
     expect(initialSlots(1, 3, 5)).to.equal(3);
     expect(initialSlots(9, 2, 5)).to.equal(5);
+  });
+
+  it('offers tasks to registered workers only, and never to one an upheld dispute barred', () => {
+    const worker = (account: string) => ({
+      account,
+      capabilities: { backend: 'wasm', device: 'cpu', memoryBytes: 1 },
+      endpoint: null,
+      block: 1,
+    });
+    const net = {
+      workers: { w1: worker('w1'), w2: worker('w2'), w3: worker('w3') },
+      barredWorkers: { w2: { dispute: 0, code: 'E_WORK_MISMATCH', block: 9 } },
+    } as unknown as Parameters<typeof assignable>[0];
+    expect(assignable(net, ['w3', 'w2', 'stranger', 'w1'])).to.deep.equal(['w3', 'w1']);
+    expect(assignable(undefined, ['w1'])).to.deep.equal([]);
   });
 
   it('gives free slots to new candidates only, and a released slot to the next idle one', () => {

@@ -67,6 +67,11 @@ describe('fedtune demo (smallest size)', function () {
     expect(summary.samples.finetune.checkpointId).to.equal(summary.rounds[2]!.checkpointId);
     expect(summary.samples.pretrain.text).to.be.a('string').and.not.equal('');
     expect(summary.generated).to.equal(summary.samples.finetune.text);
+    // The last round of each proposal was repeated from its published updates, one contribution re-executed.
+    expect(summary.verified.map((v) => [v.proposal, v.round, v.ok, v.code])).to.deep.equal([
+      [summary.rounds[1]!.proposal, 1, true, undefined],
+      [summary.rounds[2]!.proposal, 0, true, undefined],
+    ]);
 
     // The chain folder, restarted: the same blocks, and every checkpoint in a finalized finalizeRound.
     const devnet = await startDevnet({

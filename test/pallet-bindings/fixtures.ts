@@ -101,6 +101,11 @@ const float = fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => (x 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const small = fc.integer({ min: 0, max: 6 });
 const u53 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+/** Mostly valid failure codes, sometimes not (lower case, too long, empty): the reducer refuses those. */
+const failureCode = fc.oneof(
+  fc.constantFrom('E_AGGREGATE_MISMATCH', 'E_WORK_MISMATCH', 'E_EVAL_MISMATCH'),
+  fc.constantFrom('', 'e_lower', `E_${'X'.repeat(31)}`),
+);
 
 export const arbCall: fc.Arbitrary<FedtuneCall> = fc.oneof(
   fc.record({
@@ -189,4 +194,20 @@ export const arbCall: fc.Arbitrary<FedtuneCall> = fc.oneof(
     verdict: fc.boolean(),
   }),
   fc.record({ type: fc.constant('failRound' as const), proposal: small, reason: text }),
+  fc.record({
+    type: fc.constant('attest' as const),
+    checkpoint: smallHex,
+    evalLoss: float,
+    verdict: fc.constant(false),
+    code: failureCode,
+  }),
+  fc.record({
+    type: fc.constant('dispute' as const),
+    proposal: small,
+    round: fc.integer({ min: 0, max: 3 }),
+    accused: account,
+    code: failureCode,
+    evidence: smallHex,
+  }),
+  fc.record({ type: fc.constant('upholdDispute' as const), dispute: fc.integer({ min: 0, max: 3 }) }),
 );
