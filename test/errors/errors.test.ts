@@ -14,6 +14,7 @@ import { MerkleError } from '../../merkle/index.ts';
 import { ModelError } from '../../model/index.ts';
 import { PalletError, PayloadError, ProtocolRejection } from '../../pallet-bindings/index.ts';
 import { WireError } from '../../proto/index.ts';
+import { PublicationError, VerifyError, VerifyFailure } from '../../verify/index.ts';
 import { WorkerError } from '../../worker/index.ts';
 
 type Make = (code: string, message: string) => CodedError;
@@ -35,6 +36,8 @@ const classes: [string, Make, number][] = [
   ['ProtocolRejection', (c, m) => new ProtocolRejection(c, m), 1],
   ['WireError', (c, m) => new WireError(c, m), 1],
   ['WorkerError', (c, m) => new WorkerError(c, m), 1],
+  ['VerifyError', (c, m) => new VerifyError(c, m), 1],
+  ['PublicationError', (c, m) => new PublicationError(c, m), 1],
 ];
 
 describe('errors: one shape for every folder', () => {
@@ -64,6 +67,14 @@ describe('errors: one shape for every folder', () => {
     expect(new PayloadError('E_X', 'x')).to.be.instanceOf(PalletError);
     expect(new DatasetError('E_X', 'x')).to.not.be.instanceOf(PalletError);
     expect(new MerkleError('E_X', 'x')).to.not.be.instanceOf(DatasetError);
+  });
+
+  it('VerifyFailure names the account at fault, also in its details', () => {
+    const failure = new VerifyFailure('E_AGGREGATE_MISMATCH', 'the aggregate differs', '5Grw');
+    expect(failure).to.be.instanceOf(CodedError);
+    expect(failure.culprit).to.equal('5Grw');
+    expect(failure.details).to.deep.equal({ culprit: '5Grw' });
+    expect(failure.reason).to.equal('the aggregate differs');
   });
 
   it('carries an exit status, a cause and details when given', () => {
