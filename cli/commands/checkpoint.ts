@@ -158,8 +158,8 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
             'certified',
             'block',
             'parent',
-            'id',
             'refused',
+            'id',
           ],
           rows.map((r) => [
             r.proposal,
@@ -170,8 +170,8 @@ const list: CommandModule<GlobalArgs, ListArgs> = {
             r.certified ? 'yes' : 'no',
             r.block,
             r.parent ? (args.wide ? r.parent : short(r.parent)) : '-',
-            r.id,
             refusals(r.refusals),
+            r.id,
           ]),
         ),
       );

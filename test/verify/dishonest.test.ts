@@ -1,7 +1,9 @@
 // A coordinator that cheats in its aggregate or its reported loss is caught by `round verify` with the right code.
 import { join } from 'node:path';
 import { expect } from 'chai';
+import type { Hex32, RoundProposal } from '../../pallet-bindings/index.ts';
 import { verifyRound } from '../../verify/index.ts';
+import { inProcess } from '../run-cli.ts';
 import { logger, readState, setUp, type Fixture } from '../rounds/helpers.ts';
 import { dishonestRound, type Cheat } from './dishonest-coordinator.ts';
 
@@ -39,11 +41,33 @@ describe('round verify: a coordinator that cheats', function () {
     expect(report.ok).to.equal(true);
   });
 
-  it('names an aggregate that leaves an accepted update out: E_AGGREGATE_MISMATCH', async () => {
+  it('names an aggregate that leaves an accepted update out: E_AGGREGATE_MISMATCH; attest says no with it', async () => {
     const report = await verify('omit');
     expect(report.ok).to.equal(false);
     expect(report.code).to.equal('E_AGGREGATE_MISMATCH');
     expect(report.culprit).to.equal(f.coordinator.address);
+    const checkpoint = (await readState(f)).networks[f.network]!.proposals[report.proposal];
+    const id = (checkpoint as RoundProposal).finalized[0]!.checkpoint.id;
+    const run = await inProcess(
+      [
+        'checkpoint',
+        'attest',
+        id,
+        '--seed',
+        '//Alice',
+        '--out',
+        join(f.dir, 'attest'),
+        '--max-examples',
+        '32',
+        '--json',
+      ],
+      { FEDTUNE_CHAIN: f.devnet.url, FEDTUNE_NETWORK: f.network },
+    );
+    expect(run.status, run.stderr).to.equal(0);
+    const attested = JSON.parse(run.stdout) as { verdict: boolean; code: string | null };
+    expect(attested).to.include({ verdict: false, code: 'E_AGGREGATE_MISMATCH' });
+    const after = (await readState(f)).networks[f.network]!.checkpoints[id as Hex32]!;
+    expect(after.certified).to.equal(false);
   });
 
   it('names an aggregate that scales one update: E_AGGREGATE_MISMATCH', async () => {

@@ -7,7 +7,17 @@ import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../..
 import { modelConfig, paramSpecs } from '../../model/index.ts';
 import type { Task } from '../../proto/index.ts';
 import { verifyRound, type VerifyReport } from '../../verify/index.ts';
-import { connectWorker, reexecuteContribution, runWorker, type RunningWorker } from '../../worker/index.ts';
+import {
+  connectWorker,
+  fetchBaseCheckpoint,
+  reexecuteContribution,
+  reexecuteTask,
+  runWorker,
+  verifiedShardRecords,
+  type RunningWorker,
+} from '../../worker/index.ts';
+import { datasetForManifest, type DatasetManifest } from '../../datasets/index.ts';
+import { readFileSync } from 'node:fs';
 import {
   approveProposal,
   logger,
@@ -189,6 +199,49 @@ describe('round verify: repeating a round from its published updates', function 
       expect(report.culprit).to.equal(dave.address);
       const named = report.recomputed.find((w) => w.account === dave.address)!;
       expect(named.distance).to.be.greaterThan(named.threshold);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('names a worker that trained on another shard than its task named', async () => {
+    const dave = f.workers[2]!;
+    const tasks: Task[] = [];
+    const conn = connectWorker({
+      url: coordinator.url,
+      signer: { address: dave.address, sign: (m: Uint8Array) => dave.sign(m) },
+      logger,
+      onTask: (t) => tasks.push(t),
+      reconnect: { minMs: 100, maxMs: 500 },
+    });
+    try {
+      await conn.ready;
+      const id = await approveProposal(f, { rounds: 1, minWorkers: 3, maxWorkers: 3 });
+      const task = await until(() => tasks.find((t) => t.proposal === id));
+      // Dave trains for real, with his task's seed and hyper-parameters, but on shards his task did not name.
+      const manifest = JSON.parse(readFileSync(join(f.dir, 'moby.json'), 'utf8')) as DatasetManifest;
+      const other = [0, 1, 2, 3, 4, 5].filter((s) => !task.shards.includes(s)).slice(0, task.shards.length);
+      const base = await fetchBaseCheckpoint({ task, cacheDir: join(f.dir, 'dave'), logger });
+      const run = await reexecuteTask({
+        task: { ...task, shards: other },
+        baseCheckpoint: base,
+        records: verifiedShardRecords(datasetForManifest(manifest), manifest, task.datasetRoot, other),
+      });
+      await conn.upload({
+        taskId: task.taskId,
+        proposal: task.proposal,
+        round: task.round,
+        base: task.base.id,
+        codec: run.codec,
+        payload: run.payload,
+        samples: run.samples,
+        shards: task.shards,
+        trainLoss: run.trainLoss,
+      });
+      await waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.proposal === id);
+      const report = await verify(id, 0, 3);
+      expect(report.code).to.equal('E_WORK_MISMATCH');
+      expect(report.culprit).to.equal(dave.address);
     } finally {
       await conn.close();
     }
