@@ -1,5 +1,6 @@
-// Lint rules for the whole package: typescript-eslint's recommended set, strict about `any` at boundaries, and two
-// local rules for the layout: folders meet only through their index.ts, and the CLI loads heavy folders lazily.
+// Lint rules for the whole package: typescript-eslint's recommended set, strict about `any` at boundaries, and three
+// local rules for the layout: folders meet only through their index.ts, lower folders import only the folders below
+// them, and the CLI loads heavy folders lazily.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { dirname, join, normalize, relative, sep } from 'node:path';
@@ -52,6 +53,45 @@ const boundaries = {
   },
 };
 
+/**
+ * Who may import whom, for the lower folders (docs/architecture.md); the folders above them (worker, coordinator,
+ * demo, explorer, cli, bin, bench, test) may import any folder through its index.ts. errors/ is at the bottom: every
+ * folder may import it, and it imports nothing of ours.
+ */
+const MAY_IMPORT = {
+  errors: [],
+  devchain: ['errors'],
+  merkle: ['errors'],
+  proto: ['errors'],
+  aggregation: ['errors'],
+  model: ['errors'],
+  'pallet-bindings': ['errors', 'merkle'],
+  datasets: ['errors', 'merkle', 'pallet-bindings'],
+  checkpoints: ['errors', 'pallet-bindings'],
+};
+
+const layers = {
+  meta: {
+    type: 'problem',
+    docs: { description: 'A lower folder imports only the folders below it (MAY_IMPORT); no folder cycle' },
+    schema: [],
+  },
+  create(context) {
+    const from = topFolder(relative(ROOT, context.filename));
+    const allowed = MAY_IMPORT[from];
+    if (allowed === undefined) return {};
+    const file = relative(ROOT, context.filename);
+    return eachRelativeImport((node, spec) => {
+      const to = topFolder(normalize(join(dirname(file), spec)));
+      if (to === null || to === from || allowed.includes(to)) return;
+      context.report({
+        node: node.source,
+        message: `${from}/ may import only ${allowed.length ? allowed.map((f) => `${f}/`).join(', ') : 'nothing of ours'}, not ${to}/ (docs/architecture.md)`,
+      });
+    });
+  },
+};
+
 /** Folders whose import costs seconds (TensorFlow.js, @polkadot/api, chopsticks, ws, protobufjs). */
 const HEAVY = [
   'pallet-bindings',
@@ -98,12 +138,13 @@ export default tseslint.config(
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly' },
     },
-    plugins: { fedtune: { rules: { boundaries, 'lazy-cli': lazyCli } } },
+    plugins: { fedtune: { rules: { boundaries, layers, 'lazy-cli': lazyCli } } },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
       'fedtune/boundaries': 'error',
+      'fedtune/layers': 'error',
       'fedtune/lazy-cli': 'error',
     },
   },

@@ -1,4 +1,5 @@
 // The one error type aggregation/ throws: a stable string code plus a message saying what was wrong and what was expected.
+import { CodedError } from '../errors/index.ts';
 
 export type AggregationErrorCode =
   | 'E_STRATEGY_SPEC'
@@ -20,12 +21,10 @@ export type AggregationErrorCode =
   | 'E_ACCOUNTANT'
   | 'E_STATE';
 
-export class AggregationError extends Error {
-  readonly code: AggregationErrorCode;
+export class AggregationError extends CodedError {
+  declare readonly code: AggregationErrorCode;
   constructor(code: AggregationErrorCode, message: string) {
-    super(message);
-    this.name = 'AggregationError';
-    this.code = code;
+    super(code, message);
   }
 }
 

@@ -1,10 +1,4 @@
 // The error type of the checkpoint store, server and downloader: a stable code and a message naming what failed.
-export class CheckpointError extends Error {
-  readonly code: string;
+import { CodedError } from '../errors/index.ts';
 
-  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'CheckpointError';
-    this.code = code;
-  }
-}
+export class CheckpointError extends CodedError {}

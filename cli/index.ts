@@ -3,16 +3,17 @@ import yargs, { type CommandModule } from 'yargs';
 import { commands, lazyCommand } from './commands/index.ts';
 import { LOG_LEVELS, processIo, type GlobalArgs, type Io } from './options.ts';
 import type { LevelWithSilent } from 'pino';
+import { isCoded } from '../errors/index.ts';
 
 export { processIo, type Io } from './options.ts';
+export { FedtuneError } from './errors.ts';
 
 /** A yargs validation failure (unknown option, bad choice, missing command): exit status 2. */
 class UsageError extends Error {}
 
-/** Any error with a stable string `code` (each folder defines its own error type) is a user-facing error. */
+/** Any error with a stable string `code` (every folder's error type is an errors/ CodedError) is a user-facing error. */
 function codeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E_[A-Z0-9_]+$/.test(code) ? code : undefined;
+  return isCoded(error) ? error.code : undefined;
 }
 
 /**

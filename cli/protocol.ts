@@ -1,5 +1,7 @@
 // What the chain-facing commands share: the network option, one connection per command, state sync, checked submission.
 // pallet-bindings (and with it @polkadot/api) loads inside the functions that talk to the chain, so `--help` stays light.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import type {
   ChainClient,
@@ -115,14 +117,28 @@ export async function withClient<R>(
   }
 }
 
-/** The protocol state folded from `from` to `to` (default the finalized head), for one network or all. */
+/**
+ * Where chain commands cache the reducer's state between runs: $FEDTUNE_CHAIN_CACHE (`off`: no cache) or
+ * ~/.cache/fedtune/chain.
+ */
+export function chainCacheDir(env: NodeJS.ProcessEnv = process.env): string | null {
+  const v = env.FEDTUNE_CHAIN_CACHE;
+  if (v === 'off') return null;
+  return v !== undefined && v !== '' ? v : join(homedir(), '.cache', 'fedtune', 'chain');
+}
+
+/**
+ * The protocol state folded from `from` to `to` (default the finalized head), for one network or all: resumed from the
+ * state the last command cached for this chain, so only blocks finalized since are read.
+ */
 export async function readState(
   client: ChainClient,
   options: { network?: Hex32 | null; from?: number; to?: number } = {},
 ): Promise<ProtocolState> {
-  const { initialState, syncState } = await import('../pallet-bindings/index.ts');
-  return syncState(client, {
-    state: initialState({ only: options.network ?? null }),
+  const { syncCached } = await import('../pallet-bindings/index.ts');
+  return syncCached(client, {
+    dir: chainCacheDir(),
+    only: options.network ?? null,
     from: options.from,
     to: options.to,
   });

@@ -3,15 +3,9 @@ import { open, mkdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
+import { CodedError } from '../errors/index.ts';
 
-export class JournalError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'JournalError';
-    this.code = code;
-  }
-}
+export class JournalError extends CodedError {}
 
 /** Record framing: u32le length of the msgpack bytes | u32le CRC-32 of them | the bytes. */
 const HEADER = 8;

@@ -14,6 +14,7 @@ import {
   syncState,
   type ChainClient,
   type Hex32,
+  type ProtocolState,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
 import { explorerHint } from './explore.ts';
@@ -76,6 +77,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let network: Hex32 = '0x';
   let devnet: Devnet | null = null;
   let client: ChainClient | null = null;
+  let known: ProtocolState | undefined;
   try {
     // 1. The dev chain, kept in the output folder; sharding needs no chain, so it starts at once.
     step(`starting the dev chain in ${join(out, 'chain')}`);
@@ -332,8 +334,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     await devnet?.close();
   }
 
+  /** The state at the finalized head, folded on from the last one read (polls would otherwise replay the chain). */
   async function readState() {
-    return syncState(client!, { state: initialState({ only: network === '0x' ? null : network }) });
+    const only = network === '0x' ? null : network;
+    known = await syncState(client!, { state: known?.only === only ? known : initialState({ only }) });
+    return known;
   }
 
   /** Proposes a round, then each voter votes aye once its own earlier transaction (`after`) is in. */

@@ -3,15 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BIN, runFedtune } from '../bin/index.ts';
+import { CodedError } from '../errors/index.ts';
 
-export class DemoError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'DemoError';
-    this.code = code;
-  }
-}
+export class DemoError extends CodedError {}
 
 /** Runs one CLI command to completion; a non-zero exit is a DemoError carrying its stderr. */
 export async function fedtune(args: string[], env: NodeJS.ProcessEnv): Promise<string> {

@@ -1,12 +1,4 @@
-// The error type of the dev chain: a stable code and a message that says what to do.
-export class DevnetError extends Error {
-  readonly code: string;
-  readonly exitCode: number;
+// The error type of the dev chain: a stable code and a message that says what to do (errors/, its one import of ours).
+import { CodedError } from '../errors/index.ts';
 
-  constructor(code: string, message: string, options: { cause?: unknown; exitCode?: number } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'DevnetError';
-    this.code = code;
-    this.exitCode = options.exitCode ?? 1;
-  }
-}
+export class DevnetError extends CodedError {}

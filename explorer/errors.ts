@@ -1,16 +1,7 @@
-// The explorer's error type: a stable code and a message that says what to do next.
-export class ExplorerError extends Error {
-  readonly code: string;
-  /** Process exit status when it ends a command: 2 for bad arguments, 1 otherwise. */
-  readonly exitCode: number;
+// The explorer's error type: a stable code and a message that says what to do next (the shape of errors/).
+import { CodedError } from '../errors/index.ts';
 
-  constructor(code: string, message: string, options: { exitCode?: number; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'ExplorerError';
-    this.code = code;
-    this.exitCode = options.exitCode ?? 1;
-  }
-}
+export class ExplorerError extends CodedError {}
 
 /** Why a fetch failed, in the words that help: the socket's code (ECONNREFUSED, …), else the cause's message. */
 export function reasonOf(error: unknown): string {

@@ -1,18 +1,11 @@
 // merkle/: the commitment scheme behind every on-chain root (dataset roots, updatesRoot, shard roots): a binary SHA-256 Merkle tree with domain-separated leaves (0x00) and nodes (0x01); an odd last node is promoted unchanged.
 import { createHash } from 'node:crypto';
+import { CodedError } from '../errors/index.ts';
 /** A 32-byte hash written as 0x + 64 lowercase hex characters, the form committed on chain. */
 export type Hex32 = `0x${string}`;
 
 /** A malformed tree, proof index or hash, with a stable code. */
-export class MerkleError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'MerkleError';
-  }
-}
+export class MerkleError extends CodedError {}
 
 export const LEAF_PREFIX = 0x00;
 export const NODE_PREFIX = 0x01;

@@ -10,15 +10,10 @@ import {
   type ProtocolState,
 } from './state.ts';
 import type { Hex32 } from './types.ts';
+import { CodedError } from '../errors/index.ts';
 
-export class RuleBroken extends Error {
-  constructor(
-    readonly code: string,
-    readonly reason: string,
-  ) {
-    super(reason);
-  }
-}
+/** The code and reason land in the audit entry (`reason` is the message, as for every CodedError). */
+export class RuleBroken extends CodedError {}
 
 export function fail(code: string, reason: string): never {
   throw new RuleBroken(code, reason);

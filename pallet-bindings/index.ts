@@ -53,6 +53,7 @@ export {
   type SubmitCheckedParameters,
 } from './actions.ts';
 export { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.ts';
+export { reducerFingerprint, stateCacheFile, syncCached, type CachedSyncParameters } from './state-cache.ts';
 export { signerFromKeyfile, signerFromSeed, type KeyringPair } from './keys.ts';
 export { markOutcomes, type UtilityEvent } from './outcomes.ts';
 export {

@@ -2,6 +2,10 @@
 // executable runs into dist/ as plain JavaScript, one file per source file (esbuild, which tsx already brings;
 // no type check here, `npm run typecheck` does that), copies their other files (proto/fedtune.proto, …) beside it,
 // and writes dist/build.json, which bin/fedtune.js reads to tell a build older than the sources.
+// @polkadot/api and the @polkadot packages beside it are the one exception: they are bundled into dist/vendor/ (one
+// module per package, shared code in common chunks), because Node resolving, reading and compiling their ~900 files
+// one by one cost a chain command about 0.5 s of its start (#19). devchain/ keeps the installed packages, as
+// chopsticks, which it runs, imports them itself.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -21,6 +25,7 @@ export const FOLDERS = [
   'checkpoints',
   'proto',
   'merkle',
+  'errors',
   'verify',
   'demo',
   'explorer',
@@ -29,17 +34,64 @@ export const FOLDERS = [
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 
-/** Every import stays an import (nothing is bundled); a relative `./x.ts` becomes `./x.js`. */
+/** The packages bundled into dist/vendor/<name>.js; only their package roots are imported as values by our code. */
+export const VENDORED = [
+  '@polkadot/api',
+  '@polkadot/keyring',
+  '@polkadot/types',
+  '@polkadot/util',
+  '@polkadot/util-crypto',
+];
+const vendorFile = (pkg) => join(dist, 'vendor', `${pkg.slice('@polkadot/'.length)}.js`);
+
+/**
+ * Every import stays an import (nothing is bundled); a relative `./x.ts` becomes `./x.js`, and a vendored package,
+ * outside devchain/, the relative path of its bundle.
+ */
 const keepImports = {
   name: 'keep-imports',
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind === 'entry-point') return undefined;
+      if (VENDORED.includes(args.path) && !relative(root, args.importer).startsWith('devchain')) {
+        const from = dirname(join(dist, relative(root, args.importer)));
+        return {
+          path: `./${relative(from, vendorFile(args.path))}`.replace(/^\.\/\.\./, '..'),
+          external: true,
+        };
+      }
       const path = args.path.startsWith('.') ? args.path.replace(/\.ts$/, '.js') : args.path;
       return { path, external: true };
     });
   },
 };
+
+/** dist/vendor/: each vendored package as one ES module, with the code they share split into chunks. */
+async function buildVendor() {
+  const entries = join(dist, '.vendor-entries');
+  mkdirSync(entries, { recursive: true });
+  const entryPoints = VENDORED.map((pkg) => {
+    const file = join(entries, `${pkg.slice('@polkadot/'.length)}.js`);
+    writeFileSync(file, `export * from '${pkg}';\n`);
+    return file;
+  });
+  await build({
+    entryPoints,
+    outdir: join(dist, 'vendor'),
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    nodePaths: [join(root, 'node_modules')],
+    // Bundled CommonJS (ws, bn.js) calls require for Node's own modules and optional add-ons.
+    banner: {
+      js: "import { createRequire as __vendorRequire } from 'node:module'; const require = __vendorRequire(import.meta.url);",
+    },
+  });
+  rmSync(entries, { recursive: true, force: true });
+}
 
 const started = Date.now();
 rmSync(dist, { recursive: true, force: true });
@@ -68,6 +120,7 @@ await build({
   target: 'node20',
   logLevel: 'warning',
 });
+await buildVendor();
 writeFileSync(join(dist, 'build.json'), `${JSON.stringify({ folders: FOLDERS, builtAt: Date.now() })}\n`);
 process.stdout.write(
   `build: ${entryPoints.length} files from ${FOLDERS.length} folders into dist/ in ${Date.now() - started} ms\n`,

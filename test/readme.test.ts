@@ -17,7 +17,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { connect, initialState, syncState, type ChainClient, type Hex32 } from '../pallet-bindings/index.ts';
+import {
+  connect,
+  initialState,
+  syncState,
+  type ChainClient,
+  type Hex32,
+  type ProtocolState,
+} from '../pallet-bindings/index.ts';
 import { BIN } from './run-cli.ts';
 
 const README = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
@@ -194,12 +201,16 @@ describe('README walkthrough, end to end', function () {
   }
 
   let client: ChainClient | null = null;
-  /** The protocol state, read in this process (waiting is not part of the walkthrough; a newcomer re-runs dao show). */
+  let known: ProtocolState | undefined;
+  /**
+   * The protocol state, read in this process (waiting is not part of the walkthrough; a newcomer re-runs dao show),
+   * folded on from the last read rather than replayed from block 0 on every poll.
+   */
   async function chainState() {
     client ??= await connect({ url: shell.env.FEDTUNE_CHAIN!, logger: pino({ level: 'silent' }) });
-    return (await syncState(client, { state: initialState({ only: network as Hex32 }) })).networks[
-      network as Hex32
-    ]!;
+    const only = network as Hex32;
+    known = await syncState(client, { state: known?.only === only ? known : initialState({ only }) });
+    return known.networks[only]!;
   }
 
   async function untilStatus(proposal: number, status: string, what: string, ms = 300_000) {

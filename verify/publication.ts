@@ -2,6 +2,7 @@
 // their workers signed, and the strategy state the round started from. Served as JSON at /rounds/<proposal>/<round>;
 // every field is checked against the chain and the signatures before a verifier uses it, so the server is not trusted.
 import { HASH_PATTERN } from '../checkpoints/index.ts';
+import { CodedError } from '../errors/index.ts';
 
 export const PUBLICATION_VERSION = 1;
 /** Bounds on what a publication may hold before anything is allocated for it. */
@@ -37,15 +38,7 @@ export interface RoundPublication {
   updates: PublishedUpdateRecord[];
 }
 
-export class PublicationError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'PublicationError';
-  }
-}
+export class PublicationError extends CodedError {}
 
 const HEX = /^0x(?:[0-9a-f]{2})*$/;
 

@@ -32,6 +32,7 @@ import {
   type NetworkState,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
+import { CodedError } from '../errors/index.ts';
 import { updateMessage } from '../proto/index.ts';
 import {
   deriveAggregate,
@@ -67,27 +68,19 @@ export type VerifyCode =
   | 'E_WORK_MISMATCH';
 
 /** A failed check: its code, and the account at fault (a worker, or the round's coordinator). */
-export class VerifyFailure extends Error {
+export class VerifyFailure extends CodedError {
+  declare readonly code: VerifyCode;
   constructor(
-    readonly code: VerifyCode,
+    code: VerifyCode,
     message: string,
     readonly culprit: string | null,
   ) {
-    super(message);
-    this.name = 'VerifyFailure';
+    super(code, message, { details: { culprit } });
   }
 }
 
 /** Why a round cannot be verified at all (not a finding about the round): unknown round, unreachable dataset. */
-export class VerifyError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'VerifyError';
-  }
-}
+export class VerifyError extends CodedError {}
 
 export interface VerifyStep {
   step: string;
@@ -218,9 +211,7 @@ export async function verifyRound(params: VerifyRoundParams): Promise<VerifyRepo
     const payloads = await step('updates', () => fetchPayloads(ctx.sources, publication, f));
     const base = await step('base', () => loadBase(params, p, publication, ctx));
     models.push(base.model);
-    await step('aggregate', () =>
-      checkAggregate(params, p, f, publication, payloads, base, ctx),
-    );
+    await step('aggregate', () => checkAggregate(params, p, f, publication, payloads, base, ctx));
     report.evalLoss = await step('evaluate', () => checkEval(f, base.model, ctx));
     if ((params.recompute ?? 0) > 0)
       await step('re-execute', () => recompute(params, p, f, publication, payloads, base, ctx, recomputed));

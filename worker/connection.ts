@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { CodedError } from '../errors/index.ts';
 import type { Logger } from 'pino';
 import { u8aEq } from '@polkadot/util';
 import { decodeAddress } from '@polkadot/util-crypto';
@@ -22,14 +23,7 @@ import {
   type Welcome,
 } from '../proto/index.ts';
 
-export class WorkerError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'WorkerError';
-    this.code = code;
-  }
-}
+export class WorkerError extends CodedError {}
 
 /** The chain key: a polkadot.js KeyringPair fits. */
 export interface Signer {

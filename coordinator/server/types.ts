@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
+import { CodedError } from '../../errors/index.ts';
 import type { Challenge, FrameInput, TaskFailed, UpdateBegin } from '../../proto/index.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -122,13 +123,13 @@ export interface Connection {
 }
 
 /** A coded failure raised while handling one frame; `fatal` ones close the connection after the Error frame. */
-export class FrameFault extends Error {
+export class FrameFault extends CodedError {
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
     readonly fatal = false,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

@@ -1,5 +1,8 @@
 // The protocol on a real Substrate runtime (fedtune devnet): governance, audit, atomic rewards, batch outcomes, snapshots.
 import { expect } from 'chai';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { u8aToHex } from '@polkadot/util';
 import { mnemonicGenerate } from '@polkadot/util-crypto';
@@ -13,9 +16,12 @@ import {
   fetchBlock,
   follow,
   initialState,
+  reducerFingerprint,
   resumeFromSnapshot,
   signerFromSeed,
+  stateCacheFile,
   submit,
+  syncCached,
   syncState,
   type ChainClient,
   type FedtuneCall,
@@ -258,6 +264,42 @@ describe('pallet-bindings against the devnet', function () {
     expect(await syncState(client, { state: resumed! })).to.deep.equal(full);
     const forged = encodeSnapshot({ ...at, blockHash: hex32(0x55) });
     expect(await resumeFromSnapshot(client, forged)).to.equal(null);
+  });
+
+  it('caches the state per chain and view: a later read folds only new blocks, and a stale or broken cache is replayed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedtune-state-cache-'));
+    try {
+      const first = await syncCached(client, { dir, only: net });
+      expect(first).to.deep.equal(await state());
+      const file = stateCacheFile(dir, client.genesisHash, net);
+      expect(file).to.include(reducerFingerprint());
+      // A marker in the cached state survives the next read only if that read resumed from the cache.
+      const marked = {
+        ...first,
+        ignored: [{ block: 0, extrinsic: 0, call: 0, signer: null, code: 'MARK', reason: 'cached' }],
+      };
+      writeFileSync(file, encodeSnapshot(marked));
+      await newBlocks(1);
+      const resumed = await syncCached(client, { dir, only: net });
+      expect(resumed.height).to.be.greaterThan(first.height);
+      expect(resumed.ignored.map((i) => i.code)).to.deep.equal(['MARK']);
+      expect({ ...resumed, ignored: [] }).to.deep.equal({ ...(await state()), ignored: [] });
+      // Not used: past the block asked for, of another view, of another chain (block hash), or unreadable.
+      const before = await syncCached(client, { dir, only: net, to: first.height });
+      expect(before).to.deep.equal(
+        await syncState(client, { state: initialState({ only: net }), to: first.height }),
+      );
+      expect((await syncCached(client, { dir, only: null })).ignored.map((i) => i.code)).to.not.include(
+        'MARK',
+      );
+      writeFileSync(file, encodeSnapshot({ ...marked, blockHash: hex32(0x55) }));
+      expect((await syncCached(client, { dir, only: net })).ignored).to.deep.equal([]);
+      writeFileSync(file, 'not msgpack');
+      expect(await syncCached(client, { dir, only: net })).to.deep.equal(await state());
+      expect(readdirSync(dirname(file)).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('follows finalized heads into the reducer', async () => {

@@ -154,8 +154,24 @@ export async function approveProposal(
   return id;
 }
 
+const lastRead = new WeakMap<ChainClient, ProtocolState>();
+
+/** The state at the finalized head, folded on from this client's last read (a replay when the chain was replaced). */
 export async function readState(f: Fixture): Promise<ProtocolState> {
-  return syncState(f.client, { state: initialState({ only: f.network }) });
+  const known = lastRead.get(f.client);
+  const fresh = () => syncState(f.client, { state: initialState({ only: f.network }) });
+  let state: ProtocolState;
+  if (known?.only !== f.network) state = await fresh();
+  else {
+    try {
+      state = await syncState(f.client, { state: known });
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'E_STATE_NOT_CANONICAL') throw error;
+      state = await fresh();
+    }
+  }
+  lastRead.set(f.client, state);
+  return state;
 }
 
 export async function proposal(f: Fixture, id: number): Promise<RoundProposal> {
