@@ -33,7 +33,7 @@ const GOAL_RSS_MB = 2000;
 /** The dev chain builds a block this long after a transaction reaches an empty pool. */
 const BLOCK_MS = 200;
 
-type Line = { at: number; type: string } & Record<string, unknown>;
+type Line = { at: number; cpuMs?: number; type: string } & Record<string, unknown>;
 
 /** A child process running a bench/scale script under tsx, its JSON lines collected as they come. */
 function child(script: string, args: string[]) {
@@ -273,6 +273,16 @@ const bench: Bench = async (ctx) => {
         `${who}; ref: the goal for 1,000 workers. Last acknowledgement +${((lastAck - started) / 1000).toFixed(2)} s, ` +
         `roundClosed (aggregated, evaluated, stored) +${((closed.at - started) / 1000).toFixed(2)} s, ` +
         `final on chain +${seconds.toFixed(2)} s`,
+    });
+    const last = accepted.find((l) => l.at === lastAck)!;
+    const cpuMs = (Number(last.cpuMs) - Number(event('roundStarted')!.cpuMs)) / accepted.length;
+    ctx.report({
+      name: 'coordinator CPU per update',
+      value: cpuMs,
+      unit: 'ms',
+      note:
+        `CPU time of the coordinator process (crypto threads included) from the first task to the last acknowledgement, ` +
+        `per update: what the load average does not change; ${(1000 / cpuMs).toFixed(0)} updates/s per core it gets`,
     });
     ctx.report({
       name: 'updates accepted',

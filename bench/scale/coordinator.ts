@@ -9,7 +9,11 @@ import { connect, signerFromSeed, type Hex32 } from '../../pallet-bindings/index
 const [chainUrl, network, dataDir] = process.argv.slice(2) as [string, Hex32, string];
 // Warnings and errors go to stderr, which the bench shows when something goes wrong.
 const logger = pino({ level: 'warn' }, pino.destination(2));
-const line = (value: object) => process.stdout.write(`${JSON.stringify({ at: Date.now(), ...value })}\n`);
+/** Each line carries the process's CPU time so far (ms, user + system, its threads included). */
+const line = (value: object) => {
+  const { user, system } = process.cpuUsage();
+  process.stdout.write(`${JSON.stringify({ at: Date.now(), cpuMs: (user + system) / 1000, ...value })}\n`);
+};
 
 await initBackend({ backend: 'auto' });
 const chain = await connect({ url: chainUrl, logger });
