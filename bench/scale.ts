@@ -36,10 +36,10 @@ const BLOCK_MS = 200;
 type Line = { at: number; cpuMs?: number; type: string } & Record<string, unknown>;
 
 /** A child process running a bench/scale script under tsx, its JSON lines collected as they come. */
-function child(script: string, args: string[]) {
+function child(script: string, args: string[], flags: string[] = []) {
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL(`./scale/${script}`, import.meta.url)), ...args],
+    [...flags, '--import', 'tsx', fileURLToPath(new URL(`./scale/${script}`, import.meta.url)), ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const lines: Line[] = [];
@@ -194,7 +194,13 @@ const bench: Bench = async (ctx) => {
         `then one registerWorker extrinsic per worker (signed by it), ${GROUP} in flight, dev chain in batch mode (a block ${BLOCK_MS} ms after the first transaction)`,
     });
 
-    const coordinator = child('coordinator.ts', [devnet.url, network, join(dir, 'coordinator')]);
+    // FEDTUNE_BENCH_SCALE_PROFILE=DIR: the coordinator writes a CPU profile there (node --cpu-prof).
+    const profile = process.env.FEDTUNE_BENCH_SCALE_PROFILE;
+    const coordinator = child(
+      'coordinator.ts',
+      [devnet.url, network, join(dir, 'coordinator')],
+      profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [],
+    );
     children.push(coordinator.proc);
     await coordinator.until('the coordinator to listen', () =>
       coordinator.lines.some((l) => l.type === 'listening'),
