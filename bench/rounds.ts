@@ -49,8 +49,11 @@ async function until(what: string, done: () => boolean): Promise<void> {
   }
 }
 
-/** The baseline: raw WebSocket throughput over loopback in this process (1 MiB binary messages, no protocol). */
-async function rawWebSocketMBs(totalBytes: number): Promise<number> {
+/**
+ * The baseline: raw WebSocket throughput over loopback in this process (1 MiB binary messages, no protocol). With
+ * `zeroMask` the client masks with the key 0, as fedtune's worker does, so neither side XORs the bytes.
+ */
+async function rawWebSocketMBs(totalBytes: number, zeroMask: boolean): Promise<number> {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 8 << 20 });
   await new Promise((resolve) => wss.once('listening', resolve));
   const { port } = wss.address() as { port: number };
@@ -63,7 +66,10 @@ async function rawWebSocketMBs(totalBytes: number): Promise<number> {
       if (got >= totalBytes) done();
     }),
   );
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, {
+    perMessageDeflate: false,
+    ...(zeroMask ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
+  });
   await new Promise((resolve) => client.once('open', resolve));
   const chunk = Buffer.alloc(1 << 20, 3);
   const t0 = performance.now();
@@ -87,14 +93,26 @@ const bench: Bench = async (ctx) => {
     unit: 'MB/s',
     note: 'reference: Float32Array.set of 64 MB',
   });
-  const wsMBs = await rawWebSocketMBs(64 * 1024 * 1024);
+  const maskedMBs = await rawWebSocketMBs(64 * 1024 * 1024, false);
   ctx.report(
     withRatio(
       {
         name: 'raw WebSocket, loopback',
+        value: maskedMBs,
+        unit: 'MB/s',
+        note: 'ws, 1 MiB messages, one process, random masking keys (the ws default)',
+      },
+      memcpyMBs,
+    ),
+  );
+  const wsMBs = await rawWebSocketMBs(64 * 1024 * 1024, true);
+  ctx.report(
+    withRatio(
+      {
+        name: 'raw WebSocket, loopback, zero mask',
         value: wsMBs,
         unit: 'MB/s',
-        note: 'baseline: ws, 1 MiB messages, one process',
+        note: "baseline: the same with the worker's zero masking key (no XOR at either end)",
       },
       memcpyMBs,
     ),
@@ -306,7 +324,7 @@ const bench: Bench = async (ctx) => {
             name: `${codec}: payload accepted`,
             value: bytes / 1e6 / seconds,
             unit: 'MB/s',
-            note: `${note}; ref: raw WebSocket (the workers mask, hash and sign on the coordinator's thread)`,
+            note: `${note}; ref: raw WebSocket with the worker's zero mask (the workers hash and sign on the coordinator's thread); ${(bytes / 1e6 / seconds / maskedMBs || 0).toFixed(2)} of the randomly masked one`,
           },
           wsMBs,
         ),

@@ -25,7 +25,8 @@ if (!name || !existsSync(join(here, `${name}.ts`))) {
 const figures: Figure[] = [];
 const bench = (await import(pathToFileURL(join(here, `${name}.ts`)).href)).default as Bench;
 process.stderr.write(
-  `bench ${name}${quick ? ' (quick)' : ''} on ${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, node ${process.version}\n`,
+  `bench ${name}${quick ? ' (quick)' : ''} on ${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, node ${process.version}, ` +
+    `load average ${os.loadavg()[0]!.toFixed(2)} (a shared machine's figures move with it)\n`,
 );
 await bench({
   quick,

@@ -11,6 +11,21 @@ export const MAX_TRAIN_LOSS = 100;
 
 export type Rejection = { ok: false; code: string; message: string };
 
+/**
+ * One decode buffer per strategy, reused by every update: each is folded in (copied into the strategy's own sum or
+ * store) before foldUpdate returns, so a fresh params-sized array per update would only feed the garbage collector.
+ */
+const scratch = new WeakMap<Strategy, Float32Array>();
+
+function scratchFor(strategy: Strategy, size: number): Float32Array {
+  let buffer = scratch.get(strategy);
+  if (buffer === undefined || buffer.length !== size) {
+    buffer = new Float32Array(size);
+    scratch.set(strategy, buffer);
+  }
+  return buffer;
+}
+
 /** Decodes an update and folds it into the strategy; the reason when it does not fit. */
 export function foldUpdate(
   strategy: Strategy,
@@ -19,7 +34,11 @@ export function foldUpdate(
   let tensors: NamedTensor[];
   try {
     // Names and shapes are the strategy's to check (E_UPDATE_SHAPE); the decoder only bounds the size.
-    tensors = decodeUpdate(params.payload, { codec: params.codec as never, maxValues: params.maxValues });
+    tensors = decodeUpdate(params.payload, {
+      codec: params.codec as never,
+      maxValues: params.maxValues,
+      out: scratchFor(strategy, params.maxValues),
+    });
   } catch (error) {
     const e = error as { code?: string; message: string };
     return { ok: false, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message };

@@ -50,6 +50,8 @@ export interface CoordinatorOptions {
   /** First block to read the protocol state from. */
   from?: number;
   limits?: Partial<ServerLimits>;
+  /** Threads that check signatures and hash payloads (default: one fewer than the CPUs, 1–4; 0: on the event loop). */
+  cryptoThreads?: number;
   /** Extra tasks handed out beyond maxWorkers, as a fraction, to absorb dropouts (default 0.25). */
   overselect?: number;
   /** Retries (each a new deadline) of a round short of minWorkers before the proposal is failed (default 2). */
@@ -159,6 +161,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     coordinator: me,
     network,
     limits: options.limits,
+    cryptoThreads: options.cryptoThreads,
     metrics,
     logger,
     http: httpRoutes(store, proposals.manifests),

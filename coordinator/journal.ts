@@ -1,4 +1,6 @@
-// The coordinator's write-ahead journal: msgpack records, each length-prefixed and CRC-checked, fsync'd before append() resolves.
+// The coordinator's write-ahead journal: msgpack records, each length-prefixed and CRC-checked, fsync'd before append()
+// resolves. Appends that arrive while a write is under way share the next write and fsync (group commit), and an
+// update's payload is written from the received bytes, never copied into its encoding.
 import { open, mkdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -69,19 +71,61 @@ export async function openJournal<T>(path: string): Promise<Journal<T>> {
 
 const compactPath = (path: string) => `${path}.compact`;
 
-function frameOf(record: unknown): Buffer {
-  const body = packr.pack(record);
-  if (body.length > MAX_RECORD_BYTES) {
+/** A `payload` at least this large is written from the caller's bytes, not copied into the msgpack encoding. */
+export const SPLICE_PAYLOAD_BYTES = 4096;
+
+/** msgpack's bin header for n bytes (bin8, bin16 or bin32), as msgpackr writes it. */
+function binHeader(n: number): Buffer {
+  if (n < 0x100) return Buffer.from([0xc4, n]);
+  const h = Buffer.allocUnsafe(n < 0x10000 ? 3 : 5);
+  if (n < 0x10000) {
+    h[0] = 0xc5;
+    h.writeUInt16BE(n, 1);
+  } else {
+    h[0] = 0xc6;
+    h.writeUInt32BE(n, 1);
+  }
+  return h;
+}
+
+/**
+ * The msgpack encoding of `record` as buffers to write one after another. A large `payload` field (an update's bytes)
+ * is not copied: the rest of the record is packed, its map header counts one entry more, and the key, a bin header
+ * and the caller's bytes follow — the same bytes packr.pack(record) gives when `payload` is the last key, so the
+ * reader is unchanged.
+ */
+function encodeParts(record: unknown): Buffer[] {
+  const payload = (record as { payload?: unknown } | null)?.payload;
+  if (!(payload instanceof Uint8Array) || payload.length < SPLICE_PAYLOAD_BYTES) return [packr.pack(record)];
+  const { payload: _payload, ...rest } = record as { payload: Uint8Array };
+  const head = packr.pack(rest);
+  // An object is a fixmap (0x80 | n) or a map16 (0xde, u16 BE); anything else is packed whole.
+  if (head[0]! >= 0x80 && head[0]! < 0x8f) head[0] = head[0]! + 1;
+  else if (head[0] === 0xde && head.readUInt16BE(1) < 0xffff) head.writeUInt16BE(head.readUInt16BE(1) + 1, 1);
+  else return [packr.pack(record)];
+  const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  return [head, packr.pack('payload'), binHeader(bytes.length), bytes];
+}
+
+/** A record's framing and encoding, as buffers for one writev: header (length, CRC-32), then the msgpack parts. */
+function frameOf(record: unknown): Buffer[] {
+  const parts = encodeParts(record);
+  let length = 0;
+  let crc = 0;
+  for (const part of parts) {
+    length += part.length;
+    crc = crc32(part, crc);
+  }
+  if (length > MAX_RECORD_BYTES) {
     throw new JournalError(
       'E_JOURNAL_RECORD_TOO_LARGE',
-      `record of ${body.length} bytes exceeds ${MAX_RECORD_BYTES}`,
+      `record of ${length} bytes exceeds ${MAX_RECORD_BYTES}`,
     );
   }
-  const frame = Buffer.allocUnsafe(HEADER + body.length);
-  frame.writeUInt32LE(body.length, 0);
-  frame.writeUInt32LE(crc32(body), 4);
-  body.copy(frame, HEADER);
-  return frame;
+  const header = Buffer.allocUnsafe(HEADER);
+  header.writeUInt32LE(length, 0);
+  header.writeUInt32LE(crc, 4);
+  return [header, ...parts];
 }
 
 /** Bytes read per chunk on open: the file is never read whole (it may exceed what one Buffer can hold). */
@@ -113,8 +157,30 @@ function chunkedReader(handle: FileHandle, size: number) {
   };
 }
 
+/** The most buffers one writev takes (IOV_MAX is 1024 on Linux). */
+const MAX_IOVECS = 1024;
+
+/** Writes every buffer in order: in slices of at most MAX_IOVECS, and again from where a short write stopped. */
+async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+  let rest = buffers;
+  while (rest.length > 0) {
+    const slice = rest.slice(0, MAX_IOVECS);
+    const want = slice.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await handle.writev(slice);
+    if (bytesWritten === want) {
+      rest = rest.slice(slice.length);
+      continue;
+    }
+    // A short write: drop what went out, keep the rest of the buffer it stopped in.
+    let skip = bytesWritten;
+    let i = 0;
+    while (skip >= rest[i]!.length) skip -= rest[i++]!.length;
+    rest = [rest[i]!.subarray(skip), ...rest.slice(i + 1)];
+  }
+}
+
 class FileJournal<T> implements Journal<T> {
-  private queue: { frame: Buffer; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private queue: { frame: Buffer[]; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | null = null;
   private closed = false;
   /** Set by a failed write: the file may now end in a partial record, so nothing more may be appended after it. */
@@ -136,7 +202,7 @@ class FileJournal<T> implements Journal<T> {
     if (this.closed)
       return Promise.reject(new JournalError('E_JOURNAL_CLOSED', `journal ${this.path} is closed`));
     if (this.failure) return Promise.reject(this.failure);
-    let frame: Buffer;
+    let frame: Buffer[];
     try {
       frame = frameOf(record);
     } catch (error) {
@@ -155,7 +221,10 @@ class FileJournal<T> implements Journal<T> {
       const batch = this.queue;
       this.queue = [];
       const write = (async () => {
-        await this.handle.writev(batch.map((b) => b.frame));
+        await writeAll(
+          this.handle,
+          batch.flatMap((b) => b.frame),
+        );
         await this.handle.datasync();
       })();
       this.writing = write.catch(() => undefined);
@@ -183,7 +252,7 @@ class FileJournal<T> implements Journal<T> {
   async compact(keep: readonly T[]): Promise<void> {
     if (this.closed) throw new JournalError('E_JOURNAL_CLOSED', `journal ${this.path} is closed`);
     if (this.failure) throw this.failure;
-    const frames = keep.map(frameOf);
+    const frames = keep.flatMap(frameOf);
     // One compaction at a time. From here on (synchronously) appends wait for the swap and land after `keep`; the
     // batch being written now, made of appends from before this call, finishes first and is replaced by `keep`.
     while (this.compacting) await this.compacting;
@@ -195,7 +264,7 @@ class FileJournal<T> implements Journal<T> {
     try {
       const out = await open(temporary, 'w');
       try {
-        await out.writev(frames);
+        await writeAll(out, frames);
         await out.sync();
       } finally {
         await out.close();

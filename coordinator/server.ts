@@ -16,6 +16,7 @@ import {
 } from '../proto/index.ts';
 import { Metrics } from './metrics.ts';
 import { authenticate, hello } from './server/auth.ts';
+import { startCryptoPool } from './server/crypto-pool.ts';
 import { MessageLengthWatcher, SocketGuard, busyResponse } from './server/guard.ts';
 import {
   FrameFault,
@@ -65,6 +66,7 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
   const guard = new SocketGuard(limits);
   const sockets = new WeakMap<Connection, Socket>();
   const authTimers = new WeakMap<Connection, NodeJS.Timeout>();
+  const crypto = startCryptoPool({ threads: options.cryptoThreads, logger });
 
   const http = createServer(
     { maxHeaderSize: limits.maxHttpHeaderBytes, requestTimeout: limits.authTimeoutMs },
@@ -163,6 +165,7 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
     limits,
     metrics,
     logger,
+    crypto,
     byAccount,
     uploads,
     send,
@@ -323,6 +326,10 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
       http.off('error', reject);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    clearInterval(heartbeat);
+    await crypto.close();
+    throw error;
   });
   const address = http.address() as AddressInfo;
   const hostPart = host.includes(':') ? `[${host}]` : host;
@@ -351,6 +358,7 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
         http.closeAllConnections();
       });
       for (const ws of wss.clients) ws.terminate();
+      await crypto.close();
     },
   };
 }

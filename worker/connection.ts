@@ -23,6 +23,13 @@ import {
   type Welcome,
 } from '../proto/index.ts';
 
+/**
+ * Frames stay masked, as RFC 6455 asks of a client, with the key 0: masking guards caching proxies against scripts
+ * that a browser runs, which a worker is not, and a zero key lets both sides skip XORing every byte (ws does, at
+ * both ends) — for a dense update that was most of the coordinator's per-byte work.
+ */
+const zeroMask = (mask: Buffer) => void mask.fill(0);
+
 export class WorkerError extends CodedError {}
 
 /** The chain key: a polkadot.js KeyringPair fits. */
@@ -209,7 +216,7 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
   const connectLoop = async () => {
     let delay = minMs;
     while (!closing && !finalError) {
-      const socket = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
+      const socket = new WebSocket(url, { maxPayload: 64 * 1024 * 1024, generateMask: zeroMask });
       ws = socket;
       const opened = await new Promise<boolean>((resolve) => {
         socket.once('open', () => resolve(true));

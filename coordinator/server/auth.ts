@@ -1,7 +1,7 @@
 // The Hello and Authenticate frames: every field is bounded before it is parsed, the challenge names network and
 // coordinator, and the worker's signature covers them and the endpoint it dialled (docs/wire.md).
 import { randomBytes } from 'node:crypto';
-import { decodeAddress, signatureVerify } from '@polkadot/util-crypto';
+import { decodeAddress } from '@polkadot/util-crypto';
 import {
   MAX_ACCOUNT_CHARS,
   PROTOCOL_VERSION,
@@ -68,13 +68,8 @@ export async function authenticate(ctx: ServerContext, conn: Connection, frame: 
       true,
     );
   }
-  const valid = (() => {
-    try {
-      return signatureVerify(authMessage(conn.challenge!, account, endpoint), signature, account).isValid;
-    } catch {
-      return false; // a signature the verifier cannot even parse proves nothing
-    }
-  })();
+  // On a crypto thread: a thousand workers logging in at once would otherwise queue behind each other's checks.
+  const valid = await ctx.crypto.verify(authMessage(conn.challenge!, account, endpoint), signature, account);
   if (!valid)
     throw new FrameFault('E_AUTH_REJECTED', `the signature does not prove control of ${account}`, true);
   const admitted = await ctx.options.hooks.admit(account);

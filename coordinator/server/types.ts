@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { CodedError } from '../../errors/index.ts';
 import type { Challenge, FrameInput, TaskFailed, UpdateBegin } from '../../proto/index.ts';
 import type { Metrics } from '../metrics.ts';
+import type { CryptoPool } from './crypto-pool.ts';
 
 /** Every limit the server enforces; docs/wire.md and the README's "Security model" state the defaults. */
 export interface ServerLimits {
@@ -90,6 +91,8 @@ export interface CoordinatorServerOptions {
   http?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   metrics?: Metrics;
   logger: Logger;
+  /** Threads for signature checks and payload hashing (default: one fewer than the CPUs, 1–4; 0: inline). */
+  cryptoThreads?: number;
 }
 
 export interface CoordinatorServer {
@@ -139,6 +142,8 @@ export interface ServerContext {
   limits: ServerLimits;
   metrics: Metrics;
   logger: Logger;
+  /** Signature checks and payload hashes, off the event loop. */
+  crypto: CryptoPool;
   byAccount: Map<string, Connection>;
   /** Partial uploads, by `account|taskId`; they outlive connections, so a worker that reconnects resumes. */
   uploads: Map<string, Upload>;

@@ -1,7 +1,5 @@
 // The upload frames (UpdateBegin, UpdateChunk, UpdateEnd): the begun upload must match the worker's task and carry a
 // signature bound to network and coordinator; chunks land in a buffer sized at begin; the engine decides at the end.
-import { createHash } from 'node:crypto';
-import { signatureVerify } from '@polkadot/util-crypto';
 import { updateMessage, type UpdateBegin, type UpdateChunk, type UpdateEnd } from '../../proto/index.ts';
 import { SIGNATURE_LENGTHS } from './auth.ts';
 import { FrameFault, type Connection, type ServerContext } from './types.ts';
@@ -17,18 +15,19 @@ function pendingBytes(ctx: ServerContext): number {
   return total;
 }
 
-function signedByWorker(ctx: ServerContext, begin: UpdateBegin, account: string): boolean {
+/** Checked on a crypto thread (sr25519 verification is milliseconds of JavaScript). */
+async function signedByWorker(ctx: ServerContext, begin: UpdateBegin, account: string): Promise<boolean> {
   if (!SIGNATURE_LENGTHS.has(begin.signature.length)) return false;
   const { network, coordinator } = ctx.options;
-  try {
-    return signatureVerify(updateMessage({ ...begin, network, coordinator }), begin.signature, account)
-      .isValid;
-  } catch {
-    return false;
-  }
+  return ctx.crypto.verify(updateMessage({ ...begin, network, coordinator }), begin.signature, account);
 }
 
-export function updateBegin(ctx: ServerContext, conn: Connection, account: string, begin: UpdateBegin): void {
+export async function updateBegin(
+  ctx: ServerContext,
+  conn: Connection,
+  account: string,
+  begin: UpdateBegin,
+): Promise<void> {
   const { limits, uploads, options } = ctx;
   const key = `${account}|${begin.taskId}`;
   const expected = options.hooks.expectedUpload(account, begin.taskId);
@@ -62,7 +61,7 @@ export function updateBegin(ctx: ServerContext, conn: Connection, account: strin
     );
   }
   if (begin.payloadSha256.length !== 32) throw new FrameFault('E_BAD_HASH', 'payloadSha256 must be 32 bytes');
-  if (!signedByWorker(ctx, begin, account)) {
+  if (!(await signedByWorker(ctx, begin, account))) {
     throw new FrameFault(
       'E_BAD_SIGNATURE',
       `the update's signature does not verify for ${account} on network ${options.network} and coordinator ${options.coordinator}`,
@@ -141,15 +140,12 @@ export async function updateEnd(
     );
   }
   ctx.uploads.delete(key);
-  const digest = createHash('sha256').update(upload.buffer).digest();
-  if (!digest.equals(Buffer.from(upload.begin.payloadSha256))) {
+  // A large payload is hashed on a crypto thread, lent there without a copy and handed back.
+  const { digest, bytes: payload } = await ctx.crypto.sha256(upload.buffer);
+  if (!Buffer.from(digest).equals(Buffer.from(upload.begin.payloadSha256))) {
     throw new FrameFault('E_PAYLOAD_HASH', 'the payload does not hash to the signed payloadSha256');
   }
-  const verdict = await ctx.options.hooks.acceptUpdate({
-    account,
-    begin: upload.begin,
-    payload: upload.buffer,
-  });
+  const verdict = await ctx.options.hooks.acceptUpdate({ account, begin: upload.begin, payload });
   if (!verdict.ok) {
     ctx.metrics.inc('fedtune_updates_total', 'Updates by outcome', {
       outcome: 'rejected',

@@ -1,11 +1,12 @@
 // The journal keeps every acknowledged record through kill -9 and cuts off a torn tail, never a whole record.
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { openJournal } from '../../coordinator/journal.ts';
+import { Packr } from 'msgpackr';
+import { SPLICE_PAYLOAD_BYTES, openJournal } from '../../coordinator/journal.ts';
 
 describe('coordinator: journal', () => {
   let dir: string;
@@ -25,6 +26,40 @@ describe('coordinator: journal', () => {
     expect(again.recovered.map((r) => r.i)).to.deep.equal(Array.from({ length: 200 }, (_, i) => i));
     expect(Array.from(again.recovered[7]!.bytes)).to.deep.equal([7, 1, 2]);
     expect(again.truncatedBytes).to.equal(0);
+    await again.close();
+  });
+
+  it("writes a large payload from the caller's bytes, as the same msgpack bytes a whole encoding gives", async () => {
+    const path = join(dir, 'j.log');
+    type Rec = { t: string; i: number; hash: Uint8Array; payload: Uint8Array };
+    const journal = await openJournal<Rec>(path);
+    // Below, at and far above the splice threshold; bin8, bin16 and bin32 lengths; a view into a larger buffer.
+    const sizes = [10, SPLICE_PAYLOAD_BYTES - 1, SPLICE_PAYLOAD_BYTES, 70_000, 3_000_000];
+    const records = sizes.map((n, i) => {
+      const backing = new Uint8Array(n + 16);
+      for (let j = 0; j < backing.length; j++) backing[j] = (j * 7 + i) & 0xff;
+      return { t: 'update', i, hash: new Uint8Array(32).fill(i), payload: backing.subarray(8, 8 + n) };
+    });
+    await Promise.all(records.map((r) => journal.append(r)));
+    await journal.close();
+    const bytes = await readFile(path);
+    // Each record's framing holds exactly what packr.pack writes for it: readers of older journals read these.
+    const packr = new Packr({ useRecords: false, moreTypes: false });
+    let offset = 0;
+    for (const r of records) {
+      const length = bytes.readUInt32LE(offset);
+      expect(Buffer.from(bytes.subarray(offset + 8, offset + 8 + length)).equals(packr.pack(r))).to.equal(
+        true,
+      );
+      offset += 8 + length;
+    }
+    expect(offset).to.equal(bytes.length);
+    const again = await openJournal<Rec>(path);
+    expect(again.truncatedBytes).to.equal(0);
+    expect(again.recovered.map((r) => r.i)).to.deep.equal([0, 1, 2, 3, 4]);
+    again.recovered.forEach((r, i) =>
+      expect(Buffer.from(r.payload).equals(Buffer.from(records[i]!.payload))).to.equal(true),
+    );
     await again.close();
   });
 

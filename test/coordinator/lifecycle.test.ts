@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { createStrategy, encodeUpdate } from '../../aggregation/index.ts';
-import { acceptUpdate, MAX_TRAIN_LOSS } from '../../coordinator/accept.ts';
+import { acceptUpdate, foldUpdate, MAX_TRAIN_LOSS } from '../../coordinator/accept.ts';
 import {
   assignable,
   assignSlots,
@@ -176,6 +176,38 @@ describe('coordinator life cycle: update acceptance', () => {
     const a = assignment(2);
     return assignSlots(a, ['w1'])[0]!.shards;
   }
+});
+
+describe('coordinator life cycle: folding updates', () => {
+  it('decodes every update into one reused buffer, and the strategies keep their own copies', () => {
+    const w = [{ name: 'w', shape: [3], data: new Float32Array(3) }];
+    for (const [name, want] of [
+      ['median', [2, -2, 0.5]],
+      ['fedavg', [2, -2, 0.5]],
+    ] as const) {
+      const strategy = createStrategy({ name }, w, { backend: 'js' });
+      strategy.configureRound(0);
+      for (const [i, data] of [
+        [1, -1, 0],
+        [2, -2, 0.5],
+        [3, -3, 1],
+      ].entries()) {
+        const payload = encodeUpdate([{ name: 'w', shape: [3], data: new Float32Array(data) }], {
+          codec: 'dense',
+        });
+        const folded = foldUpdate(strategy, {
+          account: `w${i}`,
+          samples: 1,
+          payload,
+          codec: 'dense',
+          maxValues: 3,
+        });
+        expect(folded.ok, JSON.stringify(folded)).to.equal(true);
+      }
+      // Had a strategy kept the decoded arrays, every update would read as the last one: [3, -3, 1].
+      expect(Array.from(strategy.aggregate().delta[0]!.data), name).to.deep.equal(want);
+    }
+  });
 });
 
 describe('coordinator life cycle: rewards', () => {

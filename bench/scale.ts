@@ -1,0 +1,323 @@
+// One coordinator, a thousand workers: the real coordinator (its own process) and the dev chain (this process), with
+// 1,000 registered workers simulated by a few client processes — real chain keys and signatures, real top-k (1%)
+// updates of a ~1 M-parameter model, real websockets. Figures: the round from its first task to finalizeRound final on
+// chain, updates/s, the coordinator's peak RSS, bytes in; registering the workers on chain is timed on its own.
+// --quick: 100 workers over 2 client processes (the full run: 1,000 over 4; FEDTUNE_BENCH_SCALE_WORKERS sets another).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pino } from 'pino';
+import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../datasets/index.ts';
+import { startDevnet } from '../devchain/index.ts';
+import { countParams } from '../model/index.ts';
+import {
+  connect,
+  initialState,
+  signerFromSeed,
+  submit,
+  syncState,
+  type Hex32,
+  type KeyringPair,
+} from '../pallet-bindings/index.ts';
+import type { Bench } from './lib.ts';
+import { SCALE_MODEL } from './scale/model.ts';
+
+/** Every wait is bounded, so a stuck round fails the bench instead of hanging it. */
+const WAIT_MS = 240_000;
+/** The issue's goals for one coordinator and 1,000 workers. */
+const GOAL_SECONDS = 15;
+const GOAL_RSS_MB = 2000;
+/** The dev chain builds a block this long after a transaction reaches an empty pool. */
+const BLOCK_MS = 200;
+
+type Line = { at: number; cpuMs?: number; type: string } & Record<string, unknown>;
+
+/** A child process running a bench/scale script under tsx, its JSON lines collected as they come. */
+function child(script: string, args: string[], flags: string[] = []) {
+  const proc = spawn(
+    process.execPath,
+    [...flags, '--import', 'tsx', fileURLToPath(new URL(`./scale/${script}`, import.meta.url)), ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const lines: Line[] = [];
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  createInterface({ input: proc.stdout! }).on('line', (text) => {
+    try {
+      lines.push(JSON.parse(text) as Line);
+    } catch {
+      stderr = (stderr + text).slice(-4000);
+    }
+  });
+  /** What the child said so far: lines by type, the last one, its stderr's tail. */
+  const summary = () => {
+    const counts: Record<string, number> = {};
+    for (const l of lines) counts[l.type] = (counts[l.type] ?? 0) + 1;
+    return `${script}: ${JSON.stringify(counts)}; last ${JSON.stringify(lines.at(-1) ?? null)}; stderr ${stderr.slice(-1000)}`;
+  };
+  const until = async (what: string, found: () => boolean) => {
+    const limit = Date.now() + WAIT_MS;
+    while (!found()) {
+      if (proc.exitCode !== null)
+        throw new Error(`bench scale: ${script} exited (${proc.exitCode}) waiting for ${what}: ${summary()}`);
+      if (Date.now() > limit) throw new Error(`bench scale: timed out waiting for ${what}: ${summary()}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  return { proc, lines, until, summary };
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The most resident memory a process has had (Linux: VmHWM), in bytes; null where /proc is not there. */
+function peakRss(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+const bench: Bench = async (ctx) => {
+  const n = Number(process.env.FEDTUNE_BENCH_SCALE_WORKERS) || (ctx.quick ? 100 : 1000);
+  const processes = ctx.quick ? 2 : 4;
+  const logger = pino({ level: 'silent' });
+  const dir = mkdtempSync(join(tmpdir(), 'fedtune-bench-scale-'));
+  // Batch mode: a block holds whatever reached the pool in the BLOCK_MS after the first transaction, so a thousand
+  // registrations fill a few blocks, not a thousand; the round's commit waits for one such block too.
+  // A block also comes every second without transactions, so the proposal's voting period ends.
+  const devnet = await startDevnet({
+    port: 0,
+    logger,
+    blockMode: 'batch',
+    blockTime: BLOCK_MS,
+    blockIntervalMs: 1000,
+  });
+  const client = await connect({ url: devnet.url, logger });
+  const children: ChildProcess[] = [];
+  try {
+    const [alice, ferdie] = await Promise.all([signerFromSeed('//Alice'), signerFromSeed('//Ferdie')]);
+    const pairs: KeyringPair[] = [];
+    for (let i = 0; i < n; i++) pairs.push(await signerFromSeed(`//bench-scale-${i}`));
+    const created = await submit(client, {
+      signer: alice,
+      network: null,
+      calls: [
+        {
+          type: 'createNetwork',
+          name: 'bench-scale',
+          members: [alice.address],
+          quorum: { numerator: 1, denominator: 1 },
+          votingPeriod: 1,
+          coordinators: [ferdie.address],
+        },
+      ],
+    });
+    const network = Object.keys(
+      (await syncState(client, { state: initialState(), to: created.blockNumber })).networks,
+    )[0] as Hex32;
+    // A shard per worker (the coordinator hands out at most as many tasks as there are shards): the corpus with
+    // records enough for a thousand (moby-dick has 139).
+    const ds = loadDataset({ name: 'spam-assassin' });
+    const manifest = buildManifest(
+      ds,
+      shardDataset(ds, { scheme: 'iid', shards: n, seed: 0, evalFraction: 0.02 }),
+    );
+    const manifestPath = join(dir, 'manifest.json');
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+    await submit(client, {
+      signer: alice,
+      network,
+      calls: [
+        { type: 'registerDataset', ...registerDatasetFields(manifest, pathToFileURL(manifestPath).href) },
+      ],
+    });
+
+    // Registration: the funding goes out in utility.batchAll transfers from one account; a registration is the
+    // worker's own signed call (the reducer registers the signer), one extrinsic each, many to a block.
+    const registration0 = performance.now();
+    const BATCH = 250;
+    for (let i = 0; i < n; i += BATCH) {
+      const batch = client.api.tx.utility.batchAll(
+        pairs.slice(i, i + BATCH).map((p) => client.api.tx.balances.transferKeepAlive(p.address, 10n ** 15n)),
+      );
+      await new Promise<void>((resolve, reject) => {
+        void batch
+          .signAndSend(alice, { nonce: -1 }, (result) => {
+            if (result.status.isInvalid || result.status.isDropped || result.dispatchError)
+              reject(new Error(`bench scale: funding workers ${i}…: ${result.status.type}`));
+            else if (result.status.isFinalized) resolve();
+          })
+          .catch(reject);
+      });
+    }
+    const funded = performance.now();
+    const register = (w: KeyringPair) =>
+      submit(client, {
+        signer: w,
+        network,
+        calls: [
+          {
+            type: 'registerWorker',
+            capabilities: { backend: 'none', device: 'bench', memoryBytes: 0 },
+            endpoint: null,
+          },
+        ],
+      });
+    const GROUP = 100;
+    for (let i = 0; i < n; i += GROUP) {
+      await Promise.all(pairs.slice(i, i + GROUP).map((w) => register(w).catch(() => register(w))));
+      ctx.progress(
+        `${Math.min(i + GROUP, n)}/${n} workers registered (${((performance.now() - registration0) / 1000).toFixed(1)} s)`,
+      );
+    }
+    const registered = performance.now();
+    const state = await syncState(client, { state: initialState({ only: network }) });
+    const count = Object.keys(state.networks[network]!.workers).length;
+    if (count !== n) throw new Error(`bench scale: ${count} of ${n} workers registered on chain`);
+    ctx.report({
+      name: `registration of ${n} workers`,
+      value: (registered - registration0) / 1000,
+      unit: 's',
+      note:
+        `funding in batchAll transfers of ${BATCH}: ${((funded - registration0) / 1000).toFixed(1)} s; ` +
+        `then one registerWorker extrinsic per worker (signed by it), ${GROUP} in flight, dev chain in batch mode (a block ${BLOCK_MS} ms after the first transaction)`,
+    });
+
+    // FEDTUNE_BENCH_SCALE_PROFILE=DIR: the coordinator writes a CPU profile there (node --cpu-prof).
+    const profile = process.env.FEDTUNE_BENCH_SCALE_PROFILE;
+    const coordinator = child(
+      'coordinator.ts',
+      [devnet.url, network, join(dir, 'coordinator')],
+      profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [],
+    );
+    children.push(coordinator.proc);
+    await coordinator.until('the coordinator to listen', () =>
+      coordinator.lines.some((l) => l.type === 'listening'),
+    );
+    const url = coordinator.lines.find((l) => l.type === 'listening')!.url as string;
+    const per = Math.ceil(n / processes);
+    const clients = Array.from({ length: processes }, (_, p) =>
+      child('workers.ts', [url, String(p * per), String(Math.min(per, n - p * per))]),
+    );
+    children.push(...clients.map((c) => c.proc));
+    for (const c of clients)
+      await c.until('workers to connect', () => c.lines.some((l) => l.type === 'connected'));
+    ctx.progress(`${n} workers connected to the coordinator over ${processes} client processes`);
+
+    await submit(client, {
+      signer: alice,
+      network,
+      calls: [
+        {
+          type: 'proposeRound',
+          kind: 'Pretrain',
+          baseCheckpoint: null,
+          dataset: manifest.root,
+          model: { config: JSON.stringify(SCALE_MODEL) },
+          hyperParams: {
+            localSteps: 1,
+            batchSize: 1,
+            learningRate: 0.001,
+            optimiser: 'adamw',
+            fedProxMu: 0,
+            aggregator: 'fedavg',
+            aggregatorOptions: '{}',
+            updateEncoding: 'topk:0.01',
+          },
+          rounds: 1,
+          minWorkers: n,
+          maxWorkers: n,
+          roundDeadline: 600,
+          rewardPerRound: '0',
+        },
+        // In the same extrinsic: a block the dev chain builds on its own could otherwise end the voting period first.
+        { type: 'vote', proposal: 0, aye: true },
+      ],
+    });
+    ctx.progress('proposal approved; the round runs');
+    const event = (type: string) => coordinator.lines.find((l) => l.type === type);
+    await coordinator
+      .until('finalizeRound', () => {
+        const failed = event('failRound');
+        if (failed)
+          throw new Error(`bench scale: the coordinator failed the round: ${String(failed.reason)}`);
+        return event('finalizeRound') !== undefined;
+      })
+      .catch((error: Error) => {
+        throw new Error(`${error.message}\n${clients.map((c) => c.summary()).join('\n')}`);
+      });
+    for (const c of clients)
+      await c.until('every acknowledgement', () => c.lines.some((l) => l.type === 'done'));
+    const rss = peakRss(coordinator.proc.pid!);
+
+    const started = event('roundStarted')!.at;
+    const accepted = coordinator.lines.filter((l) => l.type === 'updateAccepted');
+    const lastAck = Math.max(...accepted.map((l) => l.at));
+    const closed = event('roundClosed')!;
+    const final = event('finalizeRound')!;
+    const bytes = clients.reduce((sum, c) => sum + Number(c.lines.find((l) => l.type === 'done')!.bytes), 0);
+    const seconds = (final.at - started) / 1000;
+    const who = `${n} workers over ${processes} client processes, ${countParams(SCALE_MODEL).toLocaleString('en')} parameters, top-k 1%`;
+    ctx.report({
+      name: 'round: first task to finalizeRound final',
+      value: seconds,
+      unit: 's',
+      ref: GOAL_SECONDS,
+      ratio: seconds / GOAL_SECONDS,
+      note:
+        `${who}; ref: the goal for 1,000 workers. Last acknowledgement +${((lastAck - started) / 1000).toFixed(2)} s, ` +
+        `roundClosed (aggregated, evaluated, stored) +${((closed.at - started) / 1000).toFixed(2)} s, ` +
+        `final on chain +${seconds.toFixed(2)} s`,
+    });
+    const last = accepted.find((l) => l.at === lastAck)!;
+    const cpuMs = (Number(last.cpuMs) - Number(event('roundStarted')!.cpuMs)) / accepted.length;
+    ctx.report({
+      name: 'coordinator CPU per update',
+      value: cpuMs,
+      unit: 'ms',
+      note:
+        `CPU time of the coordinator process (crypto threads included) from the first task to the last acknowledgement, ` +
+        `per update: what the load average does not change; ${(1000 / cpuMs).toFixed(0)} updates/s per core it gets`,
+    });
+    ctx.report({
+      name: 'updates accepted',
+      value: accepted.length / ((lastAck - started) / 1000),
+      unit: 'updates/s',
+      note: `${accepted.length} updates, first task to the last acknowledgement (the clients sign and send on the same 2 cores)`,
+    });
+    if (rss !== null)
+      ctx.report({
+        name: 'coordinator peak RSS',
+        value: rss / 1e6,
+        unit: 'MB',
+        ref: GOAL_RSS_MB,
+        ratio: rss / 1e6 / GOAL_RSS_MB,
+        note: 'VmHWM of the coordinator process over its whole life (model, strategy, 1,000 connections, journal); ref: the goal',
+      });
+    ctx.report({
+      name: 'bytes in',
+      value: bytes / 1e6,
+      unit: 'MB',
+      note: `update payloads, ${(bytes / accepted.length / 1e3).toFixed(1)} kB each; ${(bytes / 1e6 / ((lastAck - started) / 1000)).toFixed(1)} MB/s to the last acknowledgement`,
+    });
+  } finally {
+    await Promise.all(children.map(stop));
+    await client.close();
+    await devnet.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
+
+export default bench;
