@@ -157,6 +157,9 @@ function chunkedReader(handle: FileHandle, size: number) {
   };
 }
 
+/** Errors that mean the disk has no room now (it may later), not that the journal is broken. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
+
 /** The most buffers one writev takes (IOV_MAX is 1024 on Linux). */
 const MAX_IOVECS = 1024;
 
@@ -220,7 +223,9 @@ class FileJournal<T> implements Journal<T> {
       while (this.compacting) await this.compacting;
       const batch = this.queue;
       this.queue = [];
+      let before = -1;
       const write = (async () => {
+        before = (await this.handle.stat()).size;
         await writeAll(
           this.handle,
           batch.flatMap((b) => b.frame),
@@ -232,6 +237,26 @@ class FileJournal<T> implements Journal<T> {
         await write;
         for (const b of batch) b.resolve();
       } catch (error) {
+        // A full disk is not a broken journal: cut off what part of the batch went out, refuse the batch, and take
+        // appends again (they succeed once there is room). Nothing of the refused batch was acknowledged.
+        if (before >= 0 && DISK_FULL.has((error as NodeJS.ErrnoException).code ?? '')) {
+          const truncated = await this.handle
+            .truncate(before)
+            .then(() => this.handle.datasync())
+            .then(
+              () => true,
+              () => false,
+            );
+          if (truncated) {
+            const full = new JournalError(
+              'E_DISK_FULL',
+              `journal ${this.path}: ${(error as Error).message}; the update was not recorded (free some space: it is taken again once there is room)`,
+              { cause: error },
+            );
+            for (const b of batch) b.reject(full);
+            continue;
+          }
+        }
         const failure = new JournalError(
           'E_JOURNAL_WRITE',
           `could not write journal ${this.path}: ${(error as Error).message}`,

@@ -344,6 +344,12 @@ export function connectWorker(options: WorkerConnectionOptions): WorkerConnectio
       }
       const ended = await request(taskId, { kind: 'updateEnd', updateEnd: { taskId } });
       if (ended.kind === 'ack') return ended.ack;
+      if (ended.kind === 'error' && ended.error.code === 'E_DISK_FULL') {
+        // The coordinator could not record it yet (its disk is full): begin again after a while.
+        logger.warn({ taskId }, `coordinator: ${ended.error.message}`);
+        await pause(4 * minMs + Math.floor(Math.random() * minMs));
+        continue;
+      }
       if (
         ended.kind === 'error' &&
         ended.error.code !== 'E_DISCONNECTED' &&

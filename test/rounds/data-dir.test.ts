@@ -76,7 +76,7 @@ describe('fedtune coordinator: a data directory that cannot be written', functio
     }
   });
 
-  it('says the disk is full, acknowledges only what it wrote, and completes the round once there is room', async function () {
+  it('says the disk is full, acknowledges nothing it could not record, and completes the round once there is room', async function () {
     const dataDir = join(f.dir, 'small-disk');
     mkdirSync(dataDir, { recursive: true });
     try {
@@ -124,33 +124,35 @@ describe('fedtune coordinator: a data directory that cannot be written', functio
     } catch {
       // ENOSPC: the filler holds whatever room there was
     }
-    const outcome = await conn
-      .upload({
-        taskId: task.taskId,
-        proposal: task.proposal,
-        round: task.round,
-        base: task.base.id,
-        codec: 'dense',
-        payload,
-        samples: hyper.localSteps * hyper.batchSize,
-        shards: task.shards,
-        trainLoss: 3,
-      })
-      .then(
-        () => 'acknowledged',
-        (e: unknown) => (e as { code?: string }).code ?? 'failed',
-      );
-    // A clear error names the full disk, and nothing is committed while it lasts.
-    await poll(async () => lines.some((l) => l.includes('ENOSPC')));
+    // The worker uploads; the coordinator cannot record it, says so, and the worker begins again after a while.
+    const acknowledged = conn.upload({
+      taskId: task.taskId,
+      proposal: task.proposal,
+      round: task.round,
+      base: task.base.id,
+      codec: 'dense',
+      payload,
+      samples: hyper.localSteps * hyper.batchSize,
+      shards: task.shards,
+      trainLoss: 3,
+    });
+    let acked = false;
+    acknowledged.then(
+      () => (acked = true),
+      () => undefined,
+    );
+    // A clear error names the full disk; nothing is acknowledged or committed while it lasts.
+    await poll(async () => lines.some((l) => l.includes('ENOSPC') && l.includes('E_DISK_FULL')));
+    expect(acked, 'acknowledged while the disk was full').to.equal(false);
     expect((await proposal(f, id)).finalized).to.have.length(0);
 
-    // Room again: the coordinator, still running, completes the round; an acknowledged update is in it.
+    // Room again: the same coordinator, still running, records the update, acknowledges it and completes the round.
     rmSync(filler, { force: true });
+    await acknowledged;
     const done = await poll(async () => {
       const p = await proposal(f, id);
       return p.finalized.length === 1 ? p : undefined;
     });
-    const contributors = done.finalized[0]!.contributors.map((c) => c.account);
-    if (outcome === 'acknowledged') expect(contributors).to.deep.equal([f.workers[0]!.address]);
+    expect(done.finalized[0]!.contributors.map((c) => c.account)).to.deep.equal([f.workers[0]!.address]);
   });
 });
