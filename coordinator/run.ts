@@ -106,10 +106,13 @@ async function runRound(
   }
   ctx.stateBefore = ctx.strategy.exportState();
   const config = ctx.strategy.configureRound(r, proposalFit(p));
-  if (r === 0 && ctx.baseEvalLoss === null)
-    ctx.baseEvalLoss = (
-      await evaluateHeldOut(base.model, ctx.dataset, ctx.manifest, { maxExamples: deps.evalExamples })
-    ).loss;
+  if (r === 0 && ctx.baseEvalLoss === null) {
+    const before = await evaluateHeldOut(base.model, ctx.dataset, ctx.manifest, {
+      maxExamples: deps.evalExamples,
+    });
+    ctx.baseEvalLoss = before.loss;
+    ctx.baseAccuracy = before.accuracy ?? null;
+  }
   const previous = deps.log.rounds.get(k);
   if (previous && previous.base !== base.id)
     throw new CoordinatorError(
@@ -191,6 +194,12 @@ async function runRound(
       checkpointId: record.call.checkpoint.id,
       evalLoss: record.call.metrics.evalLoss,
       baseEvalLoss: r === 0 ? ctx.baseEvalLoss : null,
+      ...(ctx.config.kind === 'classifier'
+        ? {
+            accuracy: record.call.metrics.extra.find((m) => m.name === 'accuracy')?.value ?? null,
+            baseAccuracy: r === 0 ? ctx.baseAccuracy : null,
+          }
+        : {}),
       aggregationMs,
     });
     return (await commit(ctx, record, deps)) ? 'committed' : 'failed';
