@@ -104,7 +104,7 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
         rounds: 2,
         roundDeadline: 300,
       },
-      { localSteps: 200, batchSize: 16, learningRate: 0.005 },
+      { localSteps: 300, batchSize: 16, learningRate: 0.005 },
     );
     await waitFor(
       onCoordinator,
