@@ -29,6 +29,8 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
   const workers: RunningWorker[] = [];
   const events = new EventEmitter();
   const onCoordinator = (fn: (e: CoordinatorEvent) => void) => events.on('c', fn);
+  let lmCheckpoint: Hex32 | null = null;
+  let spamRoot: Hex32 | null = null;
 
   before(async () => {
     f = await setUp('classify');
@@ -71,6 +73,7 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
     );
     await waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.proposal === pretrain, 300_000);
     const lm = (await proposal(f, pretrain)).finalized[0]!;
+    lmCheckpoint = lm.checkpoint.id as Hex32;
     await submit(f.client, {
       signer: f.alice,
       network: f.network,
@@ -83,6 +86,7 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
       spam,
       shardDataset(spam, { scheme: 'dirichlet', shards: 4, alpha: 0.5, seed: 0 }),
     );
+    spamRoot = manifest.root;
     const manifestPath = join(f.dir, 'spam.json');
     writeFileSync(manifestPath, JSON.stringify(manifest));
     await submit(f.client, {
@@ -137,5 +141,20 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
     expect(first.accuracy).to.equal(accuracy[0]);
     // Only the adapters and the head changed: round 0's base is not the language model's checkpoint.
     expect(p.finalized[0]!.checkpoint.id).to.not.equal(lm.checkpoint.id);
+  });
+
+  it("fails a classifier proposal without LoRA on a language model's checkpoint (E_MODEL_MISMATCH)", async () => {
+    expect(lmCheckpoint, 'the first test made the checkpoint').to.not.equal(null);
+    const failed = waitFor(onCoordinator, (e) => e.type === 'failRound', 120_000);
+    const id = await approveProposal(f, {
+      kind: 'Finetune',
+      baseCheckpoint: lmCheckpoint!,
+      dataset: spamRoot!,
+      model: { config: JSON.stringify({ ...modelConfig('tiny'), kind: 'classifier', numLabels: 2 }) },
+    });
+    await failed;
+    const p = await proposal(f, id);
+    expect(p.status).to.equal('failed');
+    expect(JSON.stringify(p.failure)).to.match(/E_MODEL_MISMATCH/);
   });
 });
