@@ -4,10 +4,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { downloadCheckpoint, httpSource, type CheckpointStore } from '../checkpoints/index.ts';
-import { disposeModel, modelFromSafetensors, type Model } from '../model/index.ts';
+import {
+  disposeModel,
+  modelFromSafetensors,
+  sameTrunk,
+  withClassifierHead,
+  type Model,
+} from '../model/index.ts';
 import type { NetworkState } from '../pallet-bindings/index.ts';
 import { CoordinatorError } from './errors.ts';
-import { seededBase } from '../verify/index.ts';
+import { proposalSeed, seededBase } from '../verify/index.ts';
 import type { ProposalContext } from './prepare.ts';
 
 export interface BaseDependencies {
@@ -78,18 +84,31 @@ export async function baseModel(
     const parent = modelFromSafetensors(await checkpointBytes(parentId, deps));
     const { lora: _l, ...parentArch } = parent.config;
     const { lora, ...wantArch } = ctx.config;
-    if (JSON.stringify(sortKeys(parentArch)) !== JSON.stringify(sortKeys(wantArch))) {
+    // A classifier fine-tune of a language model: the same trunk, a seeded head, then seeded adapters.
+    const head = parent.config.kind === 'lm' && ctx.config.kind === 'classifier';
+    if (
+      head
+        ? !(lora && parent.config.lora === undefined && sameTrunk(parent.config, ctx.config))
+        : JSON.stringify(sortKeys(parentArch)) !== JSON.stringify(sortKeys(wantArch))
+    ) {
       disposeModel(parent);
       throw new CoordinatorError(
         'E_MODEL_MISMATCH',
-        `the proposal's model config does not match base checkpoint ${parentId}'s architecture`,
+        head
+          ? `a classifier fine-tune of language model ${parentId} needs its architecture and LoRA adapters`
+          : `the proposal's model config does not match base checkpoint ${parentId}'s architecture`,
       );
     }
     if (lora && parent.config.lora === undefined) {
+      let withHead: Model | null = null;
       try {
-        ({ model, id } = await storeSeeded({ model: parent, id: parentId }));
+        withHead = head
+          ? withClassifierHead(parent, wantArch, { seed: proposalSeed(deps.network, p.id) })
+          : null;
+        ({ model, id } = await storeSeeded({ model: withHead ?? parent, id: parentId }));
       } finally {
         disposeModel(parent);
+        if (withHead) disposeModel(withHead);
       }
     } else {
       model = parent;

@@ -38,6 +38,9 @@ export type CoordinatorEvent =
       checkpointId: string;
       evalLoss: number;
       baseEvalLoss: number | null;
+      /** Classifiers: held-out accuracy of the round's checkpoint, and of round 0's base (null in later rounds). */
+      accuracy?: number | null;
+      baseAccuracy?: number | null;
       aggregationMs: number;
     }
   | {

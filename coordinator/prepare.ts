@@ -28,6 +28,8 @@ export interface ProposalContext {
   /** The most values an update may decode to: the size of what the strategy aggregates. */
   maxValues: number | null;
   baseEvalLoss: number | null;
+  /** Classifiers: round 0's base accuracy on the held-out examples (reported in roundClosed, not on chain). */
+  baseAccuracy: number | null;
 }
 
 /**
@@ -104,5 +106,6 @@ export async function prepareProposal(p: RoundProposal, deps: PrepareDependencie
     noiseSeed: 0,
     maxValues: null,
     baseEvalLoss: null,
+    baseAccuracy: null,
   };
 }

@@ -8,12 +8,12 @@ import { foldUpdate } from './accept.ts';
 import { baseModel, resetContext } from './base.ts';
 import { closeRound, evaluateHeldOut } from './close.ts';
 import { commitRound, failProposal, type ChainDependencies } from './commit.ts';
-import { CoordinatorError } from './errors.ts';
+import { CoordinatorError, codeOf } from './errors.ts';
 import type { CoordinatorEvent } from './events.ts';
 import type { AckBook } from './acks.ts';
 import type { ChainView } from './follow.ts';
 import type { Metrics } from './metrics.ts';
-import type { ProposalContext } from './prepare.ts';
+import { PROPOSAL_FAULTS, type ProposalContext } from './prepare.ts';
 import { pruneUpdates, type KeepUpdates } from './publish.ts';
 import { roundKey, type ClosedRecord, type RoundLog } from './records.ts';
 import {
@@ -85,13 +85,20 @@ async function runRound(
 ): Promise<'committed' | 'failed' | 'stopped'> {
   const p = ctx.proposal;
   const k = roundKey(p.id, r);
-  const base = await baseModel(ctx, r, {
-    store: deps.store,
-    network: deps.network,
-    net: deps.net,
-    downloadDir: deps.downloadDir,
-    logger: deps.logger,
-  });
+  let base: Awaited<ReturnType<typeof baseModel>>;
+  try {
+    base = await baseModel(ctx, r, {
+      store: deps.store,
+      network: deps.network,
+      net: deps.net,
+      downloadDir: deps.downloadDir,
+      logger: deps.logger,
+    });
+  } catch (error) {
+    // A base the proposal's config cannot start from (E_MODEL_MISMATCH) is the proposal's own fault: failed at once.
+    if (!PROPOSAL_FAULTS.has(codeOf(error))) throw error;
+    return (await fail(ctx, error as Error, deps)) ? 'failed' : 'stopped';
+  }
   const baseBytes = (await deps.store.getManifest(base.id))!.size;
   ctx.noiseSeed = noiseSeed(deps.network, p.id, p.openedAt ?? 0);
   if (!ctx.strategy) {
@@ -106,10 +113,13 @@ async function runRound(
   }
   ctx.stateBefore = ctx.strategy.exportState();
   const config = ctx.strategy.configureRound(r, proposalFit(p));
-  if (r === 0 && ctx.baseEvalLoss === null)
-    ctx.baseEvalLoss = (
-      await evaluateHeldOut(base.model, ctx.dataset, ctx.manifest, { maxExamples: deps.evalExamples })
-    ).loss;
+  if (r === 0 && ctx.baseEvalLoss === null) {
+    const before = await evaluateHeldOut(base.model, ctx.dataset, ctx.manifest, {
+      maxExamples: deps.evalExamples,
+    });
+    ctx.baseEvalLoss = before.loss;
+    ctx.baseAccuracy = before.accuracy ?? null;
+  }
   const previous = deps.log.rounds.get(k);
   if (previous && previous.base !== base.id)
     throw new CoordinatorError(
@@ -191,6 +201,12 @@ async function runRound(
       checkpointId: record.call.checkpoint.id,
       evalLoss: record.call.metrics.evalLoss,
       baseEvalLoss: r === 0 ? ctx.baseEvalLoss : null,
+      ...(ctx.config.kind === 'classifier'
+        ? {
+            accuracy: record.call.metrics.extra.find((m) => m.name === 'accuracy')?.value ?? null,
+            baseAccuracy: r === 0 ? ctx.baseAccuracy : null,
+          }
+        : {}),
       aggregationMs,
     });
     return (await commit(ctx, record, deps)) ? 'committed' : 'failed';

@@ -2,7 +2,7 @@
 // pre-training then LoRA fine-tuning, attestations, and a consumer who downloads, verifies and generates. Every step
 // goes through the `fedtune` CLI, as a person would type it; only the dev chain runs in this process. Steps that do
 // not depend on each other (and sign with different accounts) run at the same time, so the wall time goes to training.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { startDevnet, type Devnet } from '../devchain/index.ts';
@@ -24,6 +24,7 @@ import { DemoError, fedtune, json, service, until, type Service } from './proces
 import {
   chainFigures,
   summaryTable,
+  type DemoClassify,
   type DemoSample,
   type DemoSummary,
   type VerifiedRound,
@@ -31,7 +32,13 @@ import {
 
 export { DEMO_DEFAULTS } from './defaults.ts';
 export { DemoError } from './process.ts';
-export { summaryTable, type DemoRound, type DemoSample, type DemoSummary } from './summary.ts';
+export {
+  summaryTable,
+  type DemoClassify,
+  type DemoRound,
+  type DemoSample,
+  type DemoSummary,
+} from './summary.ts';
 
 export interface DemoOptions {
   out: string;
@@ -49,6 +56,8 @@ export interface DemoOptions {
   finetuneLr?: number;
   /** Held-out windows per evaluation (coordinator and attesters). */
   evalExamples?: number;
+  /** One more stage: a spam classifier (LoRA + head) fine-tuned from the pre-trained checkpoint. */
+  classify?: { rounds: number; localSteps: number; lr: number };
   logger: Logger;
   /** Where progress lines go (default stderr). */
   print?: (line: string) => void;
@@ -62,7 +71,14 @@ const LORA = {
 } as const;
 
 const PLANCK_PER_ROC = 10n ** 12n;
-const PROMPTS = { pretrain: 'Fellow citizens, ', finetune: 'Call me ' } as const;
+const PROMPTS = {
+  pretrain: 'Fellow citizens, ',
+  finetune: 'Call me ',
+  // A made-up spam sender, framed like the corpus's e-mails (the mbox "From " line comes first).
+  classify: 'From cheapmeds4u@hotmail.com  Mon Jun 24 17:04:38 2002\nSubject: FREE!!! Make $$$ fast',
+} as const;
+/** The classifier stage's label skew: each label's e-mails dealt to shards by Dirichlet(0.5) proportions. */
+const CLASSIFY_ALPHA = 0.5;
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const started = Date.now();
@@ -81,9 +97,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   try {
     // 1. The dev chain, kept in the output folder; sharding needs no chain, so it starts at once.
     step(`starting the dev chain in ${join(out, 'chain')}`);
-    const shardArgs = {
+    const shardCount = String(Math.max(4, options.workers * 2));
+    const shardArgs: Record<string, string[]> = {
       sotu: ['--scheme', 'partition'],
-      'moby-dick': ['--scheme', 'iid', '--shards', String(Math.max(4, options.workers * 2))],
+      'moby-dick': ['--scheme', 'iid', '--shards', shardCount],
+      ...(options.classify
+        ? {
+            'spam-assassin': ['--scheme', 'dirichlet', '--alpha', String(CLASSIFY_ALPHA)].concat([
+              '--shards',
+              shardCount,
+            ]),
+          }
+        : {}),
     };
     const sharded = Object.fromEntries(
       Object.entries(shardArgs).map(([name, args]) => {
@@ -97,7 +122,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         done.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         return [name, done];
       }),
-    ) as Record<keyof typeof shardArgs, Promise<{ file: string; root: string; shards: unknown[] }>>;
+    ) as Record<string, Promise<{ file: string; root: string; shards: unknown[] }>>;
     devnet = await startDevnet({
       port: 0,
       dataDir: join(out, 'chain'),
@@ -126,8 +151,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     );
 
     // 3. Datasets (Alice registers SOTU, Bob Moby Dick, at the same time) while the coordinator and trainers start.
-    const register = async (name: keyof typeof shardArgs, seed: string) => {
-      const s = await sharded[name];
+    const register = async (name: string, seed: string) => {
+      const s = await sharded[name]!;
       await fedtune(['dataset', 'register', s.file, '--seed', seed, '--json'], netEnv);
       step(
         `dataset ${name} registered by ${seed.slice(2)}: root ${s.root.slice(0, 18)}…, ${s.shards.length} shards`,
@@ -150,7 +175,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       join(logs, 'coordinator.log'),
     );
     services.push(coordinator);
-    const trainingSeconds = watchCoordinator(coordinator, step);
+    const { trainingSeconds, baseAccuracy } = watchCoordinator(coordinator, step);
     const coordinatorUrl = await new Promise<string>((resolveUrl, reject) => {
       coordinator.onLine((line) => {
         const e = JSON.parse(line) as { type: string; url?: string };
@@ -234,6 +259,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       `pre-training proposal ${pretrain} (${options.model} model, ${options.rounds} rounds, SOTU by president) approved`,
     );
     datasets.push(await moby);
+    // Charlie registers spam-assassin once his vote is in (one signer, one transaction at a time).
+    const spam = options.classify ? register('spam-assassin', '//Charlie') : null;
+    spam?.catch(() => undefined);
     await registered;
     await waitCompleted(pretrain);
     const pretrainCkpt = await lastCheckpoint(pretrain);
@@ -260,7 +288,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       ),
       [
         ['//Alice', Promise.resolve()],
-        ['//Charlie', Promise.resolve()],
+        ['//Charlie', spam ?? Promise.resolve()],
       ],
     );
     step(
@@ -272,7 +300,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const finetuneCkpt = await lastCheckpoint(finetune);
     verified.push(verifyLast(finetune));
     verified[1]!.catch(() => undefined);
-    await certify(finetuneCkpt);
+    const finetuneCertified = certify(finetuneCkpt);
+    // --classify: Charlie proposes a spam classifier of the pre-trained checkpoint; Alice and Bob vote once their
+    // attestations are in. Its rounds run while the consumer below downloads and samples.
+    const classifying = options.classify
+      ? classifyStage(options.classify, pretrainCkpt, (await spam)!, finetuneCertified, baseAccuracy)
+      : null;
+    classifying?.catch(() => undefined);
+    await finetuneCertified;
     step(`fine-tuned checkpoint ${finetuneCkpt.slice(0, 18)}… certified`);
 
     // 8. A consumer: list, download, verify, provenance, generate.
@@ -287,6 +322,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     samples.finetune = await generateFrom(downloadDir, PROMPTS.finetune, null, finetuneCkpt);
     step(`the fine-tuned checkpoint writes: ${JSON.stringify(samples.finetune.text.slice(0, 100))}`);
 
+    const classify = classifying ? await classifying : undefined;
     const verifications = await Promise.all(verified);
     for (const v of verifications)
       step(
@@ -318,6 +354,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       generated: samples.finetune.text,
       samples: samples as DemoSummary['samples'],
       verified: verifications,
+      ...(classify ? { classify } : {}),
       trainingSeconds: Math.round(trainingSeconds() * 10) / 10,
       wallSeconds: Math.round((Date.now() - started) / 100) / 10,
     };
@@ -453,11 +490,90 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const text = (await fedtune(cache === null ? args : [...args, '--cache', cache], netEnv)).trim();
     return { checkpointId: id, prompt, text };
   }
+
+  /**
+   * The classifier stage: LoRA adapters and a new head on the pre-trained checkpoint, trained on spam-assassin dealt
+   * to shards with Dirichlet label skew; then a consumer downloads the result, verifies it and classifies an e-mail.
+   */
+  async function classifyStage(
+    c: NonNullable<DemoOptions['classify']>,
+    base: string,
+    dataset: { name: string; root: string },
+    votersFree: Promise<unknown>,
+    baseAccuracy: ReadonlyMap<number, number>,
+  ): Promise<DemoClassify> {
+    const classifierConfig = { ...modelConfig(options.model), kind: 'classifier', numLabels: 2, lora: LORA };
+    const id = await propose(
+      '//Charlie',
+      ['--kind', 'finetune', '--base', base, '--dataset', dataset.root].concat(
+        ['--model-config', JSON.stringify(classifierConfig), '--encoding', 'dense'],
+        ['--rounds', String(c.rounds), '--min-workers', String(Math.min(2, options.workers))],
+        ['--max-workers', String(options.workers), '--round-deadline', '600'],
+        ['--reward', String(5n * PLANCK_PER_ROC), '--local-steps', String(c.localSteps)],
+        ['--batch-size', String(options.batchSize ?? DEMO_DEFAULTS.batchSize), '--lr', String(c.lr)],
+      ),
+      [
+        ['//Alice', votersFree],
+        ['//Bob', votersFree],
+      ],
+    );
+    step(
+      `classifier proposal ${id} (LoRA rank ${LORA.rank} + a 2-label head on the pre-trained checkpoint, spam-assassin with Dirichlet(${CLASSIFY_ALPHA}) label skew, ${c.rounds} rounds) approved`,
+    );
+    await waitCompleted(id);
+    const finalized = (await roundProposal(id)).finalized;
+    const accuracyOf = (f: (typeof finalized)[number]) =>
+      f.metrics.extra.find((m) => m.name === 'accuracy')?.value ?? Number.NaN;
+    const checkpointId = finalized.at(-1)!.checkpoint.id;
+    const dir = join(out, 'classify-download');
+    await fedtune(['checkpoint', 'download', checkpointId, '--out', dir], netEnv);
+    await fedtune(['checkpoint', 'verify', dir], netEnv);
+    const sample = json<DemoClassify['sample']>(
+      await fedtune(['generate', '--checkpoint', dir, '--prompt', PROMPTS.classify, '--json'], netEnv),
+    );
+    const held = heldOutLabels(join(out, 'spam-assassin.manifest.json'), evalExamples);
+    const result: DemoClassify = {
+      proposal: id,
+      dataset: dataset.root,
+      checkpointId,
+      evalExamples: held.length,
+      accuracyBefore: baseAccuracy.get(id) ?? Number.NaN,
+      accuracyAfter: accuracyOf(finalized.at(-1)!),
+      accuracyByRound: finalized.map(accuracyOf),
+      majorityRate:
+        Math.max(...[...new Set(held)].map((l) => held.filter((x) => x === l).length)) / held.length,
+      sample,
+    };
+    step(
+      `classifier ${checkpointId.slice(0, 18)}… downloaded and verified: held-out accuracy ${result.accuracyBefore.toFixed(3)} → ${result.accuracyAfter.toFixed(3)} (majority class ${result.majorityRate.toFixed(3)}); ${JSON.stringify(PROMPTS.classify.split('\n')[0])}… → ${sample.labels.map((l) => `${l.label} ${l.probability.toFixed(2)}`).join(', ')}`,
+    );
+    return result;
+  }
 }
 
-/** Prints the coordinator's round events and returns a reader of the seconds spent from tasks sent to round closed. */
-function watchCoordinator(coordinator: Service, step: (text: string) => void): () => number {
+/**
+ * The labels of the held-out e-mails the coordinator scores: the same evenly spaced selection as heldOutExamples (one
+ * classification example per record), read from the manifest `dataset shard` wrote.
+ */
+function heldOutLabels(manifestFile: string, maxExamples: number): string[] {
+  const manifest = json<{ records: { label?: string }[]; eval: { records: number[] } }>(
+    readFileSync(manifestFile, 'utf8'),
+  );
+  const all = manifest.eval.records;
+  const n = Math.min(all.length, Math.max(1, maxExamples));
+  return Array.from(
+    { length: n },
+    (_, i) => manifest.records[all[Math.floor((i * all.length) / n)]!]!.label!,
+  );
+}
+
+/**
+ * Prints the coordinator's round events; returns a reader of the seconds spent from tasks sent to round closed, and
+ * each classifier proposal's round-0 base accuracy (reported in the event, not on chain).
+ */
+function watchCoordinator(coordinator: Service, step: (text: string) => void) {
   const sent = new Map<string, number>();
+  const baseAccuracy = new Map<number, number>();
   let seconds = 0;
   coordinator.onLine((line) => {
     const e = JSON.parse(line) as Record<string, unknown>;
@@ -469,8 +585,13 @@ function watchCoordinator(coordinator: Service, step: (text: string) => void): (
       const from = sent.get(key);
       if (from !== undefined) seconds += (Date.now() - from) / 1000;
       const before = e.baseEvalLoss !== null ? ` (before: ${(e.baseEvalLoss as number).toFixed(4)})` : '';
+      if (typeof e.baseAccuracy === 'number') baseAccuracy.set(e.proposal as number, e.baseAccuracy);
+      const accuracy =
+        typeof e.accuracy === 'number'
+          ? `; accuracy ${e.accuracy.toFixed(3)}${typeof e.baseAccuracy === 'number' ? ` (before: ${e.baseAccuracy.toFixed(3)})` : ''}`
+          : '';
       step(
-        `  proposal ${e.proposal} round ${e.round}: ${e.accepted} updates aggregated; eval loss ${(e.evalLoss as number).toFixed(4)}${before}`,
+        `  proposal ${e.proposal} round ${e.round}: ${e.accepted} updates aggregated; eval loss ${(e.evalLoss as number).toFixed(4)}${before}${accuracy}`,
       );
     } else if (e.type === 'finalizeRound')
       step(
@@ -478,7 +599,7 @@ function watchCoordinator(coordinator: Service, step: (text: string) => void): (
       );
     else if (e.type === 'updateRejected' || e.type === 'failRound') step(`  ${line}`);
   });
-  return () => seconds;
+  return { trainingSeconds: () => seconds, baseAccuracy };
 }
 
 /** Funds trainer accounts beyond the dev accounts, in one batch. */

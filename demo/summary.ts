@@ -35,6 +35,24 @@ export interface VerifiedRound {
   seconds: number;
 }
 
+/** `fedtune demo --classify`: the spam classifier fine-tuned from the pre-trained checkpoint. */
+export interface DemoClassify {
+  proposal: number;
+  /** The spam-assassin dataset's root (Dirichlet label skew across shards). */
+  dataset: string;
+  checkpointId: string;
+  /** Held-out e-mails scored (coordinator); majorityRate is over the same ones. */
+  evalExamples: number;
+  /** Round 0's base: the pre-trained trunk with a fresh head and adapters. */
+  accuracyBefore: number;
+  accuracyAfter: number;
+  accuracyByRound: number[];
+  /** The share of the most common label among the scored e-mails: what always answering it would score. */
+  majorityRate: number;
+  /** `fedtune generate --json` on a spam-looking e-mail: labels ranked by probability. */
+  sample: { prompt: string; labels: { label: string; probability: number }[] };
+}
+
 export interface DemoSummary {
   chain: { dataDir: string; genesisHash: string; url: string; head: number };
   network: string;
@@ -53,6 +71,8 @@ export interface DemoSummary {
   generated: string;
   samples: { pretrain: DemoSample; finetune: DemoSample };
   verified: VerifiedRound[];
+  /** Only with --classify. */
+  classify?: DemoClassify;
   /** Sum over rounds of the time from the first task sent to the round closed (aggregated and evaluated). */
   trainingSeconds: number;
   wallSeconds: number;
@@ -126,6 +146,12 @@ export function summaryTable(s: DemoSummary): string {
     `  fine-tuning eval loss    ${s.finetuneEvalLoss.before.toFixed(4)} → ${s.finetuneEvalLoss.after.toFixed(4)} nats/byte (Moby Dick; ${drop(s.finetuneEvalLoss)})`,
     `  after pre-training       ${sample(s.samples.pretrain)}`,
     `  after fine-tuning        ${sample(s.samples.finetune)}`,
+    ...(s.classify
+      ? [
+          `  classifier accuracy      ${s.classify.accuracyBefore.toFixed(3)} → ${s.classify.accuracyAfter.toFixed(3)} (spam-assassin, ${s.classify.evalExamples} held-out e-mails; majority class ${s.classify.majorityRate.toFixed(3)}; by round ${s.classify.accuracyByRound.map((a) => a.toFixed(3)).join(', ')})`,
+          `  classifier says          ${JSON.stringify(s.classify.sample.prompt.split('\n')[0])}… → ${s.classify.sample.labels.map((l) => `${l.label} ${l.probability.toFixed(2)}`).join(', ')}`,
+        ]
+      : []),
     `  bytes on the wire        ${(s.wire.encodedBytes / 1e6).toFixed(2)} MB sent for ${(s.wire.denseBytes / 1e6).toFixed(2)} MB dense (${s.wire.updates} updates)`,
     `  chain                    ${s.extrinsics.signed} signed extrinsics in ${s.extrinsics.blocks} blocks`,
     `  rewards paid             ${roc(s.rewardsPaid)} ROC`,

@@ -1,8 +1,8 @@
 // The sequence-classification head: the trunk's state at each sequence's last non-padding token, through cls.w/cls.b.
 import * as tf from '@tensorflow/tfjs';
-import { PAD_ID } from './config.ts';
+import { PAD_ID, validateConfig, type ModelConfig } from './config.ts';
 import { ModelError } from './errors.ts';
-import { param, trunk, type ForwardOptions, type Model } from './gpt.ts';
+import { createModel, param, trunk, type ForwardOptions, type Model } from './gpt.ts';
 import { matMul2d } from './ops.ts';
 
 export interface ClassExample {
@@ -65,4 +65,35 @@ export function classProbabilities(model: Model, tokens: readonly Int32Array[]):
   probsT.dispose();
   const k = model.config.numLabels ?? 0;
   return tokens.map((_, i) => probs.slice(i * k, (i + 1) * k));
+}
+
+/**
+ * A classifier on a language model's trunk: the LM's weights (copied) and a fresh head (cls.w seeded, cls.b zero), for
+ * fine-tuning a pre-trained checkpoint for a label. `config` is the classifier's (its numLabels, optional padId); it
+ * must have the LM's architecture otherwise, and no adapters yet (addLora adds them to the result).
+ */
+export function withClassifierHead(
+  lm: Model,
+  config: ModelConfig,
+  { seed = 0 }: { seed?: number } = {},
+): Model {
+  if (lm.config.kind !== 'lm')
+    throw new ModelError('E_MODEL_KIND', 'withClassifierHead needs a language model to put a head on');
+  if (lm.config.lora !== undefined || config.lora !== undefined)
+    throw new ModelError('E_LORA_PRESENT', 'put the head on before the LoRA adapters');
+  if (!sameTrunk(lm.config, config))
+    throw new ModelError(
+      'E_MODEL_CONFIG',
+      "the classifier's config must match the language model's architecture apart from kind, numLabels and padId",
+    );
+  const model = createModel(validateConfig({ ...config, kind: 'classifier' }), { seed });
+  for (const [name, v] of lm.params) param(model, name).assign(v);
+  return model;
+}
+
+/** Whether two configs describe the same trunk (everything but kind, numLabels, padId and the adapters). */
+export function sameTrunk(a: ModelConfig, b: ModelConfig): boolean {
+  const trunkOf = ({ kind: _k, numLabels: _n, padId: _p, lora: _l, ...rest }: ModelConfig) =>
+    JSON.stringify(Object.entries(rest).sort(([x], [y]) => (x < y ? -1 : 1)));
+  return trunkOf(a) === trunkOf(b);
 }

@@ -34,7 +34,14 @@ export {
   type Model,
   type ParamSpec,
 } from './gpt.ts';
-export { classProbabilities, classifierLogits, packClassBatch, type ClassExample } from './classifier.ts';
+export {
+  classProbabilities,
+  classifierLogits,
+  packClassBatch,
+  sameTrunk,
+  withClassifierHead,
+  type ClassExample,
+} from './classifier.ts';
 export { addLora, frozenNames, mergeLora } from './lora.ts';
 export {
   getWeights,

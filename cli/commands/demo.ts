@@ -19,6 +19,10 @@ interface DemoArgs extends GlobalArgs {
   lr: number;
   finetuneLr: number;
   evalExamples: number;
+  classify: boolean;
+  classifyRounds: number;
+  classifyLocalSteps: number;
+  classifyLr: number;
   out?: string;
   explorer: boolean;
   explorerListen: string;
@@ -75,6 +79,27 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         default: DEMO_DEFAULTS.evalExamples,
         describe: 'Held-out windows per evaluation (coordinator and attesters)',
       })
+      .option('classify', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'One more stage: a spam classifier (LoRA + head) fine-tuned from the pre-trained checkpoint on spam-assassin, Dirichlet label skew across trainers; reports held-out accuracy against the majority-class rate',
+      })
+      .option('classify-rounds', {
+        type: 'number',
+        default: DEMO_DEFAULTS.classifyRounds,
+        describe: 'Classifier fine-tuning rounds (with --classify)',
+      })
+      .option('classify-local-steps', {
+        type: 'number',
+        default: DEMO_DEFAULTS.classifyLocalSteps,
+        describe: 'Optimiser steps per worker per classifier round (with --classify)',
+      })
+      .option('classify-lr', {
+        type: 'number',
+        default: DEMO_DEFAULTS.classifyLr,
+        describe: 'Classifier fine-tuning learning rate (with --classify)',
+      })
       .option('explorer', {
         type: 'boolean',
         default: false,
@@ -99,6 +124,8 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
           ['batchSize', 1],
           ['evalExamples', 1],
           ['finetuneLocalSteps', 1],
+          ['classifyRounds', 1],
+          ['classifyLocalSteps', 1],
         ] as const) {
           const v = argv[k] as number;
           if (v === undefined && k === 'finetuneLocalSteps') continue;
@@ -108,18 +135,19 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
             );
         }
         if ((argv.workers as number) > 16) throw usage('--workers is at most 16 on one machine');
-        for (const k of ['lr', 'finetuneLr'] as const)
+        for (const k of ['lr', 'finetuneLr', 'classifyLr'] as const)
           if (!((argv[k] as number) > 0))
-            throw usage(`--${k === 'lr' ? 'lr' : 'finetune-lr'} must be a number > 0`);
+            throw usage(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a number > 0`);
         return true;
       })
       .example(
         '$0 demo',
         'the default run: 2 trainers, 3 + 2 rounds of the tiny model, a few minutes on 2 cores',
       )
+      .example('$0 demo --workers 2 --rounds 1 --finetune-rounds 1 --out /tmp/d', 'the smallest run')
       .example(
-        '$0 demo --workers 2 --rounds 1 --finetune-rounds 1 --out /tmp/d',
-        'the smallest run',
+        '$0 demo --classify',
+        'the default run, then a spam classifier fine-tuned from its checkpoint',
       ) as unknown as Argv<DemoArgs>,
   async handler(args) {
     const { runDemo } = await import('../../demo/index.ts');
@@ -136,6 +164,15 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       lr: args.lr,
       finetuneLr: args.finetuneLr,
       evalExamples: args.evalExamples,
+      ...(args.classify
+        ? {
+            classify: {
+              rounds: args.classifyRounds,
+              localSteps: args.classifyLocalSteps,
+              lr: args.classifyLr,
+            },
+          }
+        : {}),
       logger: logger({ ...args, logLevel: args.logLevel === 'info' ? 'warn' : args.logLevel }),
       print: (line) => process.stderr.write(`${line}\n`),
     });

@@ -15,6 +15,7 @@ import {
   modelConfig,
   setWeights,
   trainLocal,
+  withClassifierHead,
 } from '../../model/index.ts';
 import { classExamples, lmWindows, tinyLm } from './helpers.ts';
 
@@ -144,5 +145,30 @@ describe('model: LoRA and the classifier head (cpu backend)', () => {
     );
     disposeModel(base);
     disposeModel(model);
+  });
+
+  it("puts a seeded classifier head on a language model's trunk, refusing another architecture", () => {
+    const lm = createModel(tinyLm(), { seed: 1 });
+    const config = tinyLm({ kind: 'classifier', numLabels: 3 });
+    const a = withClassifierHead(lm, config, { seed: 5 });
+    const b = withClassifierHead(lm, config, { seed: 5 });
+    expect(a.config.kind).to.equal('classifier');
+    for (const [name, v] of lm.params)
+      expect(Array.from(a.params.get(name)!.dataSync())).to.deep.equal(Array.from(v.dataSync()));
+    expect(a.params.get('cls.w')!.shape).to.deep.equal([32, 3]);
+    expect(Array.from(a.params.get('cls.w')!.dataSync())).to.deep.equal(
+      Array.from(b.params.get('cls.w')!.dataSync()),
+    );
+    expect(Array.from(a.params.get('cls.w')!.dataSync()).some((x) => x !== 0)).to.equal(true);
+    // The head goes on first, then the adapters: the classifier fine-tune's round-0 base.
+    const tuned = addLora(a, { ...lora, targets: [...lora.targets] }, { seed: 5 });
+    expect(Array.from(tuned.params.get('cls.w')!.dataSync())).to.deep.equal(
+      Array.from(a.params.get('cls.w')!.dataSync()),
+    );
+    expect(() => withClassifierHead(lm, tinyLm({ kind: 'classifier', numLabels: 2, dModel: 64 }))).to.throw(
+      /architecture/,
+    );
+    expect(() => withClassifierHead(a, config)).to.throw(/language model/);
+    for (const m of [lm, a, b, tuned]) disposeModel(m);
   });
 });
