@@ -4,16 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { downloadCheckpoint, httpSource, type CheckpointStore } from '../checkpoints/index.ts';
-import {
-  disposeModel,
-  modelFromSafetensors,
-  sameTrunk,
-  withClassifierHead,
-  type Model,
-} from '../model/index.ts';
+import { disposeModel, modelFromSafetensors, sameTrunk, type Model } from '../model/index.ts';
 import type { NetworkState } from '../pallet-bindings/index.ts';
 import { CoordinatorError } from './errors.ts';
-import { proposalSeed, seededBase } from '../verify/index.ts';
+import { seededBase } from '../verify/index.ts';
 import type { ProposalContext } from './prepare.ts';
 
 export interface BaseDependencies {
@@ -100,15 +94,10 @@ export async function baseModel(
       );
     }
     if (lora && parent.config.lora === undefined) {
-      let withHead: Model | null = null;
       try {
-        withHead = head
-          ? withClassifierHead(parent, wantArch, { seed: proposalSeed(deps.network, p.id) })
-          : null;
-        ({ model, id } = await storeSeeded({ model: withHead ?? parent, id: parentId }));
+        ({ model, id } = await storeSeeded({ model: parent, id: parentId }));
       } finally {
         disposeModel(parent);
-        if (withHead) disposeModel(withHead);
       }
     } else {
       model = parent;

@@ -24,11 +24,13 @@ import { heldOutExamples, type Dataset, type DatasetManifest } from '../datasets
 import {
   addLora,
   createModel,
+  disposeModel,
   evaluate,
   getWeights,
   modelToSafetensors,
   setWeights,
   trainableNames,
+  withClassifierHead,
   type Model,
   type ModelConfig,
 } from '../model/index.ts';
@@ -222,10 +224,18 @@ export function seededBase(params: {
 }): { model: Model; bytes: Uint8Array; fields: Parameters<typeof buildManifest>[1]; id: string } {
   const seed = proposalSeed(params.network, params.proposal);
   const { parent } = params;
-  const model =
-    parent === null
-      ? createModel(params.config, { seed })
-      : addLora(parent.model, params.config.lora!, { seed });
+  let model: Model;
+  if (parent === null) model = createModel(params.config, { seed });
+  else if (parent.model.config.kind === 'lm' && params.config.kind === 'classifier') {
+    // A classifier fine-tune of a language model: the same trunk, a seeded head, then the seeded adapters.
+    const { lora, ...trunk } = params.config;
+    const headed = withClassifierHead(parent.model, trunk, { seed });
+    try {
+      model = addLora(headed, lora!, { seed });
+    } finally {
+      disposeModel(headed);
+    }
+  } else model = addLora(parent.model, params.config.lora!, { seed });
   const bytes = modelToSafetensors(model);
   const fields = {
     model: params.config as unknown as JsonValue,

@@ -17,7 +17,8 @@ import {
 import { modelConfig } from '../../model/index.ts';
 import { submit, type Hex32 } from '../../pallet-bindings/index.ts';
 import { runWorker, type RunningWorker } from '../../worker/index.ts';
-import { approveProposal, logger, proposal, setUp, waitFor, type Fixture } from './helpers.ts';
+import { verifyRound } from '../../verify/index.ts';
+import { approveProposal, logger, proposal, readState, setUp, waitFor, type Fixture } from './helpers.ts';
 
 const EVAL_EXAMPLES = 256;
 const LORA = { rank: 8, alpha: 16, targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] };
@@ -141,6 +142,17 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
     expect(first.accuracy).to.equal(accuracy[0]);
     // Only the adapters and the head changed: round 0's base is not the language model's checkpoint.
     expect(p.finalized[0]!.checkpoint.id).to.not.equal(lm.checkpoint.id);
+    // Anyone can repeat round 0 from the language model, the seeded head and adapters, and the published updates.
+    const report = await verifyRound({
+      net: (await readState(f)).networks[f.network]!,
+      network: f.network,
+      proposal: classify,
+      round: 0,
+      blockHash: async (n) => (await f.client.api.rpc.chain.getBlockHash(n)).toHex(),
+      cacheDir: join(f.dir, 'verify'),
+      logger,
+    });
+    expect(report.code, report.message).to.equal(undefined);
   });
 
   it("fails a classifier proposal without LoRA on a language model's checkpoint (E_MODEL_MISMATCH)", async () => {
