@@ -3,11 +3,11 @@
 // with the real coordinator and two trainers. The goal: verifying the aggregate costs at most 10% of the round.
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { startCoordinator, type CoordinatorEvent } from '../coordinator/index.ts';
+import type { CoordinatorEvent } from '../coordinator/index.ts';
 import { verifyRound } from '../verify/index.ts';
-import { reexecuteContribution, runWorker } from '../worker/index.ts';
+import { reexecuteContribution } from '../worker/index.ts';
 // eslint-disable-next-line fedtune/boundaries -- the dev-chain fixture the round tests use
-import { approveProposal, logger, readState, setUp, waitFor } from '../test/rounds/helpers.ts';
+import { approveProposal, logger, readState, setUp, startRunning, waitFor } from '../test/rounds/helpers.ts';
 import type { Bench } from './lib.ts';
 
 const bench: Bench = async ({ quick, report, progress }) => {
@@ -15,25 +15,7 @@ const bench: Bench = async ({ quick, report, progress }) => {
   const f = await setUp('bench-verify');
   const events = new EventEmitter();
   const on = (fn: (e: CoordinatorEvent) => void) => events.on('c', fn);
-  const coordinator = await startCoordinator({
-    chain: f.client,
-    signer: f.coordinator,
-    network: f.network,
-    dataDir: join(f.dir, 'coordinator'),
-    port: 0,
-    logger,
-    evalExamples: 256,
-    onEvent: (e) => events.emit('c', e),
-  });
-  const workers = [0, 1].map((i) =>
-    runWorker({
-      url: coordinator.url,
-      signer: f.workers[i]!,
-      cacheDir: join(f.dir, `worker-${i}`),
-      logger,
-      reconnect: { minMs: 100, maxMs: 500 },
-    }),
-  );
+  const running = await startRunning(f, { evalExamples: 256, onEvent: (e) => events.emit('c', e) });
   try {
     const started = new Map<number, number>();
     on((e) => {
@@ -113,8 +95,7 @@ const bench: Bench = async ({ quick, report, progress }) => {
       note,
     });
   } finally {
-    await Promise.all(workers.map((w) => w.close()));
-    await coordinator.close();
+    await running.close();
     await f.close();
   }
 };

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
-import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
+import type { CoordinatorEvent } from '../../coordinator/index.ts';
 import {
   buildManifest,
   heldOutExamples,
@@ -16,9 +16,15 @@ import {
 } from '../../datasets/index.ts';
 import { modelConfig } from '../../model/index.ts';
 import { submit, type Hex32 } from '../../pallet-bindings/index.ts';
-import { runWorker, type RunningWorker } from '../../worker/index.ts';
-import { verifyRound } from '../../verify/index.ts';
-import { approveProposal, logger, proposal, readState, setUp, waitFor, type Fixture } from './helpers.ts';
+import {
+  approveProposal,
+  proposal,
+  setUp,
+  startRunning,
+  verifyOn,
+  waitFor,
+  type Fixture,
+} from './helpers.ts';
 
 const EVAL_EXAMPLES = 256;
 const LORA = { rank: 8, alpha: 16, targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] };
@@ -26,8 +32,7 @@ const LORA = { rank: 8, alpha: 16, targets: ['attn.c_attn', 'attn.c_proj', 'mlp.
 describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with label skew', function () {
   this.timeout(600_000);
   let f: Fixture;
-  let coordinator: Coordinator | null = null;
-  const workers: RunningWorker[] = [];
+  let running: Awaited<ReturnType<typeof startRunning>> | undefined;
   const events = new EventEmitter();
   const onCoordinator = (fn: (e: CoordinatorEvent) => void) => events.on('c', fn);
   let lmCheckpoint: Hex32 | null = null;
@@ -37,32 +42,12 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
     f = await setUp('classify');
   });
   after(async () => {
-    await Promise.all(workers.map((w) => w.close()));
-    await coordinator?.close();
+    await running?.close();
     await f?.close();
   });
 
   it("commits held-out accuracy above the majority-class rate, from a language model's certified checkpoint", async () => {
-    coordinator = await startCoordinator({
-      chain: f.client,
-      signer: f.coordinator,
-      network: f.network,
-      dataDir: join(f.dir, 'coordinator'),
-      port: 0,
-      logger,
-      evalExamples: EVAL_EXAMPLES,
-      onEvent: (e) => events.emit('c', e),
-    });
-    for (const i of [0, 1])
-      workers.push(
-        runWorker({
-          url: coordinator.url,
-          signer: f.workers[i]!,
-          cacheDir: join(f.dir, `worker-${i}`),
-          logger,
-          reconnect: { minMs: 100, maxMs: 500 },
-        }),
-      );
+    running = await startRunning(f, { evalExamples: EVAL_EXAMPLES, onEvent: (e) => events.emit('c', e) });
     const closed: Extract<CoordinatorEvent, { type: 'roundClosed' }>[] = [];
     onCoordinator((e) => e.type === 'roundClosed' && closed.push(e));
 
@@ -143,15 +128,7 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
     // Only the adapters and the head changed: round 0's base is not the language model's checkpoint.
     expect(p.finalized[0]!.checkpoint.id).to.not.equal(lm.checkpoint.id);
     // Anyone can repeat round 0 from the language model, the seeded head and adapters, and the published updates.
-    const report = await verifyRound({
-      net: (await readState(f)).networks[f.network]!,
-      network: f.network,
-      proposal: classify,
-      round: 0,
-      blockHash: async (n) => (await f.client.api.rpc.chain.getBlockHash(n)).toHex(),
-      cacheDir: join(f.dir, 'verify'),
-      logger,
-    });
+    const report = await verifyOn(f, classify, 0);
     expect(report.code, report.message).to.equal(undefined);
   });
 

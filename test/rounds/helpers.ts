@@ -8,6 +8,9 @@ import { pino, type Logger } from 'pino';
 import { startDevnet, type Devnet } from '../../devchain/index.ts';
 import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../../datasets/index.ts';
 import { initBackend, modelConfig } from '../../model/index.ts';
+import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
+import { verifyRound, type VerifyReport } from '../../verify/index.ts';
+import { reexecuteContribution, runWorker, type RunningWorker } from '../../worker/index.ts';
 import {
   connect,
   initialState,
@@ -211,4 +214,58 @@ export async function until<T>(fn: () => T | undefined | false, ms = 120_000): P
     if (Date.now() > end) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The fixture's coordinator (Ferdie) and trainers (`trainers`, indexes into f.workers) running in this process. */
+export async function startRunning(
+  f: Fixture,
+  options: { trainers?: number[]; evalExamples?: number; onEvent?: (e: CoordinatorEvent) => void } = {},
+): Promise<{ coordinator: Coordinator; workers: RunningWorker[]; close(): Promise<void> }> {
+  const coordinator = await startCoordinator({
+    chain: f.client,
+    signer: f.coordinator,
+    network: f.network,
+    dataDir: join(f.dir, 'coordinator'),
+    port: 0,
+    logger,
+    evalExamples: options.evalExamples ?? 32,
+    onEvent: options.onEvent,
+  });
+  const workers = (options.trainers ?? [0, 1]).map((i) =>
+    runWorker({
+      url: coordinator.url,
+      signer: f.workers[i]!,
+      cacheDir: join(f.dir, `worker-${i}`),
+      logger,
+      reconnect: { minMs: 100, maxMs: 500 },
+    }),
+  );
+  return {
+    coordinator,
+    workers,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      await coordinator.close();
+    },
+  };
+}
+
+/** `round verify` of a proposal's round against the fixture's chain, re-executing `recompute` contributions. */
+export async function verifyOn(
+  f: Fixture,
+  proposal: number,
+  round: number,
+  recompute = 0,
+): Promise<VerifyReport> {
+  return verifyRound({
+    net: (await readState(f)).networks[f.network]!,
+    network: f.network,
+    proposal,
+    round,
+    blockHash: async (n) => (await f.client.api.rpc.chain.getBlockHash(n)).toHex(),
+    recompute,
+    reexecute: reexecuteContribution,
+    cacheDir: join(f.dir, 'verify-cache'),
+    logger,
+  });
 }

@@ -3,18 +3,15 @@
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { encodeUpdate } from '../../aggregation/index.ts';
-import { startCoordinator, type Coordinator, type CoordinatorEvent } from '../../coordinator/index.ts';
+import type { Coordinator, CoordinatorEvent } from '../../coordinator/index.ts';
 import { modelConfig, paramSpecs } from '../../model/index.ts';
 import type { Task } from '../../proto/index.ts';
-import { verifyRound, type VerifyReport } from '../../verify/index.ts';
+import type { VerifyReport } from '../../verify/index.ts';
 import {
   connectWorker,
   fetchBaseCheckpoint,
-  reexecuteContribution,
   reexecuteTask,
-  runWorker,
   verifiedShardRecords,
-  type RunningWorker,
 } from '../../worker/index.ts';
 import { datasetForManifest, type DatasetManifest } from '../../datasets/index.ts';
 import { readFileSync } from 'node:fs';
@@ -22,9 +19,10 @@ import {
   approveProposal,
   logger,
   proposal,
-  readState,
   setUp,
+  startRunning,
   until,
+  verifyOn,
   waitFor,
   type Fixture,
 } from '../rounds/helpers.ts';
@@ -35,54 +33,36 @@ describe('round verify: repeating a round from its published updates', function 
   this.timeout(300_000);
   let f: Fixture;
   let coordinator: Coordinator;
-  const workers: RunningWorker[] = [];
+  let running: Awaited<ReturnType<typeof startRunning>> | undefined;
   const events = new EventEmitter();
   const onCoordinator = (fn: (e: CoordinatorEvent) => void) => events.on('c', fn);
   let honest: number;
 
-  const verify = async (id: number, round: number, recompute = 0): Promise<VerifyReport> => {
-    const net = (await readState(f)).networks[f.network]!;
-    return verifyRound({
-      net,
-      network: f.network,
-      proposal: id,
-      round,
-      blockHash: async (n) => (await f.client.api.rpc.chain.getBlockHash(n)).toHex(),
-      recompute,
-      reexecute: reexecuteContribution,
-      cacheDir: join(f.dir, 'verify-cache'),
+  const verify = (id: number, round: number, recompute = 0) => verifyOn(f, id, round, recompute);
+
+  /** Dave, driven by the test: he takes tasks and uploads what the test makes him. */
+  const manualDave = () => {
+    const dave = f.workers[2]!;
+    const tasks: Task[] = [];
+    const conn = connectWorker({
+      url: coordinator.url,
+      signer: { address: dave.address, sign: (m: Uint8Array) => dave.sign(m) },
       logger,
+      onTask: (t) => tasks.push(t),
+      reconnect: { minMs: 100, maxMs: 500 },
     });
+    return { dave, tasks, conn };
   };
 
   before(async () => {
     f = await setUp('verify');
-    coordinator = await startCoordinator({
-      chain: f.client,
-      signer: f.coordinator,
-      network: f.network,
-      dataDir: join(f.dir, 'coordinator'),
-      port: 0,
-      logger,
-      evalExamples: 32,
-      onEvent: (e) => events.emit('c', e),
-    });
-    for (const i of [0, 1])
-      workers.push(
-        runWorker({
-          url: coordinator.url,
-          signer: f.workers[i]!,
-          cacheDir: join(f.dir, `worker-${i}`),
-          logger,
-          reconnect: { minMs: 100, maxMs: 500 },
-        }),
-      );
+    running = await startRunning(f, { onEvent: (e) => events.emit('c', e) });
+    coordinator = running.coordinator;
     honest = await approveProposal(f, { rounds: 2, minWorkers: 2, maxWorkers: 2 }, { aggregator: 'fedavgm' });
     await waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.proposal === honest && e.round === 1);
   });
   after(async () => {
-    await Promise.all(workers.map((w) => w.close()));
-    await coordinator?.close();
+    await running?.close();
     await f?.close();
   });
 
@@ -155,15 +135,7 @@ describe('round verify: repeating a round from its published updates', function 
   });
 
   it('names a worker that uploaded noise of a trained update’s size', async () => {
-    const dave = f.workers[2]!;
-    const tasks: Task[] = [];
-    const conn = connectWorker({
-      url: coordinator.url,
-      signer: { address: dave.address, sign: (m: Uint8Array) => dave.sign(m) },
-      logger,
-      onTask: (t) => tasks.push(t),
-      reconnect: { minMs: 100, maxMs: 500 },
-    });
+    const { dave, tasks, conn } = manualDave();
     try {
       await conn.ready;
       const id = await approveProposal(f, { rounds: 1, minWorkers: 3, maxWorkers: 3 });
@@ -205,15 +177,7 @@ describe('round verify: repeating a round from its published updates', function 
   });
 
   it('names a worker that trained on another shard than its task named', async () => {
-    const dave = f.workers[2]!;
-    const tasks: Task[] = [];
-    const conn = connectWorker({
-      url: coordinator.url,
-      signer: { address: dave.address, sign: (m: Uint8Array) => dave.sign(m) },
-      logger,
-      onTask: (t) => tasks.push(t),
-      reconnect: { minMs: 100, maxMs: 500 },
-    });
+    const { dave, tasks, conn } = manualDave();
     try {
       await conn.ready;
       const id = await approveProposal(f, { rounds: 1, minWorkers: 3, maxWorkers: 3 });
