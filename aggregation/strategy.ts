@@ -113,6 +113,11 @@ export interface Strategy {
   /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
   accept(update: ClientUpdate): AcceptResult;
   /**
+   * The checks accept() makes (round, shape, finiteness, norm bound), leaving the aggregate and the round untouched: for
+   * whoever only needs to know an update would be accepted (a coordinator derives the aggregate later, in leaf order).
+   */
+  check(update: ClientUpdate): AcceptResult;
+  /**
    * A flat buffer of the model's parameter count to decode an update into (decodeUpdate's `out`, with the model's
    * spec as `expect`) right before accept(): a streaming strategy on the wasm backend keeps it in the kernel's memory
    * and reads an update there without a copy. One buffer, the same each call: decode and accept one update at a time.
@@ -259,19 +264,34 @@ export abstract class BaseStrategy implements Strategy {
     return this.clipAtOpen();
   }
 
+  /** The checks accept() makes before an update touches the aggregate; its tensors in layout order. */
+  private validate(update: ClientUpdate): Float32Array[] {
+    if (this.round === null) fail('E_ROUND', 'no round is open; call configureRound first');
+    if (typeof update !== 'object' || update === null)
+      fail('E_UPDATE_SHAPE', 'an update must be an object {worker, samples, tensors}');
+    if (typeof update.worker !== 'string' || update.worker === '')
+      fail('E_UPDATE_WORKER', 'an update needs a non-empty worker id');
+    if (this.workers.includes(update.worker))
+      fail('E_DUPLICATE_UPDATE', `worker ${update.worker} already sent an update in round ${this.round}`);
+    if (typeof update.samples !== 'number' || !Number.isFinite(update.samples) || update.samples <= 0) {
+      fail('E_UPDATE_SAMPLES', `samples must be a positive finite number, got ${String(update.samples)}`);
+    }
+    return orderTensors(this.layout, update.tensors);
+  }
+
+  check(update: ClientUpdate): AcceptResult {
+    try {
+      const parts = this.validate(update);
+      return { ok: true, norm: this.normOf(sumSquaresF32(parts), parts), clipped: false };
+    } catch (e) {
+      if (!(e instanceof AggregationError)) throw e;
+      return { ok: false, code: e.code, reason: e.message };
+    }
+  }
+
   accept(update: ClientUpdate): AcceptResult {
     try {
-      if (this.round === null) fail('E_ROUND', 'no round is open; call configureRound first');
-      if (typeof update !== 'object' || update === null)
-        fail('E_UPDATE_SHAPE', 'an update must be an object {worker, samples, tensors}');
-      if (typeof update.worker !== 'string' || update.worker === '')
-        fail('E_UPDATE_WORKER', 'an update needs a non-empty worker id');
-      if (this.workers.includes(update.worker))
-        fail('E_DUPLICATE_UPDATE', `worker ${update.worker} already sent an update in round ${this.round}`);
-      if (typeof update.samples !== 'number' || !Number.isFinite(update.samples) || update.samples <= 0) {
-        fail('E_UPDATE_SAMPLES', `samples must be a positive finite number, got ${String(update.samples)}`);
-      }
-      const parts = orderTensors(this.layout, update.tensors);
+      const parts = this.validate(update);
       const { norm, clipped } = this.ingest(update, parts);
       this.workers.push(update.worker);
       this.samples.push(update.samples);

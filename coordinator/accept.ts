@@ -1,5 +1,6 @@
 // Update acceptance: an upload that passed the server's checks (signature, round, base, codec, sizes, hash) is checked
-// against its task, bounded, decoded against the model and folded into the strategy. Pure over the round's state.
+// against its task, bounded, decoded against the model and checked by the strategy (the aggregate is derived at close,
+// from the journal, in leaf order). Pure over the round's state.
 import { decodeUpdate, type NamedTensor, type Strategy } from '../aggregation/index.ts';
 import { updateLeafHash } from '../pallet-bindings/index.ts';
 import type { Assignment } from './assign.ts';
@@ -12,8 +13,8 @@ export const MAX_TRAIN_LOSS = 100;
 export type Rejection = { ok: false; code: string; message: string };
 
 /**
- * One decode buffer per strategy, reused by every update: each is folded in (copied into the strategy's own sum or
- * store) before foldUpdate returns, so a fresh params-sized array per update would only feed the garbage collector.
+ * One decode buffer per strategy, reused by every update: each is checked before checkUpdate returns, so a fresh
+ * params-sized array per update would only feed the garbage collector.
  */
 const scratch = new WeakMap<Strategy, Float32Array>();
 
@@ -26,8 +27,8 @@ function scratchFor(strategy: Strategy, size: number): Float32Array {
   return buffer;
 }
 
-/** Decodes an update and folds it into the strategy; the reason when it does not fit. */
-export function foldUpdate(
+/** Decodes an update and has the strategy check it (without folding it in); the reason when it does not fit. */
+export function checkUpdate(
   strategy: Strategy,
   params: { account: string; samples: number; payload: Uint8Array; codec: string; maxValues: number },
 ): Verdict {
@@ -43,13 +44,13 @@ export function foldUpdate(
     const e = error as { code?: string; message: string };
     return { ok: false, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message };
   }
-  const verdict = strategy.accept({ worker: params.account, samples: params.samples, tensors });
+  const verdict = strategy.check({ worker: params.account, samples: params.samples, tensors });
   return verdict.ok ? { ok: true } : { ok: false, code: verdict.code, message: verdict.reason };
 }
 
 /**
  * Checks an upload against the round: its task, the shards that task named, the bounds on what the worker reports,
- * then decodes and folds it. Returns the journal record (samples derived from the task), or why it was refused.
+ * then decodes and checks it. Returns the journal record (samples derived from the task), or why it was refused.
  */
 export function acceptUpdate(params: {
   assignment: Assignment | null;
@@ -95,7 +96,7 @@ export function acceptUpdate(params: {
       'E_UPDATE_BOUNDS',
       `trainLoss must be a number in [0, ${MAX_TRAIN_LOSS}], got ${begin.trainLoss}`,
     );
-  const folded = foldUpdate(params.strategy, {
+  const folded = checkUpdate(params.strategy, {
     account,
     samples: params.samples,
     payload: update.payload,

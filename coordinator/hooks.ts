@@ -2,13 +2,12 @@
 // arrives, a task fails, or a worker comes and goes. Each hook reads the live round and hands the work to its module.
 import type { Logger } from 'pino';
 import { isWorker, type Hex32 } from '../pallet-bindings/index.ts';
-import { proposalFit, proposalStrategy } from '../verify/index.ts';
-import { acceptUpdate, foldUpdate } from './accept.ts';
+import { acceptUpdate } from './accept.ts';
 import type { CoordinatorEvent } from './events.ts';
 import type { ChainView } from './follow.ts';
 import type { ProposalContext } from './prepare.ts';
 import type { AckBook } from './acks.ts';
-import { roundKey, type RoundLog } from './records.ts';
+import type { RoundLog } from './records.ts';
 import { handOn, watchSilent, welcome, type LiveRound, type RoundDependencies } from './round.ts';
 import type { RoundEngineHooks, UploadedUpdate } from './server.ts';
 
@@ -24,23 +23,6 @@ export interface HookDependencies {
   /** A journal write failed: the coordinator stops, so a restart replays only what is durable. */
   stepFailed(error: unknown): void;
   logger: Logger;
-}
-
-/**
- * The live strategy only checks updates as they come (the aggregate is derived at close from the journal), but it has
- * counted one that was then not recorded: rebuild it from the round's starting state and the journaled updates, so the
- * worker may send that update again.
- */
-function resetLiveStrategy(ctx: ProposalContext, round: LiveRound, log: RoundLog): void {
-  if (!ctx.current || !ctx.stateBefore) return;
-  const { strategy } = proposalStrategy(ctx.spec, ctx.current.model, { noiseSeed: ctx.noiseSeed });
-  strategy.restoreState(ctx.stateBefore);
-  strategy.configureRound(round.assignment.round, proposalFit(ctx.proposal));
-  const k = roundKey(round.assignment.proposal, round.assignment.round);
-  for (const rec of log.updates.get(k) ?? [])
-    foldUpdate(strategy, { ...rec, codec: ctx.updateEncoding.codec, maxValues: ctx.maxValues ?? 0 });
-  ctx.strategy?.dispose();
-  ctx.strategy = strategy;
 }
 
 export function engineHooks(deps: HookDependencies): RoundEngineHooks {
@@ -87,7 +69,6 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
         // Not recorded, so not accepted: the worker is told, and sends it again once there is room.
         if (current!.round.accepted.get(update.account)?.taskId === record.taskId)
           current!.round.accepted.delete(update.account);
-        resetLiveStrategy(current!.ctx, current!.round, deps.log);
         deps.logger.warn({ account: update.account, code: 'E_DISK_FULL' }, (error as Error).message);
         return { ok: false as const, code: 'E_DISK_FULL', message: (error as Error).message };
       }

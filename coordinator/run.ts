@@ -4,7 +4,7 @@ import type { CheckpointStore } from '../checkpoints/index.ts';
 import { fromHex, updatesTree, type NetworkState, type RoundProposal } from '../pallet-bindings/index.ts';
 import type { FrameInput } from '../proto/index.ts';
 import { noiseSeed, proposalFit, proposalStrategy } from '../verify/index.ts';
-import { foldUpdate } from './accept.ts';
+import { checkUpdate } from './accept.ts';
 import { baseModel, resetContext } from './base.ts';
 import { closeRound, evaluateHeldOut } from './close.ts';
 import { commitRound, failProposal, type ChainDependencies } from './commit.ts';
@@ -137,13 +137,16 @@ async function runRound(
     clock: deps.clock,
   });
   for (const rec of deps.log.updates.get(k) ?? []) {
-    const folded = foldUpdate(ctx.strategy, {
+    const checked = checkUpdate(ctx.strategy, {
       ...rec,
       codec: ctx.updateEncoding.codec,
       maxValues: ctx.maxValues!,
     });
-    if (!folded.ok) {
-      deps.logger.error({ account: rec.account, code: folded.code }, 'a journaled update no longer folds in');
+    if (!checked.ok) {
+      deps.logger.error(
+        { account: rec.account, code: checked.code },
+        "a journaled update no longer passes the strategy's checks",
+      );
       continue;
     }
     round.accepted.set(rec.account, { ...rec, payload: new Uint8Array(0) });

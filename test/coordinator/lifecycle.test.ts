@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { createStrategy, encodeUpdate } from '../../aggregation/index.ts';
-import { acceptUpdate, foldUpdate, MAX_TRAIN_LOSS } from '../../coordinator/accept.ts';
+import { acceptUpdate, checkUpdate, MAX_TRAIN_LOSS } from '../../coordinator/accept.ts';
 import {
   assignable,
   assignSlots,
@@ -178,34 +178,27 @@ describe('coordinator life cycle: update acceptance', () => {
   }
 });
 
-describe('coordinator life cycle: folding updates', () => {
-  it('decodes every update into one reused buffer, and the strategies keep their own copies', () => {
+describe('coordinator life cycle: checking updates', () => {
+  it('checks each update as accept would, through one reused buffer, and leaves the aggregate untouched', () => {
     const w = [{ name: 'w', shape: [3], data: new Float32Array(3) }];
-    for (const [name, want] of [
-      ['median', [2, -2, 0.5]],
-      ['fedavg', [2, -2, 0.5]],
-    ] as const) {
-      const strategy = createStrategy({ name }, w, { backend: 'js' });
+    for (const name of ['median', 'fedavg'] as const) {
+      const strategy = createStrategy({ name, options: { maxNorm: 10 } }, w, { backend: 'js' });
       strategy.configureRound(0);
-      for (const [i, data] of [
-        [1, -1, 0],
-        [2, -2, 0.5],
-        [3, -3, 1],
-      ].entries()) {
-        const payload = encodeUpdate([{ name: 'w', shape: [3], data: new Float32Array(data) }], {
-          codec: 'dense',
-        });
-        const folded = foldUpdate(strategy, {
-          account: `w${i}`,
+      const check = (account: string, data: number[]) =>
+        checkUpdate(strategy, {
+          account,
           samples: 1,
-          payload,
+          payload: encodeUpdate([{ name: 'w', shape: [3], data: new Float32Array(data) }], {
+            codec: 'dense',
+          }),
           codec: 'dense',
           maxValues: 3,
         });
-        expect(folded.ok, JSON.stringify(folded)).to.equal(true);
-      }
-      // Had a strategy kept the decoded arrays, every update would read as the last one: [3, -3, 1].
-      expect(Array.from(strategy.aggregate().delta[0]!.data), name).to.deep.equal(want);
+      expect(check('w0', [1, -1, 0]), name).to.deep.equal({ ok: true });
+      expect(check('w1', [2, -2, 0.5]), name).to.deep.equal({ ok: true });
+      expect(check('w3', [30, 0, 0]), name).to.include({ ok: false, code: 'E_UPDATE_NORM' });
+      // Nothing was folded in: the round still has no update to aggregate.
+      expect(() => strategy.aggregate(), name).to.throw(/no accepted updates/);
     }
   });
 });
