@@ -48,7 +48,7 @@ import {
 } from './derive.ts';
 import { httpGetBytes, originOf } from './fetch.ts';
 import { parsePublication, type PublishedUpdateRecord, type RoundPublication } from './publication.ts';
-import { taskSamples, taskSeed } from './task.ts';
+import { taskSamples } from './task.ts';
 
 /** How far the re-measured held-out loss may be from the committed one: evaluation runs the same examples on the same
  * kernels, so it repeats to the last bits on one backend; the margin covers another machine's wasm SIMD or a GPU. */
@@ -115,22 +115,20 @@ export interface VerifyReport {
 
 /** What a re-execution needs: the task rebuilt from public values, the base checkpoint and the worker's records. */
 export interface ReexecuteInput {
+  proposal: number;
+  round: number;
   update: PublishedUpdateRecord;
   payload: Uint8Array;
   baseBytes: Uint8Array;
   config: ModelConfig;
-  fit: FitConfig & { seed: number };
+  /** The local training every task of the proposal carried (the seed comes with the task: taskFrame). */
+  fit: FitConfig;
   encoding: UpdateEncoding;
   dataset: Dataset;
   manifest: DatasetManifest;
   datasetRoot: string;
   /** The worker's earlier accepted updates of this proposal (for codecs whose state carries across rounds). */
-  earlier: {
-    round: number;
-    update: PublishedUpdateRecord;
-    baseBytes: Uint8Array;
-    fit: FitConfig & { seed: number };
-  }[];
+  earlier: { round: number; update: PublishedUpdateRecord; baseBytes: Uint8Array }[];
 }
 
 export type Reexecute = (
@@ -710,12 +708,7 @@ async function earlierContributions(
       );
     const { value: base } = await loadBase(at, p, pub, ctx);
     disposeModel(base.model);
-    out.push({
-      round: q,
-      update,
-      baseBytes: base.bytes,
-      fit: { ...ctx.fit, seed: taskSeed(params.proposal, q, account) },
-    });
+    out.push({ round: q, update, baseBytes: base.bytes });
   }
   return out;
 }
@@ -740,11 +733,13 @@ async function recompute(
     const update = pub.updates.find((u) => u.account === account)!;
     const s0 = performance.now();
     const result = await params.reexecute({
+      proposal: params.proposal,
+      round: params.round,
       update,
       payload: payloads.get(account)!,
       baseBytes: base.bytes,
       config: ctx.config,
-      fit: { ...ctx.fit, seed: taskSeed(params.proposal, params.round, account) },
+      fit: ctx.fit,
       encoding: ctx.encoding,
       dataset: ctx.dataset,
       manifest: ctx.manifest,

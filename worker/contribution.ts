@@ -4,7 +4,7 @@
 // result compared with the published update by compareWork (docs/model.md, "Reproducible training").
 import type { DatasetRecord } from '../datasets/index.ts';
 import type { Task } from '../proto/index.ts';
-import type { ReexecuteInput } from '../verify/index.ts';
+import { taskFrame, type ReexecuteInput } from '../verify/index.ts';
 import { WorkerError } from './connection.ts';
 import { isTopK } from './payload.ts';
 import { compareWork, reexecuteChain } from './reexecute.ts';
@@ -26,35 +26,30 @@ export async function reexecuteContribution(
         `earlier contributions must be consecutive rounds: ${earlier[i - 1]!.round} is followed by ${e.round}`,
       );
   });
-  const round = earlier.length > 0 ? earlier.at(-1)!.round + 1 : 1;
-  const frame = (
-    r: number,
-    update: ReexecuteInput['update'],
-    fit: ReexecuteInput['fit'],
-    baseBytes: Uint8Array,
-  ): Task => ({
-    taskId: update.taskId,
-    proposal: 0,
-    round: r,
-    base: { id: '0x', bytes: baseBytes.length, url: '' },
-    shards: update.shards,
-    datasetRoot: input.datasetRoot,
-    modelJson: JSON.stringify(input.config),
-    hyperparamsJson: JSON.stringify(fit),
-    codecJson: JSON.stringify(input.encoding),
-    deadlineMs: 0,
-  });
+  // Each task exactly as the coordinator sent it (taskFrame), its seed derived from proposal, round and account.
+  const frame = (round: number, update: ReexecuteInput['update'], baseBytes: Uint8Array): Task =>
+    taskFrame({
+      task: { account: update.account, taskId: update.taskId, shards: update.shards },
+      proposal: input.proposal,
+      round,
+      base: { id: '0x', bytes: baseBytes.length, url: '' },
+      datasetRoot: input.datasetRoot,
+      modelJson: JSON.stringify(input.config),
+      fit: input.fit,
+      updateEncoding: input.encoding,
+      deadlineMs: 0,
+    });
   const records = (shards: number[]): DatasetRecord[] =>
     verifiedShardRecords(input.dataset, input.manifest, input.datasetRoot, shards);
   const steps = [
     ...earlier.map((e) => ({
-      task: frame(e.round, e.update, e.fit, e.baseBytes),
+      task: frame(e.round, e.update, e.baseBytes),
       baseCheckpoint: e.baseBytes,
       records: records(e.update.shards),
       labels: input.manifest.labels,
     })),
     {
-      task: frame(round, input.update, input.fit, input.baseBytes),
+      task: frame(input.round, input.update, input.baseBytes),
       baseCheckpoint: input.baseBytes,
       records: records(input.update.shards),
       labels: input.manifest.labels,
