@@ -440,35 +440,19 @@ async function fetchPayloads(
   const out = new Map<string, Uint8Array>();
   let bytes = 0;
   for (const u of pub.updates) {
-    const problems: string[] = [];
-    for (const source of sources) {
-      let body: Uint8Array | null;
-      try {
-        body = await httpGetBytes(`${source}/blobs/${u.payloadSha256}`, {
-          maxBytes: Math.min(MAX_UPDATE_BYTES, u.payloadBytes),
-        });
-      } catch (error) {
-        problems.push(`${source}: ${(error as Error).message}`);
-        continue;
-      }
-      if (body === null) {
-        problems.push(`${source}: not there`);
-        continue;
-      }
-      if (sha256Hex(body) !== u.payloadSha256) {
-        problems.push(`${source}: served other bytes`);
-        continue;
-      }
-      out.set(u.account, body);
-      bytes += body.length;
-      break;
-    }
-    if (!out.has(u.account))
+    const { body, problems } = await fetchBlob(
+      sources,
+      u.payloadSha256,
+      Math.min(MAX_UPDATE_BYTES, u.payloadBytes),
+    );
+    if (!body)
       throw new VerifyFailure(
         'E_UPDATE_UNAVAILABLE',
         `no source serves the update of ${u.account} (${u.payloadSha256}): ${problems.join('; ') || 'no sources'}`,
         f.coordinator,
       );
+    out.set(u.account, body);
+    bytes += body.length;
   }
   return {
     value: out,
@@ -517,18 +501,16 @@ async function loadBase(
     const { bytes, manifest } = await checkpointFrom(id, ctx.sources, params);
     let state: Uint8Array | null = null;
     if (manifest.state) {
-      state = await fetchBlob(ctx.sources, manifest.state, 1 << 30);
-      if (!state)
+      const fetched = await fetchBlob(ctx.sources, manifest.state, MAX_UPDATE_BYTES);
+      if (!fetched.body)
         throw new VerifyFailure(
           'E_UPDATE_UNAVAILABLE',
-          `no source serves the strategy state ${manifest.state} that checkpoint ${id} names`,
+          `no source serves the strategy state ${manifest.state} that checkpoint ${id} names: ${fetched.problems.join('; ') || 'no sources'}`,
           coordinator,
         );
+      state = fetched.body;
     }
-    if ((pub.stateBefore ?? null) !== (manifest.state ?? pub.stateBefore))
-      mismatch(
-        `the round claims to start from strategy state ${pub.stateBefore}; its base names ${manifest.state}`,
-      );
+    // Whether the round started from this state is checked with the aggregate (the publication's stateBefore).
     return {
       value: { model: modelFromSafetensors(bytes, ctx.config), bytes, state },
       detail: `base ${id} (${bytes.length} bytes)${manifest.state ? `, strategy state ${manifest.state.slice(0, 10)}…` : ''}`,
@@ -564,12 +546,26 @@ async function loadBase(
   };
 }
 
-async function fetchBlob(sources: string[], hash: string, maxBytes: number): Promise<Uint8Array | null> {
+/** A blob from the first source that serves bytes hashing to its name; what each other source did, otherwise. */
+async function fetchBlob(
+  sources: string[],
+  hash: string,
+  maxBytes: number,
+): Promise<{ body: Uint8Array | null; problems: string[] }> {
+  const problems: string[] = [];
   for (const source of sources) {
-    const body = await httpGetBytes(`${source}/blobs/${hash}`, { maxBytes }).catch(() => null);
-    if (body && sha256Hex(body) === hash) return body;
+    let body: Uint8Array | null;
+    try {
+      body = await httpGetBytes(`${source}/blobs/${hash}`, { maxBytes });
+    } catch (error) {
+      problems.push(`${source}: ${(error as Error).message}`);
+      continue;
+    }
+    if (body === null) problems.push(`${source}: not there`);
+    else if (sha256Hex(body) !== hash) problems.push(`${source}: served other bytes`);
+    else return { body, problems };
   }
-  return null;
+  return { body: null, problems };
 }
 
 async function checkAggregate(
@@ -666,11 +662,7 @@ async function checkEval(
  * The contributions to re-execute: ordered by SHA-256 of the finalizeRound block's hash and the account. The block was
  * made after every upload, so no worker could know whether its update would be re-run.
  */
-export async function pickForRecompute(
-  blockHash: string,
-  accounts: readonly string[],
-  k: number,
-): Promise<string[]> {
+export function pickForRecompute(blockHash: string, accounts: readonly string[], k: number): string[] {
   return accounts
     .map((a) => ({ a, h: createHash('sha256').update(`fedtune-recompute:${blockHash}:${a}`).digest('hex') }))
     .sort((x, y) => (x.h < y.h ? -1 : x.h > y.h ? 1 : 0))
@@ -724,7 +716,7 @@ async function recompute(
   out: WorkCheck[],
 ): Promise<{ value: void; detail: string }> {
   if (!params.reexecute) throw new VerifyError('E_NO_REEXECUTE', 'this verifier cannot re-execute tasks');
-  const chosen = await pickForRecompute(
+  const chosen = pickForRecompute(
     await params.blockHash(f.block),
     f.contributors.map((c) => c.account),
     params.recompute ?? 0,
