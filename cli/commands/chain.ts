@@ -14,7 +14,7 @@ import {
 } from '../protocol.ts';
 import { FedtuneError } from '../errors.ts';
 import { short, table } from '../table.ts';
-import { barTable, disputeTable } from './dao.ts';
+import { barTable, disputeTable } from './dao-dispute.ts';
 
 type Base = GlobalArgs & ChainArgs & NetworkArgs;
 
