@@ -2,7 +2,7 @@
 // pre-training then LoRA fine-tuning, attestations, and a consumer who downloads, verifies and generates. Every step
 // goes through the `fedtune` CLI, as a person would type it; only the dev chain runs in this process. Steps that do
 // not depend on each other (and sign with different accounts) run at the same time, so the wall time goes to training.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { startDevnet, type Devnet } from '../devchain/index.ts';
@@ -21,6 +21,7 @@ import { explorerHint } from './explore.ts';
 import { DEMO_DEFAULTS } from './defaults.ts';
 import { runFedtune } from '../bin/index.ts';
 import { DemoError, fedtune, json, service, until, type Service } from './process.ts';
+import { fund, heldOutLabels, PLANCK_PER_ROC, watchCoordinator } from './setup.ts';
 import {
   chainFigures,
   summaryTable,
@@ -70,7 +71,6 @@ const LORA = {
   targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'],
 } as const;
 
-const PLANCK_PER_ROC = 10n ** 12n;
 const PROMPTS = {
   pretrain: 'Fellow citizens, ',
   finetune: 'Call me ',
@@ -549,75 +549,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     );
     return result;
   }
-}
-
-/**
- * The labels of the held-out e-mails the coordinator scores: the same evenly spaced selection as heldOutExamples (one
- * classification example per record), read from the manifest `dataset shard` wrote.
- */
-function heldOutLabels(manifestFile: string, maxExamples: number): string[] {
-  const manifest = json<{ records: { label?: string }[]; eval: { records: number[] } }>(
-    readFileSync(manifestFile, 'utf8'),
-  );
-  const all = manifest.eval.records;
-  const n = Math.min(all.length, Math.max(1, maxExamples));
-  return Array.from(
-    { length: n },
-    (_, i) => manifest.records[all[Math.floor((i * all.length) / n)]!]!.label!,
-  );
-}
-
-/**
- * Prints the coordinator's round events; returns a reader of the seconds spent from tasks sent to round closed, and
- * each classifier proposal's round-0 base accuracy (reported in the event, not on chain).
- */
-function watchCoordinator(coordinator: Service, step: (text: string) => void) {
-  const sent = new Map<string, number>();
-  const baseAccuracy = new Map<number, number>();
-  let seconds = 0;
-  coordinator.onLine((line) => {
-    const e = JSON.parse(line) as Record<string, unknown>;
-    const key = `${e.proposal}:${e.round}`;
-    if (e.type === 'taskSent' && !sent.has(key)) sent.set(key, Date.now());
-    else if (e.type === 'roundStarted')
-      step(`  proposal ${e.proposal} round ${e.round}: ${e.tasks} tasks sent`);
-    else if (e.type === 'roundClosed') {
-      const from = sent.get(key);
-      if (from !== undefined) seconds += (Date.now() - from) / 1000;
-      const before = e.baseEvalLoss !== null ? ` (before: ${(e.baseEvalLoss as number).toFixed(4)})` : '';
-      if (typeof e.baseAccuracy === 'number') baseAccuracy.set(e.proposal as number, e.baseAccuracy);
-      const accuracy =
-        typeof e.accuracy === 'number'
-          ? `; accuracy ${e.accuracy.toFixed(3)}${typeof e.baseAccuracy === 'number' ? ` (before: ${e.baseAccuracy.toFixed(3)})` : ''}`
-          : '';
-      step(
-        `  proposal ${e.proposal} round ${e.round}: ${e.accepted} updates aggregated; eval loss ${(e.evalLoss as number).toFixed(4)}${before}${accuracy}`,
-      );
-    } else if (e.type === 'finalizeRound')
-      step(
-        `  proposal ${e.proposal} round ${e.round} committed in block ${e.blockNumber}, ${(e.rewards as unknown[]).length} rewards paid`,
-      );
-    else if (e.type === 'updateRejected' || e.type === 'failRound') step(`  ${line}`);
-  });
-  return { trainingSeconds: () => seconds, baseAccuracy };
-}
-
-/** Funds trainer accounts beyond the dev accounts, in one batch. */
-async function fund(client: ChainClient, from: Awaited<ReturnType<typeof signerFromSeed>>, seeds: string[]) {
-  if (seeds.length === 0) return;
-  const pairs = await Promise.all(seeds.map((s) => signerFromSeed(s)));
-  const tx = client.api.tx.utility.batchAll(
-    pairs.map((p) => client.api.tx.balances.transferKeepAlive(p.address, 1000n * PLANCK_PER_ROC)),
-  );
-  await new Promise<void>((resolvePromise, reject) => {
-    void tx
-      .signAndSend(from, ({ status, dispatchError }) => {
-        if (dispatchError)
-          reject(new DemoError('E_DEMO_FUND', `funding trainers failed: ${dispatchError.toString()}`));
-        else if (status.isFinalized) resolvePromise();
-      })
-      .catch(reject);
-  });
 }
 
 export { exploreDemo, type DemoExplorer } from './explore.ts';
