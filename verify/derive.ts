@@ -147,12 +147,7 @@ export function deriveAggregate(params: {
   for (const u of leafOrder(params.updates)) {
     let tensors: NamedTensor[];
     try {
-      // Into the strategy's own input buffer (read there without a copy), folded in before the next is decoded.
-      tensors = decodeUpdate(u.payload, {
-        codec: params.codec as CodecName,
-        maxValues: params.maxValues,
-        out: strategy.inputBuffer(),
-      });
+      tensors = decodeUpdate(u.payload, { codec: params.codec as CodecName, maxValues: params.maxValues });
     } catch (error) {
       const e = error as { code?: string; message: string };
       refused.push({ account: u.account, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message });
