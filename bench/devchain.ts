@@ -221,7 +221,11 @@ async function databases(ctx: BenchContext): Promise<void> {
         note: 'ref: file',
       });
     } catch (error) {
-      ctx.progress(`sqlite database not measured: ${(error as Error).message.split('\n')[0]}`);
+      // package.json denies sqlite3's install script (the dev chain never loads it), so its native module is built
+      // only on request, by the command its install script runs: `cd node_modules/sqlite3 && npx node-gyp rebuild`.
+      ctx.progress(
+        `sqlite database not measured (build it: \`cd node_modules/sqlite3 && npx node-gyp rebuild\`): ${(error as Error).message.split('\n')[0]}`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
