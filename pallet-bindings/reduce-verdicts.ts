@@ -1,6 +1,6 @@
 // The reducer's verdict calls on finalized rounds: members attest a checkpoint (certified at quorum), dispute a
 // contributor or coordinator, and uphold disputes (upheld at quorum, the accused barred in every role it played).
-import { isFailureCode, MAX_FAILURE_CODE_CHARS } from './codec.ts';
+import { isFailureCode, MAX_FAILURE_CODE_CHARS } from './scale-types.ts';
 import { failRoundsOf } from './decide.ts';
 import { fail, type Draft } from './draft.ts';
 import { ayesNeeded, requireMember, requireProposal, type Call } from './reduce-dao.ts';
