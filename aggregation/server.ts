@@ -6,7 +6,7 @@ export interface ServerOptimiser {
   /**
    * One pass over [from, to), in place and allocation-free: d[i] <- fround(d[i] / fround(divisor)) (the mean, fused
    * here), then moves weights x along d. Every value written is float32 arithmetic, one rounding per operation, so the
-   * result is the same bytes on any machine (docs/aggregation.md, "Determinism"); the wasm kernels (kernels/simd.ts
+   * result is the same bytes on any machine (docs/aggregation.md, "Determinism"); the wasm kernels (kernels/simd-opt.ts
    * optStep) do the same operations in the same order.
    */
   step(x: Float32Array, d: Float32Array, divisor?: number, from?: number, to?: number): void;

@@ -7,29 +7,14 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { startDevnet, type Devnet } from '../devchain/index.ts';
 import { modelConfig, type PresetName } from '../model/index.ts';
-import {
-  connect,
-  initialState,
-  signerFromSeed,
-  syncState,
-  type ChainClient,
-  type Hex32,
-  type ProtocolState,
-  type RoundProposal,
-} from '../pallet-bindings/index.ts';
+import { connect, signerFromSeed, type ChainClient, type Hex32 } from '../pallet-bindings/index.ts';
+import { classifyStage, type ClassifyOptions } from './classify.ts';
 import { explorerHint } from './explore.ts';
-import { DEMO_DEFAULTS } from './defaults.ts';
-import { runFedtune } from '../bin/index.ts';
+import { CLASSIFY_ALPHA, DEMO_DEFAULTS, LORA, PROMPTS } from './defaults.ts';
 import { DemoError, fedtune, json, service, until, type Service } from './process.ts';
-import { fund, heldOutLabels, PLANCK_PER_ROC, watchCoordinator } from './setup.ts';
-import {
-  chainFigures,
-  summaryTable,
-  type DemoClassify,
-  type DemoSample,
-  type DemoSummary,
-  type VerifiedRound,
-} from './summary.ts';
+import { fund, watchCoordinator } from './setup.ts';
+import { demoSteps, type DemoRun } from './steps.ts';
+import { chainFigures, summaryTable, type DemoSummary } from './summary.ts';
 
 export { DEMO_DEFAULTS } from './defaults.ts';
 export { DemoError } from './process.ts';
@@ -58,27 +43,11 @@ export interface DemoOptions {
   /** Held-out windows per evaluation (coordinator and attesters). */
   evalExamples?: number;
   /** One more stage: a spam classifier (LoRA + head) fine-tuned from the pre-trained checkpoint. */
-  classify?: { rounds: number; localSteps: number; lr: number };
+  classify?: ClassifyOptions;
   logger: Logger;
   /** Where progress lines go (default stderr). */
   print?: (line: string) => void;
 }
-
-/** Rank 8 on all four projections: rank 4 on two of them saturated near a 4% drop on Moby Dick (docs/model.md). */
-const LORA = {
-  rank: 8,
-  alpha: 16,
-  targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'],
-} as const;
-
-const PROMPTS = {
-  pretrain: 'Fellow citizens, ',
-  finetune: 'Call me ',
-  // A made-up spam sender, framed like the corpus's e-mails (the mbox "From " line comes first).
-  classify: 'From cheapmeds4u@hotmail.com  Mon Jun 24 17:04:38 2002\nSubject: FREE!!! Make $$$ fast',
-} as const;
-/** The classifier stage's label skew: each label's e-mails dealt to shards by Dirichlet(0.5) proportions. */
-const CLASSIFY_ALPHA = 0.5;
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const started = Date.now();
@@ -93,7 +62,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let network: Hex32 = '0x';
   let devnet: Devnet | null = null;
   let client: ChainClient | null = null;
-  let known: ProtocolState | undefined;
   try {
     // 1. The dev chain, kept in the output folder; sharding needs no chain, so it starts at once.
     step(`starting the dev chain in ${join(out, 'chain')}`);
@@ -146,6 +114,27 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     );
     network = created.network;
     netEnv = { ...env, FEDTUNE_NETWORK: network };
+    const run: DemoRun = {
+      client,
+      devnet,
+      network,
+      netEnv,
+      out,
+      evalExamples,
+      workers: options.workers,
+      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    };
+    const chain = demoSteps(run);
+    const {
+      readState,
+      propose,
+      roundArgs,
+      waitCompleted,
+      lastCheckpoint,
+      verifyLast,
+      certify,
+      generateFrom,
+    } = chain;
     step(
       `network ${network.slice(0, 18)}… created: members Alice, Bob, Charlie (quorum 2/3), coordinator Ferdie`,
     );
@@ -237,12 +226,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     // 4. Pre-training: proposed by Alice, approved by Bob and Charlie; the coordinator starts the round once the
     // proposal passes and enough trainers are connected.
     const config = modelConfig(options.model);
-    const roundArgs = (rounds: number, reward: bigint, steps: number, lr: number) =>
-      ['--rounds', String(rounds), '--min-workers', String(Math.min(2, options.workers))].concat(
-        ['--max-workers', String(options.workers), '--round-deadline', '600'],
-        ['--reward', String(reward * PLANCK_PER_ROC), '--local-steps', String(steps)],
-        ['--batch-size', String(options.batchSize ?? DEMO_DEFAULTS.batchSize), '--lr', String(lr)],
-      );
     const datasets = [await sotu];
     const pretrain = await propose(
       '//Alice',
@@ -304,7 +287,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     // --classify: Charlie proposes a spam classifier of the pre-trained checkpoint; Alice and Bob vote once their
     // attestations are in. Its rounds run while the consumer below downloads and samples.
     const classifying = options.classify
-      ? classifyStage(options.classify, pretrainCkpt, (await spam)!, finetuneCertified, baseAccuracy)
+      ? classifyStage(
+          { run, steps: chain, model: options.model, step },
+          options.classify,
+          pretrainCkpt,
+          (await spam)!,
+          finetuneCertified,
+          baseAccuracy,
+        )
       : null;
     classifying?.catch(() => undefined);
     await finetuneCertified;
@@ -369,185 +359,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     await Promise.all(services.map((s) => s.stop()));
     await client?.close();
     await devnet?.close();
-  }
-
-  /** The state at the finalized head, folded on from the last one read (polls would otherwise replay the chain). */
-  async function readState() {
-    const only = network === '0x' ? null : network;
-    known = await syncState(client!, { state: known?.only === only ? known : initialState({ only }) });
-    return known;
-  }
-
-  /** Proposes a round, then each voter votes aye once its own earlier transaction (`after`) is in. */
-  async function propose(by: string, args: string[], voters: [string, Promise<unknown>][]): Promise<number> {
-    const made = json<{ proposal: number }>(
-      await fedtune(['dao', 'propose-round', '--seed', by, ...args, '--json'], netEnv),
-    );
-    await Promise.all(
-      voters.map(async ([seed, after]) => {
-        await after;
-        await fedtune(['dao', 'vote', String(made.proposal), 'aye', '--seed', seed, '--json'], netEnv);
-      }),
-    );
-    // The votes are in: move the dev chain to the end of the voting period (20 blocks leave room for votes that
-    // race with other transactions), so the round starts at once.
-    while ((await readState()).networks[network]!.proposals[made.proposal]!.status === 'voting')
-      await devnet!.newBlock();
-    return made.proposal;
-  }
-
-  async function roundProposal(id: number): Promise<RoundProposal> {
-    return (await readState()).networks[network]!.proposals[id] as RoundProposal;
-  }
-
-  async function waitCompleted(id: number): Promise<void> {
-    await until(
-      async () => {
-        const p = await roundProposal(id);
-        if (p.status === 'failed')
-          throw new DemoError('E_DEMO_ROUND_FAILED', `proposal ${id} failed: ${p.failure?.reason}`);
-        return p.status === 'completed';
-      },
-      30 * 60_000,
-      `proposal ${id} did not complete`,
-    );
-  }
-
-  async function lastCheckpoint(id: number): Promise<string> {
-    return (await roundProposal(id)).finalized.at(-1)!.checkpoint.id;
-  }
-
-  /** `fedtune round verify --recompute 1` on a proposal's last round: its result, whether it held or not. */
-  async function verifyLast(id: number): Promise<VerifiedRound> {
-    const round = (await roundProposal(id)).finalized.length - 1;
-    const t0 = Date.now();
-    const args = ['round', 'verify', '--proposal', String(id), '--round', String(round), '--recompute', '1'];
-    const { status, stdout, stderr } = await runFedtune(args.concat('--json'), netEnv, {
-      timeoutMs: 10 * 60_000,
-    });
-    const report = status === 0 || status === 1 ? json<{ ok: boolean; code?: string }>(stdout || '{}') : null;
-    if (!report || report.ok === undefined)
-      throw new DemoError(
-        'E_DEMO_STEP',
-        `\`fedtune ${args.join(' ')}\` exited ${status}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
-      );
-    return {
-      proposal: id,
-      round,
-      ok: report.ok,
-      ...(report.code ? { code: report.code } : {}),
-      seconds: Math.round((Date.now() - t0) / 100) / 10,
-    };
-  }
-
-  /**
-   * Alice and Bob each verify the checkpoint's round (its aggregate; the demo re-executes a contribution once, in
-   * verifyLast), re-measure the checkpoint on the held-out split, at the same time, and attest.
-   */
-  async function certify(id: string): Promise<void> {
-    await Promise.all(
-      ['//Alice', '//Bob'].map((seed) =>
-        fedtune(
-          [
-            'checkpoint',
-            'attest',
-            id,
-            '--seed',
-            seed,
-            '--out',
-            join(out, 'attest', seed.slice(2), id.slice(2, 14)),
-          ].concat(['--max-examples', String(evalExamples), '--recompute', '0']),
-          netEnv,
-        ),
-      ),
-    );
-    const state = await readState();
-    if (!state.networks[network]!.checkpoints[id as Hex32]?.certified)
-      throw new DemoError(
-        'E_DEMO_NOT_CERTIFIED',
-        `checkpoint ${id} was not certified after two attestations`,
-      );
-  }
-
-  /** `fedtune generate` from a downloaded folder, or from a certified id (fetched into cache). */
-  async function generateFrom(
-    checkpoint: string,
-    prompt: string,
-    cache: string | null,
-    id = checkpoint,
-  ): Promise<DemoSample> {
-    const args = [
-      'generate',
-      '--checkpoint',
-      checkpoint,
-      '--prompt',
-      prompt,
-      '--tokens',
-      '120',
-      '--seed',
-      '1',
-    ];
-    const text = (await fedtune(cache === null ? args : [...args, '--cache', cache], netEnv)).trim();
-    return { checkpointId: id, prompt, text };
-  }
-
-  /**
-   * The classifier stage: LoRA adapters and a new head on the pre-trained checkpoint, trained on spam-assassin dealt
-   * to shards with Dirichlet label skew; then a consumer downloads the result, verifies it and classifies an e-mail.
-   */
-  async function classifyStage(
-    c: NonNullable<DemoOptions['classify']>,
-    base: string,
-    dataset: { name: string; root: string },
-    votersFree: Promise<unknown>,
-    baseAccuracy: ReadonlyMap<number, number>,
-  ): Promise<DemoClassify> {
-    const classifierConfig = { ...modelConfig(options.model), kind: 'classifier', numLabels: 2, lora: LORA };
-    const id = await propose(
-      '//Charlie',
-      ['--kind', 'finetune', '--base', base, '--dataset', dataset.root].concat(
-        ['--model-config', JSON.stringify(classifierConfig), '--encoding', 'dense'],
-        ['--rounds', String(c.rounds), '--min-workers', String(Math.min(2, options.workers))],
-        ['--max-workers', String(options.workers), '--round-deadline', '600'],
-        ['--reward', String(5n * PLANCK_PER_ROC), '--local-steps', String(c.localSteps)],
-        ['--batch-size', String(options.batchSize ?? DEMO_DEFAULTS.batchSize), '--lr', String(c.lr)],
-      ),
-      [
-        ['//Alice', votersFree],
-        ['//Bob', votersFree],
-      ],
-    );
-    step(
-      `classifier proposal ${id} (LoRA rank ${LORA.rank} + a 2-label head on the pre-trained checkpoint, spam-assassin with Dirichlet(${CLASSIFY_ALPHA}) label skew, ${c.rounds} rounds) approved`,
-    );
-    await waitCompleted(id);
-    const finalized = (await roundProposal(id)).finalized;
-    const accuracyOf = (f: (typeof finalized)[number]) =>
-      f.metrics.extra.find((m) => m.name === 'accuracy')?.value ?? Number.NaN;
-    const checkpointId = finalized.at(-1)!.checkpoint.id;
-    const dir = join(out, 'classify-download');
-    await fedtune(['checkpoint', 'download', checkpointId, '--out', dir], netEnv);
-    await fedtune(['checkpoint', 'verify', dir], netEnv);
-    const sample = json<DemoClassify['sample']>(
-      await fedtune(['generate', '--checkpoint', dir, '--prompt', PROMPTS.classify, '--json'], netEnv),
-    );
-    const held = heldOutLabels(join(out, 'spam-assassin.manifest.json'), evalExamples);
-    const result: DemoClassify = {
-      proposal: id,
-      dataset: dataset.root,
-      checkpointId,
-      evalExamples: held.length,
-      accuracyBefore: baseAccuracy.get(id) ?? Number.NaN,
-      accuracyAfter: accuracyOf(finalized.at(-1)!),
-      accuracyByRound: finalized.map(accuracyOf),
-      majorityRate:
-        Math.max(...[...new Set(held)].map((l) => held.filter((x) => x === l).length)) / held.length,
-      sample,
-    };
-    step(
-      `classifier ${checkpointId.slice(0, 18)}… downloaded and verified: held-out accuracy ${result.accuracyBefore.toFixed(3)} → ${result.accuracyAfter.toFixed(3)} (majority class ${result.majorityRate.toFixed(3)}); ${JSON.stringify(PROMPTS.classify.split('\n')[0])}… → ${sample.labels.map((l) => `${l.label} ${l.probability.toFixed(2)}`).join(', ')}`,
-    );
-    return result;
   }
 }
 

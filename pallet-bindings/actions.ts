@@ -14,7 +14,7 @@ import { encodePayload } from './codec.ts';
 import { PalletError } from './errors.ts';
 import { reduceBlock } from './reducer.ts';
 import type { ChainCall, ProtocolState } from './state.ts';
-import { toAccount } from './codec.ts';
+import { toAccount } from './scale-types.ts';
 
 /** The protocol's rules refused the calls (before submission, or in the block they landed in): retrying cannot help. */
 export class ProtocolRejection extends PalletError {}

@@ -3,25 +3,27 @@ export * from './types.ts';
 export * from './state.ts';
 export { PalletError } from './errors.ts';
 export {
-  CALL_TYPES,
-  FEDTUNE_TYPES,
   MAGIC,
-  MAX_FAILURE_CODE_CHARS,
   MAX_PAYLOAD_BYTES,
   PROTOCOL_VERSION,
-  SS58_PREFIX,
   PayloadError,
-  createFedtuneRegistry,
   decodePayload,
   deriveNetworkId,
   encodeCall,
   encodePayload,
   hasMagic,
-  isFailureCode,
   isHex32,
+} from './codec.ts';
+export {
+  CALL_TYPES,
+  FEDTUNE_TYPES,
+  MAX_FAILURE_CODE_CHARS,
+  SS58_PREFIX,
+  createFedtuneRegistry,
+  isFailureCode,
   toAccount,
   type CallVariant,
-} from './codec.ts';
+} from './scale-types.ts';
 export { ayesNeeded, reduceBlock, reduceBlocks } from './reducer.ts';
 export {
   LEAF_PREFIX,

@@ -1,27 +1,22 @@
 // The deterministic reducer: (state, finalized block) → state. Pure: it never mutates its input and never throws on chain data.
+import { decodePayload, deriveNetworkId, hasMagic, PayloadError } from './codec.ts';
+import { endBlock } from './decide.ts';
+import { Draft, RuleBroken } from './draft.ts';
 import {
-  decodePayload,
-  deriveNetworkId,
-  hasMagic,
-  isFailureCode,
-  MAX_FAILURE_CODE_CHARS,
-  PayloadError,
-} from './codec.ts';
-import { endBlock, failRoundsOf, openExpiresAfter, roundExpiresAfter } from './decide.ts';
-import { Draft, RuleBroken, fail } from './draft.ts';
-import { checkRewards } from './rewards.ts';
-import type {
-  CallSite,
-  ChainBlock,
-  ChainCall,
-  DisputeRecord,
-  DisputeRole,
-  NetworkState,
-  Proposal,
-  ProtocolState,
-  RoundProposal,
-} from './state.ts';
-import type { Account, FedtuneCall, Hex32, Quorum } from './types.ts';
+  createNetwork,
+  deregisterWorker,
+  proposeMembership,
+  registerDataset,
+  registerWorker,
+  vote,
+  type Call,
+} from './reduce-dao.ts';
+import { failRound, finalizeRound, openRound, proposeRound } from './reduce-rounds.ts';
+import { attest, dispute, upholdDispute } from './reduce-verdicts.ts';
+import type { CallSite, ChainBlock, ChainCall, NetworkState, ProtocolState } from './state.ts';
+import type { Account, FedtuneCall, Hex32 } from './types.ts';
+
+export { ayesNeeded } from './reduce-dao.ts';
 
 /** A remark of an extrinsic that ran, with the transfers that ran beside it in its innermost batchAll. */
 interface Remark {
@@ -51,11 +46,6 @@ function remarksOf(call: ChainCall): Remark[] {
   };
   walk(call, true, []);
   return out;
-}
-
-/** Ayes needed for `quorum` of `members`: the least n with n * denominator >= numerator * members. */
-export function ayesNeeded(quorum: Quorum, members: number): number {
-  return Math.max(1, Math.ceil((quorum.numerator * members) / quorum.denominator));
 }
 
 /**
@@ -159,416 +149,39 @@ function recordRule(
   draft.audit({ ...site, network, callType: call.type, code: rule.code, reason: rule.reason });
 }
 
-function validQuorum(q: Quorum): boolean {
-  return q.denominator > 0 && q.numerator > 0 && q.numerator <= q.denominator;
-}
-
-function unique(accounts: Account[]): boolean {
-  return new Set(accounts).size === accounts.length;
-}
-
-function createNetwork(
-  draft: Draft,
-  id: Hex32,
-  call: Extract<FedtuneCall, { type: 'createNetwork' }>,
-  signer: Account,
-  block: number,
-): void {
-  if (call.name.trim() === '') fail('E_BAD_NETWORK', 'the network needs a name');
-  if (call.members.length === 0) fail('E_BAD_NETWORK', 'the network needs at least one member');
-  if (!unique(call.members)) fail('E_BAD_NETWORK', 'members are listed twice');
-  if (call.coordinators.length === 0) fail('E_BAD_NETWORK', 'the network needs at least one coordinator');
-  if (!validQuorum(call.quorum)) {
-    fail('E_BAD_NETWORK', `quorum ${call.quorum.numerator}/${call.quorum.denominator} is not in (0, 1]`);
-  }
-  if (call.votingPeriod < 1) fail('E_BAD_NETWORK', 'the voting period must be at least one block');
-  draft.addNetwork({
-    id,
-    name: call.name,
-    founder: signer,
-    createdAt: block,
-    members: call.members.slice(),
-    coordinators: [...new Set(call.coordinators)],
-    quorum: { ...call.quorum },
-    votingPeriod: call.votingPeriod,
-    datasets: {},
-    workers: {},
-    proposals: [],
-    voting: [],
-    checkpoints: {},
-    disputes: [],
-    barredWorkers: {},
-    barredCoordinators: {},
-  });
-}
-
-function requireMember(net: NetworkState, signer: Account): void {
-  if (!net.members.includes(signer)) fail('E_NOT_MEMBER', `${signer} is not a member of ${net.name}`);
-}
-
-function requireFailureCode(code: string): void {
-  if (!isFailureCode(code as unknown)) {
-    fail(
-      'E_BAD_CODE',
-      `a failure code is 1 to ${MAX_FAILURE_CODE_CHARS} of A-Z, 0-9 and _, starting with a letter; got ${JSON.stringify(String(code).slice(0, 40))}`,
-    );
-  }
-}
-
-/** Barred coordinators may not open, finalize or fail rounds. */
-function requireNotBarredCoordinator(net: NetworkState, signer: Account): void {
-  const bar = net.barredCoordinators[signer];
-  if (bar !== undefined) {
-    fail(
-      'E_COORDINATOR_BARRED',
-      `${signer} was barred as a coordinator by dispute ${bar.dispute} (${bar.code})`,
-    );
-  }
-}
-
-/** The block a round's tasks were handed out after: its proposal's opening for round 0, else the previous round's commit. */
-function roundStart(p: RoundProposal): number {
-  return p.finalized.at(-1)?.block ?? p.openedAt ?? p.proposedAt;
-}
-
-/** What `accused` was in round `round` of `p`: a contributor, the coordinator that finalized it, or both. */
-function rolesIn(p: RoundProposal, round: number, accused: Account): DisputeRole[] {
-  const f = p.finalized[round]!;
-  const roles: DisputeRole[] = [];
-  if (f.contributors.some((c) => c.account === accused)) roles.push('worker');
-  if (f.coordinator === accused) roles.push('coordinator');
-  return roles;
-}
-
-const barsOf = (net: NetworkState, role: DisputeRole) =>
-  role === 'worker' ? net.barredWorkers : net.barredCoordinators;
-
-/** Upholds by current members reach the quorum: the dispute is upheld and the accused barred in every role it played. */
-function decideDispute(draft: Draft, net: NetworkState, d: DisputeRecord, block: number): void {
-  const upholds = Object.keys(d.upholds).filter((a) => net.members.includes(a)).length;
-  if (d.status !== 'open' || upholds < ayesNeeded(net.quorum, net.members.length)) return;
-  d.status = 'upheld';
-  d.upheldAt = block;
-  for (const role of d.roles) {
-    const bars = barsOf(net, role);
-    if (bars[d.accused] !== undefined) continue; // barred already: the first upheld dispute stays the reason
-    bars[d.accused] = { dispute: d.id, code: d.code, block };
-    if (role === 'coordinator') {
-      failRoundsOf(
-        draft,
-        net,
-        d.accused,
-        block,
-        `E_COORDINATOR_BARRED: ${d.accused} was barred by dispute ${d.id} (${d.code})`,
-      );
-    }
-  }
-}
-
-function requireProposal(net: NetworkState, id: number): Proposal {
-  const p = net.proposals[id];
-  if (p === undefined) fail('E_UNKNOWN_PROPOSAL', `no proposal ${id} in ${net.name}`);
-  return p;
-}
-
-function newProposal(net: NetworkState, signer: Account, block: number) {
-  return {
-    id: net.proposals.length,
-    proposer: signer,
-    proposedAt: block,
-    deadline: block + net.votingPeriod,
-    electorate: net.members.slice(),
-    ayesNeeded: ayesNeeded(net.quorum, net.members.length),
-    votes: {},
-    ayes: 0,
-    nays: 0,
-    status: 'voting' as const,
-    decidedAt: null,
-  };
-}
-
+/** One call, by its type; each family's rules live in reduce-dao.ts, reduce-rounds.ts and reduce-verdicts.ts. */
 function applyCall(
   draft: Draft,
   net: NetworkState,
-  call: Exclude<FedtuneCall, { type: 'createNetwork' }>,
+  call: Exclude<FedtuneCall, Call<'createNetwork'>>,
   signer: Account,
   block: number,
   remark: Remark,
 ): void {
   switch (call.type) {
-    case 'registerDataset': {
-      const { type: _type, ...fields } = call;
-      if (net.datasets[call.root] !== undefined)
-        fail('E_DATASET_EXISTS', `dataset ${call.root} is registered`);
-      if (call.name.trim() === '') fail('E_BAD_DATASET', 'the dataset needs a name');
-      if (call.shards < 1 || call.records < 1)
-        fail('E_BAD_DATASET', 'a dataset has at least one record and one shard');
-      net.datasets[call.root] = { ...fields, owner: signer, block };
-      return;
-    }
+    case 'registerDataset':
+      return registerDataset(net, call, signer, block);
     case 'registerWorker':
-      net.workers[signer] = {
-        account: signer,
-        capabilities: { ...call.capabilities },
-        endpoint: call.endpoint,
-        block,
-      };
-      return;
+      return registerWorker(net, call, signer, block);
     case 'deregisterWorker':
-      if (net.workers[signer] === undefined) fail('E_NOT_REGISTERED', `${signer} is not a registered worker`);
-      delete net.workers[signer];
-      return;
-    case 'proposeRound': {
-      requireMember(net, signer);
-      const { type: _type, ...round } = call;
-      if (net.datasets[call.dataset] === undefined) fail('E_UNKNOWN_DATASET', `no dataset ${call.dataset}`);
-      if (call.kind === 'Finetune') {
-        if (call.baseCheckpoint === null)
-          fail('E_BASE_REQUIRED', 'a Finetune round names its base checkpoint');
-        if (net.checkpoints[call.baseCheckpoint]?.certified !== true) {
-          fail('E_BASE_NOT_CERTIFIED', `base checkpoint ${call.baseCheckpoint} is not certified`);
-        }
-      } else if (call.baseCheckpoint !== null) {
-        fail('E_BAD_PROPOSAL', 'a Pretrain round starts from scratch and takes no base checkpoint');
-      }
-      if (call.rounds < 1) fail('E_BAD_PROPOSAL', 'rounds must be at least 1');
-      if (call.minWorkers < 1 || call.maxWorkers < call.minWorkers) {
-        fail(
-          'E_BAD_PROPOSAL',
-          `workers ${call.minWorkers}..${call.maxWorkers} is not a range of at least one`,
-        );
-      }
-      const p: Proposal = {
-        ...newProposal(net, signer, block),
-        type: 'round',
-        round,
-        coordinator: null,
-        coordinatorEndpoint: null,
-        openedAt: null,
-        finalized: [],
-        failure: null,
-      };
-      draft.addProposal(net, p);
-      net.voting.push(p.id);
-      return;
-    }
-    case 'proposeMembership': {
-      requireMember(net, signer);
-      const isMember = net.members.includes(call.account);
-      if (call.action === 'Add' && isMember) fail('E_ALREADY_MEMBER', `${call.account} is already a member`);
-      if (call.action === 'Remove' && !isMember) fail('E_MEMBER_UNKNOWN', `${call.account} is not a member`);
-      if (call.action === 'Remove' && net.members.length === 1)
-        fail('E_LAST_MEMBER', 'the last member cannot leave');
-      const isCoordinator = net.coordinators.includes(call.account);
-      if (call.action === 'AddCoordinator' && isCoordinator)
-        fail('E_ALREADY_COORDINATOR', `${call.account} is already a coordinator`);
-      if (call.action === 'RemoveCoordinator' && !isCoordinator)
-        fail('E_COORDINATOR_UNKNOWN', `${call.account} is not a coordinator`);
-      if (call.action === 'RemoveCoordinator' && net.coordinators.length === 1)
-        fail('E_LAST_COORDINATOR', 'the last coordinator cannot be removed; add another first');
-      const p: Proposal = {
-        ...newProposal(net, signer, block),
-        type: 'membership',
-        membership: { action: call.action, account: call.account },
-        applied: false,
-      };
-      draft.addProposal(net, p);
-      net.voting.push(p.id);
-      return;
-    }
-    case 'vote': {
-      const existing = requireProposal(net, call.proposal);
-      if (existing.status !== 'voting' || block > existing.deadline) {
-        fail('E_VOTING_CLOSED', `voting on proposal ${call.proposal} closed at block ${existing.deadline}`);
-      }
-      if (!existing.electorate.includes(signer)) {
-        fail('E_NOT_MEMBER', `${signer} was not a member when proposal ${call.proposal} was made`);
-      }
-      if (existing.votes[signer] !== undefined)
-        fail('E_DOUBLE_VOTE', `${signer} already voted on ${call.proposal}`);
-      const p = draft.proposal(net, call.proposal);
-      p.votes[signer] = call.aye;
-      if (call.aye) p.ayes += 1;
-      else p.nays += 1;
-      return;
-    }
-    case 'openRound': {
-      if (!net.coordinators.includes(signer)) fail('E_NOT_COORDINATOR', `${signer} is not a coordinator`);
-      requireNotBarredCoordinator(net, signer);
-      const existing = requireProposal(net, call.proposal);
-      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
-      if (existing.status !== 'approved') {
-        fail('E_NOT_APPROVED', `proposal ${call.proposal} is ${existing.status}, not approved`);
-      }
-      if (block > openExpiresAfter(existing)) {
-        fail(
-          'E_EXPIRED',
-          `proposal ${call.proposal} could be opened until block ${openExpiresAfter(existing)}`,
-        );
-      }
-      const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
-      p.status = 'open';
-      p.coordinator = signer;
-      p.coordinatorEndpoint = call.coordinatorEndpoint;
-      p.openedAt = block;
-      return;
-    }
-    case 'finalizeRound': {
-      requireNotBarredCoordinator(net, signer);
-      const existing = requireProposal(net, call.proposal);
-      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
-      if (existing.status !== 'open')
-        fail('E_NOT_OPEN', `proposal ${call.proposal} is ${existing.status}, not open`);
-      if (existing.coordinator !== signer) {
-        fail('E_NOT_ROUND_COORDINATOR', `round ${call.proposal} was opened by ${existing.coordinator}`);
-      }
-      if (call.round !== existing.finalized.length) {
-        fail(
-          'E_ROUND_OUT_OF_ORDER',
-          `next round of ${call.proposal} is ${existing.finalized.length}, got ${call.round}`,
-        );
-      }
-      if (net.checkpoints[call.checkpoint.id] !== undefined) {
-        fail('E_CHECKPOINT_EXISTS', `checkpoint ${call.checkpoint.id} is already committed`);
-      }
-      if (block > roundExpiresAfter(existing)) {
-        fail(
-          'E_EXPIRED',
-          `round ${call.round} of ${call.proposal} was due by block ${roundExpiresAfter(existing)}`,
-        );
-      }
-      // A worker barred before this round's tasks were handed out cannot have been given one by an honest coordinator.
-      const start = roundStart(existing);
-      const barred = call.contributors.find((c) => (net.barredWorkers[c.account]?.block ?? Infinity) < start);
-      if (barred !== undefined) {
-        const bar = net.barredWorkers[barred.account]!;
-        fail(
-          'E_CONTRIBUTOR_BARRED',
-          `contributor ${barred.account} was barred by dispute ${bar.dispute} at block ${bar.block}, before the round started at block ${start}`,
-        );
-      }
-      checkRewards(existing.round.rewardPerRound, call.contributors, remark.transfers);
-      const { type: _type, proposal: _proposal, ...fields } = call;
-      const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
-      p.finalized.push({ ...fields, block, coordinator: signer, rewards: remark.transfers });
-      if (p.finalized.length === p.round.rounds) p.status = 'completed';
-      net.checkpoints[call.checkpoint.id] = {
-        id: call.checkpoint.id,
-        proposal: call.proposal,
-        round: call.round,
-        bytes: call.checkpoint.bytes,
-        uri: call.checkpoint.uri,
-        block,
-        attests: {},
-        certified: false,
-        certifiedAt: null,
-      };
-      return;
-    }
-    case 'attest': {
-      requireMember(net, signer);
-      const code = call.code ?? null;
-      if (code !== null) requireFailureCode(code);
-      const existing = net.checkpoints[call.checkpoint];
-      if (existing === undefined) fail('E_UNKNOWN_CHECKPOINT', `no checkpoint ${call.checkpoint}`);
-      if (existing.attests[signer] !== undefined) {
-        fail('E_DOUBLE_ATTEST', `${signer} already attested ${call.checkpoint}`);
-      }
-      const c = draft.checkpoint(net, call.checkpoint);
-      c.attests[signer] = { evalLoss: call.evalLoss, verdict: call.verdict, code, block };
-      const positive = Object.entries(c.attests).filter(
-        ([a, x]) => x.verdict && net.members.includes(a),
-      ).length;
-      if (!c.certified && positive >= ayesNeeded(net.quorum, net.members.length)) {
-        c.certified = true;
-        c.certifiedAt = block;
-      }
-      return;
-    }
-    case 'failRound': {
-      requireNotBarredCoordinator(net, signer);
-      const existing = requireProposal(net, call.proposal);
-      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
-      if (existing.status === 'open') {
-        if (existing.coordinator !== signer) {
-          fail('E_NOT_ROUND_COORDINATOR', `round ${call.proposal} was opened by ${existing.coordinator}`);
-        }
-      } else if (existing.status === 'approved') {
-        if (!net.coordinators.includes(signer)) fail('E_NOT_COORDINATOR', `${signer} is not a coordinator`);
-      } else {
-        fail(
-          'E_BAD_STATUS',
-          `proposal ${call.proposal} is ${existing.status}; only approved or open rounds fail`,
-        );
-      }
-      const p = draft.proposal(net, call.proposal) as Extract<Proposal, { type: 'round' }>;
-      p.status = 'failed';
-      p.failure = { reason: call.reason, block, by: signer };
-      return;
-    }
-    case 'dispute': {
-      requireMember(net, signer);
-      requireFailureCode(call.code);
-      const existing = requireProposal(net, call.proposal);
-      if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
-      if (call.round >= existing.finalized.length) {
-        fail(
-          'E_ROUND_NOT_FINALIZED',
-          `round ${call.round} of proposal ${call.proposal} is not finalized (${existing.finalized.length} are)`,
-        );
-      }
-      const roles = rolesIn(existing, call.round, call.accused);
-      if (roles.length === 0) {
-        fail(
-          'E_NOT_IN_ROUND',
-          `${call.accused} neither contributed to round ${call.round} of proposal ${call.proposal} nor coordinated it`,
-        );
-      }
-      const same = net.disputes.find(
-        (d) =>
-          d.status === 'open' &&
-          d.proposal === call.proposal &&
-          d.round === call.round &&
-          d.accused === call.accused,
-      );
-      if (same !== undefined) {
-        fail(
-          'E_DISPUTE_EXISTS',
-          `dispute ${same.id} against ${call.accused} for this round is open: uphold it`,
-        );
-      }
-      if (roles.every((role) => barsOf(net, role)[call.accused] !== undefined)) {
-        fail('E_ALREADY_BARRED', `${call.accused} is already barred as ${roles.join(' and ')}`);
-      }
-      const { type: _type, ...fields } = call;
-      const d: DisputeRecord = {
-        ...fields,
-        id: net.disputes.length,
-        disputer: signer,
-        openedAt: block,
-        roles,
-        upholds: { [signer]: block },
-        status: 'open',
-        upheldAt: null,
-      };
-      draft.addDispute(net, d);
-      decideDispute(draft, net, d, block);
-      return;
-    }
-    case 'upholdDispute': {
-      requireMember(net, signer);
-      const existing = net.disputes[call.dispute];
-      if (existing === undefined) fail('E_UNKNOWN_DISPUTE', `no dispute ${call.dispute} in ${net.name}`);
-      if (existing.status !== 'open') {
-        fail('E_DISPUTE_UPHELD', `dispute ${call.dispute} was upheld at block ${existing.upheldAt}`);
-      }
-      if (existing.upholds[signer] !== undefined) {
-        fail('E_DOUBLE_UPHOLD', `${signer} already upheld dispute ${call.dispute}`);
-      }
-      const d = draft.dispute(net, call.dispute);
-      d.upholds[signer] = block;
-      decideDispute(draft, net, d, block);
-      return;
-    }
+      return deregisterWorker(net, signer);
+    case 'proposeRound':
+      return proposeRound(draft, net, call, signer, block);
+    case 'proposeMembership':
+      return proposeMembership(draft, net, call, signer, block);
+    case 'vote':
+      return vote(draft, net, call, signer, block);
+    case 'openRound':
+      return openRound(draft, net, call, signer, block);
+    case 'finalizeRound':
+      return finalizeRound(draft, net, call, signer, block, remark.transfers);
+    case 'attest':
+      return attest(draft, net, call, signer, block);
+    case 'failRound':
+      return failRound(draft, net, call, signer, block);
+    case 'dispute':
+      return dispute(draft, net, call, signer, block);
+    case 'upholdDispute':
+      return upholdDispute(draft, net, call, signer, block);
   }
 }

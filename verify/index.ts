@@ -24,12 +24,12 @@ export {
   type RoundPublication,
 } from './publication.ts';
 export { taskFrame, taskSamples, taskSeed } from './task.ts';
+export { EVAL_TOLERANCE } from './checkpoint.ts';
+export { pickForRecompute } from './reexecute.ts';
+export { verifyRound } from './round.ts';
 export {
-  EVAL_TOLERANCE,
   VerifyError,
   VerifyFailure,
-  pickForRecompute,
-  verifyRound,
   type Reexecute,
   type ReexecuteInput,
   type VerifyCode,
@@ -37,4 +37,4 @@ export {
   type VerifyRoundParams,
   type VerifyStep,
   type WorkCheck,
-} from './round.ts';
+} from './types.ts';

@@ -93,9 +93,15 @@ describe('docs/protocol.md as a contract', () => {
   });
 
   it('names every code the reducer records', () => {
-    const sources = ['reducer.ts', 'decide.ts', 'rewards.ts', 'codec.ts'].map((f) =>
-      read(`../../pallet-bindings/${f}`),
-    );
+    const sources = [
+      'reducer.ts',
+      'reduce-dao.ts',
+      'reduce-rounds.ts',
+      'reduce-verdicts.ts',
+      'decide.ts',
+      'rewards.ts',
+      'codec.ts',
+    ].map((f) => read(`../../pallet-bindings/${f}`));
     const found = new Set(sources.flatMap((s) => [...s.matchAll(/\bE_[A-Z_]+\b/g)].map((m) => m[0])));
     // Raised only by encoding (a client's own mistake, never recorded) or before the reducer looks (no magic).
     for (const local of [
