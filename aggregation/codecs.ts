@@ -334,6 +334,16 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
     const start = used;
     const fresh = (): Float32Array => (spec.out ? spec.out.subarray(start, start + n) : new Float32Array(n));
     used += n;
+    /** `count` int8 values after their float32 scales, one a chunk of `chunk` values (int8 and topk-int8). */
+    const quantised = (count: number): { scales: Float32Array; q: Int8Array } => {
+      const nc = Math.ceil(count / chunk);
+      need(4 * nc + count, `tensor "${name}" scales and values`);
+      const scales = readScales(bytes, o, nc, name, bad);
+      o += 4 * nc;
+      const q = readInt8(bytes, o, count, name, bad);
+      o += count;
+      return { scales, q };
+    };
     let data: Float32Array;
     switch (codec) {
       case 'dense':
@@ -353,12 +363,7 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
         break;
       }
       case 'int8': {
-        const nc = Math.ceil(n / chunk);
-        need(4 * nc + n, `tensor "${name}" scales and values`);
-        const scales = readScales(bytes, o, nc, name, bad);
-        o += 4 * nc;
-        const q = readInt8(bytes, o, n, name, bad);
-        o += n;
+        const { scales, q } = quantised(n);
         data = fresh();
         dequantise(q, scales, chunk, data);
         break;
@@ -388,12 +393,7 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
             data[idx[j]!] = vals[j]!;
           }
         } else {
-          const nc = Math.ceil(k / chunk);
-          need(4 * nc + k, `tensor "${name}" scales and values`);
-          const scales = readScales(bytes, o, nc, name, bad);
-          o += 4 * nc;
-          const q = readInt8(bytes, o, k, name, bad);
-          o += k;
+          const { scales, q } = quantised(k);
           dequantise(q, scales, chunk, data, idx);
         }
         break;

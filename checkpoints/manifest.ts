@@ -64,18 +64,18 @@ export function checkpointId(manifest: CheckpointManifest): string {
   return sha256Hex(encodeManifest(manifest));
 }
 
+/** What a checkpoint's manifest says beside its chunks: the model, its lineage, the chunk size, the strategy state. */
+export interface ManifestFields {
+  model: JsonValue;
+  parent?: string | null;
+  proposal?: number | null;
+  round?: number | null;
+  chunkSize?: number;
+  state?: string | null;
+}
+
 /** Cuts bytes into chunks and describes them; the caller adds lineage. */
-export function buildManifest(
-  bytes: Uint8Array,
-  fields: {
-    model: JsonValue;
-    parent?: string | null;
-    proposal?: number | null;
-    round?: number | null;
-    chunkSize?: number;
-    state?: string | null;
-  },
-): CheckpointManifest {
+export function buildManifest(bytes: Uint8Array, fields: ManifestFields): CheckpointManifest {
   const chunkSize = fields.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new CheckpointError(

@@ -11,7 +11,7 @@ import {
   parseManifest,
   sha256Hex,
   type CheckpointManifest,
-  type JsonValue,
+  type ManifestFields,
 } from './manifest.ts';
 
 /**
@@ -23,17 +23,7 @@ import {
  */
 export interface CheckpointStore {
   readonly dir: string;
-  put(
-    bytes: Uint8Array,
-    fields: {
-      model: JsonValue;
-      parent?: string | null;
-      proposal?: number | null;
-      round?: number | null;
-      chunkSize?: number;
-      state?: string | null;
-    },
-  ): Promise<{ id: string; manifest: CheckpointManifest }>;
+  put(bytes: Uint8Array, fields: ManifestFields): Promise<{ id: string; manifest: CheckpointManifest }>;
   has(id: string): Promise<boolean>;
   list(): Promise<string[]>;
   /** The manifest's exact bytes (what the id hashes), or null when the store lacks the checkpoint. */

@@ -1,7 +1,7 @@
 // The reducer's DAO calls: creating a network, registering datasets and workers, proposing membership changes and
 // voting on proposals; and the checks every call family shares (membership, a known proposal, the quorum).
 import { fail, type Draft } from './draft.ts';
-import type { NetworkState, Proposal } from './state.ts';
+import type { NetworkState, Proposal, RoundProposal } from './state.ts';
 import type { Account, FedtuneCall, Hex32, Quorum } from './types.ts';
 
 /** The protocol call of one type. */
@@ -30,6 +30,13 @@ export function requireProposal(net: NetworkState, id: number): Proposal {
   return p;
 }
 
+/** Proposal `id`, which must be a round proposal. */
+export function requireRound(net: NetworkState, id: number): RoundProposal {
+  const p = requireProposal(net, id);
+  if (p.type !== 'round') fail('E_NOT_ROUND', `proposal ${id} is a membership change`);
+  return p;
+}
+
 export function newProposal(net: NetworkState, signer: Account, block: number) {
   return {
     id: net.proposals.length,
@@ -44,6 +51,12 @@ export function newProposal(net: NetworkState, signer: Account, block: number) {
     status: 'voting' as const,
     decidedAt: null,
   };
+}
+
+/** Adds a new proposal and puts it to the vote. */
+export function putToVote(draft: Draft, net: NetworkState, p: Proposal): void {
+  draft.addProposal(net, p);
+  net.voting.push(p.id);
 }
 
 export function createNetwork(
@@ -140,8 +153,7 @@ export function proposeMembership(
     membership: { action: call.action, account: call.account },
     applied: false,
   };
-  draft.addProposal(net, p);
-  net.voting.push(p.id);
+  putToVote(draft, net, p);
 }
 
 export function vote(

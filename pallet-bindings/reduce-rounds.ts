@@ -3,7 +3,7 @@
 import { openExpiresAfter, roundExpiresAfter } from './decide.ts';
 import { fail, type Draft } from './draft.ts';
 import { checkRewards } from './rewards.ts';
-import { newProposal, requireMember, requireProposal, type Call } from './reduce-dao.ts';
+import { newProposal, putToVote, requireMember, requireRound, type Call } from './reduce-dao.ts';
 import type { NetworkState, Proposal, RoundProposal } from './state.ts';
 import type { Account } from './types.ts';
 
@@ -55,8 +55,7 @@ export function proposeRound(
     finalized: [],
     failure: null,
   };
-  draft.addProposal(net, p);
-  net.voting.push(p.id);
+  putToVote(draft, net, p);
 }
 
 export function openRound(
@@ -68,8 +67,7 @@ export function openRound(
 ): void {
   if (!net.coordinators.includes(signer)) fail('E_NOT_COORDINATOR', `${signer} is not a coordinator`);
   requireNotBarredCoordinator(net, signer);
-  const existing = requireProposal(net, call.proposal);
-  if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+  const existing = requireRound(net, call.proposal);
   if (existing.status !== 'approved') {
     fail('E_NOT_APPROVED', `proposal ${call.proposal} is ${existing.status}, not approved`);
   }
@@ -93,8 +91,7 @@ export function finalizeRound(
   transfers: { account: Account; amount: string }[],
 ): void {
   requireNotBarredCoordinator(net, signer);
-  const existing = requireProposal(net, call.proposal);
-  if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+  const existing = requireRound(net, call.proposal);
   if (existing.status !== 'open')
     fail('E_NOT_OPEN', `proposal ${call.proposal} is ${existing.status}, not open`);
   if (existing.coordinator !== signer) {
@@ -151,8 +148,7 @@ export function failRound(
   block: number,
 ): void {
   requireNotBarredCoordinator(net, signer);
-  const existing = requireProposal(net, call.proposal);
-  if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+  const existing = requireRound(net, call.proposal);
   if (existing.status === 'open') {
     if (existing.coordinator !== signer) {
       fail('E_NOT_ROUND_COORDINATOR', `round ${call.proposal} was opened by ${existing.coordinator}`);

@@ -3,7 +3,7 @@
 import { isFailureCode, MAX_FAILURE_CODE_CHARS } from './scale-types.ts';
 import { failRoundsOf } from './decide.ts';
 import { fail, type Draft } from './draft.ts';
-import { ayesNeeded, requireMember, requireProposal, type Call } from './reduce-dao.ts';
+import { ayesNeeded, requireMember, requireRound, type Call } from './reduce-dao.ts';
 import type { DisputeRecord, DisputeRole, NetworkState, RoundProposal } from './state.ts';
 import type { Account } from './types.ts';
 
@@ -83,8 +83,7 @@ export function dispute(
 ): void {
   requireMember(net, signer);
   requireFailureCode(call.code);
-  const existing = requireProposal(net, call.proposal);
-  if (existing.type !== 'round') fail('E_NOT_ROUND', `proposal ${call.proposal} is a membership change`);
+  const existing = requireRound(net, call.proposal);
   if (call.round >= existing.finalized.length) {
     fail(
       'E_ROUND_NOT_FINALIZED',

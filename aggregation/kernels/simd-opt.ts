@@ -5,6 +5,26 @@ import { Body, F32, F64, I32, V128, simd, type FunctionDef } from './wasm.ts';
 /** The server optimisers with state, as server.ts names them. */
 export type OptKind = 'momentum' | 'adam' | 'yogi' | 'adagrad';
 
+/** Zeroes the two Σd² accumulators and opens the loop over [d, end), left at once when it is empty. */
+function openLoop(b: Body, acc: number[], d: number, end: number): void {
+  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
+  b.block().get(d).get(end).i32GeU().brIf(0).loop();
+}
+
+/** What every server step starts a vector with: d <- d / q at d + off (the mean), kept in dv, and ac += d·d. */
+function mean(b: Body, d: number, off: number, vq: number, dv: number, ac: number): void {
+  b.get(d).get(d).vLoad(off).get(vq).v(simd.f32x4_div).tee(dv).vStore(off);
+  b.get(ac).get(dv).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+}
+
+/** Moves each pointer a block (64 bytes) on, closes the loop, and leaves Σd² (f64) on the stack. */
+function closeLoop(b: Body, pointers: number[], d: number, end: number, acc: number[]): void {
+  for (const p of pointers) b.get(p).i32(64).i32Add().set(p);
+  b.get(d).get(end).i32LtU().brIf(0).end().end();
+  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
+  b.hsumF32x4AsF64(acc[0]!);
+}
+
 /**
  * The mean and the plain server step fused, over [d, end) (a multiple of 16 floats): d[i] <- d[i] / q,
  * x[i] <- x[i] + lr·d[i], returning Σd² of the new d in the lanes of axpy_sumsq.
@@ -18,19 +38,14 @@ export function sgdStep(): FunctionDef {
   const dv = b.local(V128);
   b.get(q).v(simd.f32x4_splat).set(vq);
   b.get(lr).v(simd.f32x4_splat).set(vlr);
-  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
-  b.block().get(d).get(end).i32GeU().brIf(0).loop();
+  openLoop(b, acc, d, end);
   for (let u = 0; u < 4; u++) {
     const off = 16 * u;
     const ac = acc[u & 1]!;
-    b.get(d).get(d).vLoad(off).get(vq).v(simd.f32x4_div).tee(dv).vStore(off);
-    b.get(ac).get(dv).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+    mean(b, d, off, vq, dv, ac);
     b.get(x).get(x).vLoad(off).get(vlr).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).vStore(off);
   }
-  for (const p of [d, x]) b.get(p).i32(64).i32Add().set(p);
-  b.get(d).get(end).i32LtU().brIf(0).end().end();
-  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
-  b.hsumF32x4AsF64(acc[0]!);
+  closeLoop(b, [d, x], d, end, acc);
   return { name: 'sgd_step', results: [F64], body: b };
 }
 
@@ -59,13 +74,11 @@ export function optStep(kind: OptKind): FunctionDef {
   b.f32(1).v(simd.f32x4_splat).set(one);
   b.f32(-1).v(simd.f32x4_splat).set(minusOne);
   b.vZero().set(zero);
-  b.vZero().set(acc[0]!).vZero().set(acc[1]!);
-  b.block().get(d).get(end).i32GeU().brIf(0).loop();
+  openLoop(b, acc, d, end);
   for (let u = 0; u < 4; u++) {
     const off = 16 * u;
     const ac = acc[u & 1]!;
-    b.get(d).get(d).vLoad(off).get(vq).v(simd.f32x4_div).tee(dv).vStore(off);
-    b.get(ac).get(dv).get(dv).v(simd.f32x4_mul).v(simd.f32x4_add).set(ac);
+    mean(b, d, off, vq, dv, ac);
     if (kind === 'momentum') {
       // v <- beta·v + d; x <- x + lr·v
       b.get(s0).get(p1).get(s0).vLoad(off).v(simd.f32x4_mul).get(dv).v(simd.f32x4_add).tee(vv).vStore(off);
@@ -104,9 +117,6 @@ export function optStep(kind: OptKind): FunctionDef {
     b.get(vv).v(simd.f32x4_sqrt).get(p5).v(simd.f32x4_add);
     b.v(simd.f32x4_div).v(simd.f32x4_add).vStore(off);
   }
-  for (const p of [d, x, s0, s1]) b.get(p).i32(64).i32Add().set(p);
-  b.get(d).get(end).i32LtU().brIf(0).end().end();
-  b.get(acc[0]!).get(acc[1]!).v(simd.f32x4_add).set(acc[0]!);
-  b.hsumF32x4AsF64(acc[0]!);
+  closeLoop(b, [d, x, s0, s1], d, end, acc);
   return { name: `${kind}_step`, results: [F64], body: b };
 }

@@ -1,7 +1,14 @@
 // `fedtune dao propose-round | propose-membership | vote | list | show | dispute | uphold`: the members' governance of a
 // network, and their disputes against a round's worker or coordinator.
 import type { Argv, CommandModule } from 'yargs';
-import type { ModelRef, Proposal, ProposeRound } from '../../pallet-bindings/index.ts';
+import type {
+  FedtuneCall,
+  Hex32,
+  KeyringPair,
+  ModelRef,
+  Proposal,
+  ProposeRound,
+} from '../../pallet-bindings/index.ts';
 import { loadSigner } from '../keys.ts';
 import { withChain, type GlobalArgs } from '../options.ts';
 import {
@@ -27,6 +34,31 @@ function madeBy(proposals: Proposal[], proposer: string, block: number): Proposa
   const p = proposals.filter((x) => x.proposer === proposer && x.proposedAt === block).at(-1);
   if (p === undefined) throw usage('the proposal landed but is not in the protocol state');
   return p;
+}
+
+/**
+ * Submits one proposal call and prints the proposal it made: its id, its voting deadline, `more` rows about it and the
+ * inclusion block.
+ */
+async function submitProposal(
+  args: Submitting,
+  network: Hex32,
+  signer: KeyringPair,
+  call: FedtuneCall,
+  more: (p: Proposal) => [string, string | number][] = () => [],
+): Promise<void> {
+  await withClient(args, logger(args), async (client) => {
+    const { inclusion, state } = await submitChecked(client, { signer, network, calls: [call] }, args.from);
+    const p = madeBy(networkOf(state, network).proposals, signer.address, inclusion.blockNumber);
+    print(args, { proposal: p.id, deadline: p.deadline, ...inclusion }, () =>
+      fields([
+        ['proposal', p.id],
+        ['voting until', `block ${p.deadline}`],
+        ...more(p),
+        ['block', inclusion.blockNumber],
+      ]),
+    );
+  });
 }
 
 interface ProposeRoundArgs extends Submitting {
@@ -128,22 +160,9 @@ const proposeRound: CommandModule<GlobalArgs, ProposeRoundArgs> = {
     if (round.kind === 'Finetune' && round.baseCheckpoint === null)
       throw usage('--kind finetune needs --base CHECKPOINT');
     const signer = await loadSigner(args);
-    await withClient(args, logger(args), async (client) => {
-      const { inclusion, state } = await submitChecked(
-        client,
-        { signer, network, calls: [{ type: 'proposeRound', ...round }] },
-        args.from,
-      );
-      const p = madeBy(networkOf(state, network).proposals, signer.address, inclusion.blockNumber);
-      print(args, { proposal: p.id, deadline: p.deadline, ...inclusion }, () =>
-        fields([
-          ['proposal', p.id],
-          ['voting until', `block ${p.deadline}`],
-          ['ayes needed', `${p.ayesNeeded} of ${p.electorate.length}`],
-          ['block', inclusion.blockNumber],
-        ]),
-      );
-    });
+    await submitProposal(args, network, signer, { type: 'proposeRound', ...round }, (p) => [
+      ['ayes needed', `${p.ayesNeeded} of ${p.electorate.length}`],
+    ]);
   },
 };
 
@@ -167,24 +186,10 @@ const proposeMembership: CommandModule<GlobalArgs, ProposeMembershipArgs> = {
     if (target === undefined) throw usage('name the change: --add ACCOUNT or --remove ACCOUNT');
     const account = await parseAccount(target);
     const signer = await loadSigner(args);
-    await withClient(args, logger(args), async (client) => {
-      const { inclusion, state } = await submitChecked(
-        client,
-        {
-          signer,
-          network,
-          calls: [{ type: 'proposeMembership', action: args.add !== undefined ? 'Add' : 'Remove', account }],
-        },
-        args.from,
-      );
-      const p = madeBy(networkOf(state, network).proposals, signer.address, inclusion.blockNumber);
-      print(args, { proposal: p.id, deadline: p.deadline, ...inclusion }, () =>
-        fields([
-          ['proposal', p.id],
-          ['voting until', `block ${p.deadline}`],
-          ['block', inclusion.blockNumber],
-        ]),
-      );
+    await submitProposal(args, network, signer, {
+      type: 'proposeMembership',
+      action: args.add !== undefined ? 'Add' : 'Remove',
+      account,
     });
   },
 };

@@ -1,20 +1,21 @@
 // `fedtune demo` (and `npm run demo`): the whole network on the embedded dev chain, with real training on real text.
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import type { PresetName } from '../../model/index.ts';
+import type { DemoOptions } from '../../demo/index.ts';
 import { PRESET_NAMES } from '../choices.ts';
 // eslint-disable-next-line fedtune/boundaries, fedtune/lazy-cli -- defaults.ts imports nothing: --help shows the demo's defaults without loading the demo
 import { DEMO_DEFAULTS } from '../../demo/defaults.ts';
 import type { GlobalArgs } from '../options.ts';
 import { logger, usage } from '../protocol.ts';
 
-interface DemoArgs extends GlobalArgs {
-  workers: number;
-  rounds: number;
-  finetuneRounds: number;
-  model: PresetName;
-  localSteps: number;
-  finetuneLocalSteps?: number;
+/** The run's sizes as runDemo takes them; the rest as options parse them. */
+interface DemoArgs
+  extends
+    GlobalArgs,
+    Pick<
+      DemoOptions,
+      'workers' | 'rounds' | 'finetuneRounds' | 'model' | 'localSteps' | 'finetuneLocalSteps'
+    > {
   batchSize: number;
   lr: number;
   finetuneLr: number;
@@ -51,7 +52,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       })
       .option('model', {
         choices: PRESET_NAMES,
-        default: 'tiny' as PresetName,
+        default: 'tiny' as DemoOptions['model'],
         describe: 'Model size (tiny learns words in minutes on a CPU; small wants far longer)',
       })
       .option('local-steps', {
