@@ -88,6 +88,11 @@ function hex(value: Primitive): Hex32 {
   // as hex; 32 printable bytes can never read as 0x + 64 hex digits, so the text is turned back into its bytes.
   return (isHex32(s) ? s : u8aToHex(stringToU8a(s))) as Hex32;
 }
+/** A 64-byte field (a signature), read back as hex the way hex() reads a 32-byte one. */
+function hex64(value: Primitive): `0x${string}` {
+  const s = str(value);
+  return /^0x[0-9a-f]{128}$/.test(s) ? (s as `0x${string}`) : u8aToHex(stringToU8a(s));
+}
 function account(value: Primitive): Account {
   return toAccount(str(value));
 }
@@ -231,5 +236,24 @@ export function fromCodec(type: CallVariant, value: Codec): FedtuneCall {
       };
     case 'upholdDispute':
       return { type, dispute: num(v.dispute!, 'dispute') };
+    case 'registerWorkers':
+      return {
+        type,
+        validUntil: num(v.validUntil!, 'validUntil'),
+        workers: arr(v.workers!).map((x) => {
+          const w = obj(x);
+          const c = obj(w.capabilities!);
+          return {
+            account: account(w.account!),
+            capabilities: {
+              backend: str(c.backend!),
+              device: str(c.device!),
+              memoryBytes: num(c.memoryBytes!, 'memoryBytes'),
+            },
+            endpoint: w.endpoint === null ? null : str(w.endpoint!),
+            signature: hex64(w.signature!),
+          };
+        }),
+      };
   }
 }

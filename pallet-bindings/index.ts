@@ -99,3 +99,10 @@ export {
   roundExpiresAfter,
 } from './decide.ts';
 export { checkRewards, rewardShares } from './rewards.ts';
+export {
+  MAX_REGISTRATIONS_PER_CALL,
+  REGISTRATION_TAG,
+  registerWorkersCalls,
+  registrationMessage,
+  signRegistration,
+} from './registrations.ts';

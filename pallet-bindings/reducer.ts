@@ -13,6 +13,7 @@ import {
 } from './reduce-dao.ts';
 import { failRound, finalizeRound, openRound, proposeRound } from './reduce-rounds.ts';
 import { attest, dispute, upholdDispute } from './reduce-verdicts.ts';
+import { applyRegisterWorkers } from './registrations.ts';
 import type { CallSite, ChainBlock, ChainCall, NetworkState, ProtocolState } from './state.ts';
 import type { Account, FedtuneCall, Hex32 } from './types.ts';
 
@@ -163,6 +164,8 @@ function applyCall(
       return registerDataset(net, call, signer, block);
     case 'registerWorker':
       return registerWorker(net, call, signer, block);
+    case 'registerWorkers':
+      return applyRegisterWorkers(net, call, block);
     case 'deregisterWorker':
       return deregisterWorker(net, signer);
     case 'proposeRound':

@@ -32,6 +32,7 @@ export const CALL_TYPES = [
   'attestWithCode',
   'dispute',
   'upholdDispute',
+  'registerWorkers',
 ] as const satisfies readonly (CallType | 'attestWithCode')[];
 
 /** A variant name of the call enum (the call types, plus `attestWithCode`). */
@@ -118,6 +119,13 @@ export const FEDTUNE_TYPES: Record<string, string | Record<string, unknown>> = {
   FedtuneAttestWithCode: { checkpoint: 'H256', evalLoss: 'f64', code: 'Text' },
   FedtuneDispute: { proposal: 'u32', round: 'u32', accused: 'AccountId32', code: 'Text', evidence: 'H256' },
   FedtuneUpholdDispute: { dispute: 'u32' },
+  FedtuneWorkerRegistration: {
+    account: 'AccountId32',
+    capabilities: 'FedtuneWorkerCapabilities',
+    endpoint: 'Option<Text>',
+    signature: 'H512',
+  },
+  FedtuneRegisterWorkers: { validUntil: 'u32', workers: 'Vec<FedtuneWorkerRegistration>' },
   FedtuneCall: {
     _enum: {
       createNetwork: 'FedtuneCreateNetwork',
@@ -134,6 +142,7 @@ export const FEDTUNE_TYPES: Record<string, string | Record<string, unknown>> = {
       attestWithCode: 'FedtuneAttestWithCode',
       dispute: 'FedtuneDispute',
       upholdDispute: 'FedtuneUpholdDispute',
+      registerWorkers: 'FedtuneRegisterWorkers',
     },
   },
   FedtunePayloadTarget: 'Option<H256>',

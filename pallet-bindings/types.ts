@@ -43,6 +43,22 @@ export interface RegisterWorker {
   endpoint: string | null;
 }
 
+/** One worker's consent inside a `registerWorkers` call: its registration and its sr25519 signature over it. */
+export interface WorkerRegistration {
+  account: Account;
+  capabilities: WorkerCapabilities;
+  endpoint: string | null;
+  /** 64 bytes, hex: the worker's signature over registrationMessage (registrations.ts). */
+  signature: `0x${string}`;
+}
+
+/** Registers many workers in one call, each by its own signature; anyone may submit it (and pays for it). */
+export interface RegisterWorkers {
+  /** The last block the signatures are good for: an old consent cannot be replayed after it. */
+  validUntil: number;
+  workers: WorkerRegistration[];
+}
+
 export type RoundKind = 'Pretrain' | 'Finetune';
 
 /** The model: its architecture config (JSON text) inline, or the hash of that config. */
@@ -176,7 +192,8 @@ export type FedtuneCall =
   | ({ type: 'attest' } & Attest)
   | ({ type: 'failRound' } & FailRound)
   | ({ type: 'dispute' } & Dispute)
-  | ({ type: 'upholdDispute' } & UpholdDispute);
+  | ({ type: 'upholdDispute' } & UpholdDispute)
+  | ({ type: 'registerWorkers' } & RegisterWorkers);
 
 export type CallType = FedtuneCall['type'];
 

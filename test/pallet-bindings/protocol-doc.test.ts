@@ -101,6 +101,7 @@ describe('docs/protocol.md as a contract', () => {
       'decide.ts',
       'rewards.ts',
       'codec.ts',
+      'registrations.ts',
     ].map((f) => read(`../../pallet-bindings/${f}`));
     const found = new Set(sources.flatMap((s) => [...s.matchAll(/\bE_[A-Z_]+\b/g)].map((m) => m[0])));
     // Raised only by encoding (a client's own mistake, never recorded) or before the reducer looks (no magic).
