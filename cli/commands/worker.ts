@@ -28,6 +28,10 @@ interface RegisterArgs extends Base {
   device: string;
   memory: number;
   endpoint?: string;
+  consent?: boolean;
+  'valid-until'?: number;
+  validUntil?: number;
+  batch?: string[];
 }
 
 /** Submits `registerWorker` for `signer` and waits for the protocol's verdict (also used by `worker run`). */
@@ -61,23 +65,45 @@ const register: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('endpoint', {
         type: 'string',
         describe: 'Where the worker can be reached, if anywhere',
-      }) as unknown as Argv<RegisterArgs>,
+      })
+      .option('consent', {
+        type: 'boolean',
+
+        describe:
+          "Do not submit: print this key's signed consent (JSON) for someone to register it with --batch; needs --valid-until",
+      })
+      .option('valid-until', {
+        type: 'number',
+        describe: 'With --consent: the last block the consent is good for',
+      })
+      .option('batch', {
+        type: 'string',
+        array: true,
+        describe:
+          'Submit the consents in these files (from --consent) as one extrinsic, signed and paid by this key',
+      })
+      .conflicts('consent', 'batch') as unknown as Argv<RegisterArgs>,
   async handler(args) {
     const network = parseNetworkId(args.network);
     if (!Number.isInteger(args.memory) || args.memory < 0)
       throw usage(`--memory must be whole MB, got ${args.memory}`);
     const signer = await loadSigner(args);
+    if (args.batch !== undefined) {
+      const { submitConsents } = await import('./worker-batch.ts');
+      return submitConsents(args, signer, network, args.batch);
+    }
+    const registration = {
+      capabilities: { backend: args.backend, device: args.device, memoryBytes: args.memory * 1_000_000 },
+      endpoint: args.endpoint ?? null,
+    };
+    if (args.consent) {
+      if (!Number.isInteger(args.validUntil) || args.validUntil! < 0)
+        throw usage('--consent needs --valid-until BLOCK: the last block the consent is good for');
+      const { printConsent } = await import('./worker-batch.ts');
+      return printConsent(args, signer, network, args.validUntil!, registration);
+    }
     await withClient(args, logger(args), async (client) => {
-      const inclusion = await registerWorker(
-        client,
-        signer,
-        network,
-        {
-          capabilities: { backend: args.backend, device: args.device, memoryBytes: args.memory * 1_000_000 },
-          endpoint: args.endpoint ?? null,
-        },
-        args.from,
-      );
+      const inclusion = await registerWorker(client, signer, network, registration, args.from);
       print(args, { worker: signer.address, ...inclusion }, () =>
         fields([
           ['worker', signer.address],
