@@ -14,6 +14,8 @@ const [url, fromArg, countArg] = process.argv.slice(2) as [string, string, strin
 const from = Number(fromArg);
 const count = Number(countArg);
 const logger = pino({ level: 'silent' });
+/** Connections opened at once by this process. */
+const WAVE = Number(process.env.FEDTUNE_BENCH_SCALE_WAVE) || 50;
 const line = (value: object) => process.stdout.write(`${JSON.stringify({ at: Date.now(), ...value })}\n`);
 
 // Distinct top-k updates, encoded before the round: a worker would have trained meanwhile, and encoding a thousand
@@ -38,7 +40,7 @@ const pairs = await Promise.all(
 let acked = 0;
 let bytes = 0;
 const failures: string[] = [];
-const workers: WorkerConnection[] = pairs.map((pair, i) => {
+const open = (pair: (typeof pairs)[number], i: number): WorkerConnection => {
   const conn: WorkerConnection = connectWorker({
     url,
     signer: pair,
@@ -71,8 +73,17 @@ const workers: WorkerConnection[] = pairs.map((pair, i) => {
     },
   });
   return conn;
-});
-await Promise.all(workers.map((w) => w.ready));
+};
+// Workers log in a wave at a time, each wave once the one before is in: a thousand sockets at one instant would all
+// queue their login checks behind each other, past the coordinator's authentication timeout, and come back after
+// backoffs (see docs/rounds.md). Real workers join over seconds, not in one tick.
+const workers: WorkerConnection[] = [];
+for (let i = 0; i < count; i += WAVE) {
+  const wave = pairs.slice(i, i + WAVE).map((pair, j) => open(pair, i + j));
+  workers.push(...wave);
+  await Promise.all(wave.map((w) => w.ready));
+  line({ type: 'wave', ready: workers.length });
+}
 line({ type: 'connected', count });
 
 process.on('SIGTERM', () => {
