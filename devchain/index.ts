@@ -286,12 +286,24 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     const queue = installFutureQueue(core, chain, onPooled);
     futureQueue = queue;
 
-    // system_accountNextIndex is answered from the future queue, which knows every transaction not yet in a block.
+    // system_accountNextIndex is answered from the future queue, which knows every transaction not yet in a block;
+    // AccountNonceApi_account_nonce from storage, without a runtime call.
     const rpc = handler({ chain });
     server = await createServer(
       async (request: { method: string; params: unknown[] }, subscriptions: Parameters<typeof rpc>[1]) => {
         if (request.method === 'system_accountNextIndex' && typeof request.params[0] === 'string') {
           return queue.nextIndex(request.params[0]);
+        }
+        // @polkadot/api asks this runtime API for the nonce of every transaction it signs: answered from storage.
+        const [method, data, at] = request.params;
+        if (
+          request.method === 'state_call' &&
+          method === 'AccountNonceApi_account_nonce' &&
+          typeof data === 'string' &&
+          /^0x[0-9a-fA-F]{64}$/.test(data) &&
+          (at === undefined || at === null || at === chain.head.hash)
+        ) {
+          return queue.accountNonce(data);
         }
         return rpc(request, subscriptions);
       },
