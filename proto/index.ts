@@ -104,6 +104,17 @@ export interface RoundResult {
   leafIndex: number;
   leafCount: number;
   blockHash: string;
+  /** From a sub-coordinator: the cohort's leaf and its proof to updatesRoot (docs/rounds.md, "Hierarchical rounds"). */
+  cohort?: CohortProof | null;
+}
+export interface CohortProof {
+  account: string;
+  samples: number;
+  payloadSha256: Uint8Array;
+  root: Uint8Array;
+  proof: Uint8Array[];
+  leafIndex: number;
+  leafCount: number;
 }
 export interface TaskFailed {
   taskId: string;
