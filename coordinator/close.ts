@@ -13,6 +13,7 @@ import {
 } from '../verify/index.ts';
 import { CoordinatorError } from './errors.ts';
 import type { ProposalContext } from './prepare.ts';
+import { expandCohorts } from './parent.ts';
 import { publishRound } from './publish.ts';
 import type { ClosedRecord, UpdateRecord } from './records.ts';
 import { splitRewards, type Reward, type RewardRules } from './rewards.ts';
@@ -48,6 +49,8 @@ export async function closeRound(params: {
   // The live strategy checked each update as it arrived; the aggregate is derived afresh in leaf order, so that it is
   // the same bytes whatever order the updates came in, and the same as a verifier's.
   const { strategy } = proposalStrategy(ctx.spec, model, { noiseSeed: ctx.noiseSeed });
+  // A sub-coordinator's update counts as its dense aggregate, and its members as contributors (parent.ts).
+  const cohorts = expandCohorts(params.accepted, ctx.updateEncoding.codec);
   let derived;
   try {
     strategy.restoreState(params.stateBefore);
@@ -57,7 +60,7 @@ export async function closeRound(params: {
       fit: proposalFit(ctx.proposal),
       codec: ctx.updateEncoding.codec,
       maxValues: ctx.maxValues!,
-      updates: params.accepted,
+      updates: cohorts.derive,
     });
   } catch (error) {
     strategy.dispose();
@@ -106,6 +109,7 @@ export async function closeRound(params: {
   const included = new Set(agg.included);
   const contributors = params.accepted
     .filter((u) => included.has(u.account))
+    .flatMap((u) => expandCohorts([u], ctx.updateEncoding.codec).contributors)
     .sort((a, b) => (a.account < b.account ? -1 : 1));
   const leaves = params.accepted.map((u) => ({ account: u.account, updateHash: u.updateHash }));
   const shardLeaves = [...new Set(contributors.flatMap((c) => c.shards))]
