@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import type { CheckpointStore } from '../checkpoints/index.ts';
 import { fromHex, merkleRoot, toHex, updatesTree, type Hex32 } from '../pallet-bindings/index.ts';
 import {
+  COHORTS_METRIC,
   deriveAggregate,
+  isCohortPayload,
   evaluateHeldOut,
   proposalFit,
   proposalStrategy,
@@ -106,6 +108,7 @@ export async function closeRound(params: {
       `stored round checkpoint as ${id}, derived ${checkpoint.id}`,
     );
   ctx.current = { id, model, round: params.round + 1 };
+  const cohortCount = params.accepted.filter((u) => isCohortPayload(u.payload)).length;
   const included = new Set(agg.included);
   const contributors = params.accepted
     .filter((u) => included.has(u.account))
@@ -119,6 +122,8 @@ export async function closeRound(params: {
   const trainLoss = contributors.reduce((s, c) => s + c.trainLoss * c.samples, 0) / Math.max(1, totalSamples);
   const extra = [
     { name: 'updates', value: params.accepted.length },
+    // A hierarchical round says so on chain: a verifier checks its cohorts (verify/cohort.ts).
+    ...(cohortCount > 0 ? [{ name: COHORTS_METRIC, value: cohortCount }] : []),
     // The held-out examples scored: a verifier scores the same ones to repeat evalLoss.
     { name: 'evalExamples', value: evaluation.examples },
     { name: 'aggregationMs', value: Math.round(aggregationMs * 1000) / 1000 },

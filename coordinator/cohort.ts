@@ -3,7 +3,6 @@
 // updates like any round, aggregates them into the cohort's weighted mean, publishes its round, uploads one signed cohort
 // update to the parent, and passes each worker its receipt through the cohort's root once the parent's round is final.
 import { createHash } from 'node:crypto';
-import { createStrategy, encodeUpdate } from '../aggregation/index.ts';
 import {
   fromHex,
   toHex,
@@ -12,14 +11,14 @@ import {
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
 import type { RoundResult, Task } from '../proto/index.ts';
-import { deriveAggregate, proposalFit, proposalStrategy } from '../verify/index.ts';
+import { proposalFit, proposalStrategy } from '../verify/index.ts';
 import { connectWorker, type WorkerConnection } from '../worker/index.ts';
 import { assignSlots } from './assign.ts';
 import { baseModel } from './base.ts';
 import type { Clock, Signal } from './clock.ts';
 import {
   COHORT_CODEC,
-  cohortMeanSpec,
+  cohortAggregate,
   encodeCohortPayload,
   hierarchyRefusal,
   type CohortMember,
@@ -248,32 +247,22 @@ async function submitCohort(
   deps: CohortDependencies,
 ): Promise<void> {
   const codec = ctx.updateEncoding.codec;
-  // The cohort's aggregate: the sample-weighted mean of its members' deltas, from zero weights (cohort-payload.ts).
-  const zero = ctx.strategy!.weights().map((t) => ({ ...t, data: new Float32Array(t.data.length) }));
-  const mean = createStrategy(cohortMeanSpec(ctx.spec), zero);
-  let aggregate: Uint8Array;
-  let stateBefore: Uint8Array;
-  let stateAfter: Uint8Array;
-  try {
-    stateBefore = mean.exportState();
-    const derived = deriveAggregate({
-      strategy: mean,
-      round: r,
-      fit: proposalFit(p),
-      codec,
-      maxValues: ctx.maxValues!,
-      updates: accepted,
-    });
-    if (derived.refused.length > 0)
-      throw new CoordinatorError(
-        'E_COHORT_REFUSED',
-        `an accepted update does not fold in: ${derived.refused[0]!.code} ${derived.refused[0]!.message}`,
-      );
-    aggregate = encodeUpdate(derived.result.weights, { codec: 'dense' });
-    stateAfter = derived.state;
-  } finally {
-    mean.dispose();
-  }
+  // The cohort's aggregate: the sample-weighted mean of its members' deltas (verify/cohort.ts, cohortAggregate).
+  const mean = cohortAggregate({
+    spec: ctx.spec,
+    like: ctx.strategy!.weights(),
+    round: r,
+    fit: proposalFit(p),
+    codec,
+    maxValues: ctx.maxValues!,
+    updates: accepted,
+  });
+  if (mean.refused.length > 0)
+    throw new CoordinatorError(
+      'E_COHORT_REFUSED',
+      `an accepted update does not fold in: ${mean.refused[0]!.code} ${mean.refused[0]!.message}`,
+    );
+  const { aggregate, stateBefore, stateAfter } = mean;
   const leaves = accepted.map((u) => ({ account: u.account, updateHash: u.updateHash }));
   const tree = updatesTree(leaves);
   const members: CohortMember[] = [...accepted]
@@ -288,7 +277,10 @@ async function submitCohort(
       payloadBytes: u.payload.length,
       signature: toHex(u.signature ?? new Uint8Array(0)),
     }));
-  const payload = encodeCohortPayload({ root: tree.root, codec, members }, aggregate);
+  const payload = encodeCohortPayload(
+    { root: tree.root, codec, members, source: deps.round.publicUrl() },
+    aggregate,
+  );
   // The sub's own round, published like any: anyone can repeat the cohort's aggregate from its members' updates.
   await publishRound(deps.store, {
     network: deps.network,

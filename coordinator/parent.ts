@@ -1,7 +1,6 @@
 // The parent's side of a hierarchical round (docs/rounds.md, "Hierarchical rounds"): checking a sub-coordinator's
 // cohort update against the task it was given and the chain, expanding accepted cohorts into the round's contributors
 // and the updates its aggregate is derived from, and the receipt a sub-coordinator is sent.
-import { signatureVerify } from '@polkadot/util-crypto';
 import type { Strategy } from '../aggregation/index.ts';
 import {
   cohortLeafHash,
@@ -20,6 +19,7 @@ import {
   decodeCohortPayload,
   hierarchyRefusal,
   isCohortPayload,
+  signedBy,
   type CohortHeader,
 } from './cohort-payload.ts';
 import type { UpdateRecord } from './records.ts';
@@ -220,16 +220,4 @@ export function expandCohorts(
       contributors.push({ account: m.account, samples: m.samples, shards: m.shards, trainLoss: m.trainLoss });
   }
   return { derive, contributors };
-}
-
-/** Bytes of any 0x-hex string (fromHex takes 32-byte hashes only; a signature is 64 bytes or more). */
-const hexBytes = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
-
-/** Whether `signature` (0x-hex) over `message` verifies for `account`; a malformed one does not. */
-function signedBy(message: Uint8Array, signature: string, account: string): boolean {
-  try {
-    return signatureVerify(message, hexBytes(signature), account).isValid;
-  } catch {
-    return false;
-  }
 }
