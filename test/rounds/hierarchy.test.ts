@@ -12,6 +12,7 @@ import {
   proposal,
   setUp,
   until,
+  verifyOn,
   waitFor,
   type Fixture,
 } from './helpers.ts';
@@ -130,5 +131,16 @@ describe('rounds: a parent and two sub-coordinators on the dev chain', function 
       expect(r.result!.checkedAgainst).to.equal('chain');
       expect(r.result!.updatesRoot).to.equal(round.updatesRoot);
     }
+    // `round verify` repeats a hierarchical round: custody through the cohorts, each cohort's aggregate from its
+    // workers' updates (served by the sub-coordinators), the parent's aggregate from the cohorts', the evaluation.
+    const report = await verifyOn(f, id, 0);
+    expect(report.ok, JSON.stringify(report.steps)).to.equal(true);
+    for (const name of ['cohorts', 'cohort aggregates', 'aggregate', 'evaluate'])
+      expect(report.steps.find((s) => s.step === name)?.ok, name).to.equal(true);
+    // Re-executing its workers is not built yet, and it says so.
+    const recomputed = await verifyOn(f, id, 0, 1);
+    expect(recomputed.ok).to.equal(false);
+    expect(recomputed.code).to.equal('E_HIERARCHY_UNCHECKED');
+    expect(round.metrics.extra.find((m) => m.name === 'cohorts')?.value).to.equal(2);
   });
 });
