@@ -82,7 +82,7 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
         proposal: record.proposal,
         round: record.round,
         base: current!.round.base.id,
-        codec: current!.ctx.updateEncoding.codec,
+        codec: cohort ? COHORT_CODEC : current!.ctx.updateEncoding.codec,
         payloadSha256: record.payloadSha256,
         updateHash: record.updateHash,
       });
