@@ -208,6 +208,9 @@ export function decodeFrame(message: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRA
   const kind = decoded.kind as FrameKind | undefined;
   if (kind === undefined) throw new WireError('E_FRAME_MALFORMED', 'frame carries no message');
   checkFieldLimits(decoded[kind], kind);
+  // An absent optional message (RoundResult.cohort) is left out, not null.
+  const body = decoded[kind] as Record<string, unknown>;
+  if (kind === 'roundResult' && body.cohort === null) delete body.cohort;
   const frame = { seq: decoded.seq as number, kind, [kind]: decoded[kind] } as Frame;
   return { frame, body: message.subarray(bodyOffset) };
 }
