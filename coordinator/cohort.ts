@@ -3,10 +3,12 @@
 // updates like any round, aggregates them into the cohort's weighted mean, publishes its round, uploads one signed cohort
 // update to the parent, and passes each worker its receipt through the cohort's root once the parent's round is final.
 import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
 import {
   fromHex,
   toHex,
   updatesTree,
+  type KeyringPair,
   type NetworkState,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
@@ -15,7 +17,7 @@ import { proposalFit, proposalStrategy } from '../verify/index.ts';
 import { connectWorker, type WorkerConnection } from '../worker/index.ts';
 import { assignSlots } from './assign.ts';
 import { baseModel } from './base.ts';
-import type { Clock, Signal } from './clock.ts';
+import { sleep, type Clock, type Signal } from './clock.ts';
 import {
   COHORT_CODEC,
   cohortAggregate,
@@ -30,8 +32,6 @@ import { publishRound } from './publish.ts';
 import { roundKey } from './records.ts';
 import { allAnswered, candidates, endRound, newLiveRound, roundRecord, sendTask } from './round.ts';
 import type { ProposalRunDependencies } from './run.ts';
-import type { KeyringPair } from '../pallet-bindings/index.ts';
-import type { Logger } from 'pino';
 
 /** The share of the way to the parent's deadline a cohort waits for its workers before it closes. */
 export const COHORT_CLOSE_FRACTION = 0.8;
@@ -83,8 +83,12 @@ export function connectParent(params: {
       if (found !== undefined) return found;
       if (signal.aborted) throw new CoordinatorError('E_STOPPED', 'the sub-coordinator is stopping');
       await new Promise<void>((resolve) => {
-        waiters.push(resolve);
-        signal.addEventListener('abort', () => resolve(), { once: true });
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        waiters.push(done);
+        signal.addEventListener('abort', done, { once: true });
       });
     }
   };
@@ -124,11 +128,36 @@ export async function runCohortProposal(
     const p = deps.net()?.proposals[ctx.id] as RoundProposal | undefined;
     if (!p || p.status !== 'open' || deps.signal.aborted) return;
     const r = p.finalized.length;
-    await runCohortRound(ctx, p, r, deps);
+    await runCohortRound(ctx, p, r, deps, view);
     // The parent's RoundResult comes once its commit is final: the chain shows the round by now.
     await view.refresh();
     if ((deps.net()?.proposals[ctx.id] as RoundProposal | undefined)?.finalized.length === r)
       await view.syncTo((view.state.height ?? 0) + 1);
+  }
+}
+
+/** The parent's task for round r, or null once the chain shows the round finalized or the proposal ended without one. */
+async function waitForTask(
+  p: RoundProposal,
+  r: number,
+  deps: CohortDependencies,
+  view: ChainView,
+): Promise<Task | null> {
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  deps.signal.addEventListener('abort', abort, { once: true });
+  const task = deps.parent.task(p.id, r, stop.signal).catch(() => null);
+  try {
+    for (;;) {
+      const got = await Promise.race([task, sleep(deps.clock, 5000, stop.signal).then(() => undefined)]);
+      if (got !== undefined) return got;
+      await view.refresh();
+      const now = deps.net()?.proposals[p.id] as RoundProposal | undefined;
+      if (!now || now.status !== 'open' || now.finalized.length > r) return null;
+    }
+  } finally {
+    stop.abort();
+    deps.signal.removeEventListener('abort', abort);
   }
 }
 
@@ -137,6 +166,7 @@ async function runCohortRound(
   p: RoundProposal,
   r: number,
   deps: CohortDependencies,
+  view: ChainView,
 ): Promise<void> {
   ctx.proposal = p;
   const base = await baseModel(ctx, r, {
@@ -146,7 +176,9 @@ async function runCohortRound(
     downloadDir: deps.downloadDir,
     logger: deps.logger,
   });
-  const task = await deps.parent.task(p.id, r, deps.signal);
+  // The parent may give this cohort no slot this round: the round then ends on chain without it.
+  const task = await waitForTask(p, r, deps, view);
+  if (task === null) return;
   if (task.base?.id && task.base.id !== base.id)
     throw new CoordinatorError(
       'E_BASE_MISMATCH',
