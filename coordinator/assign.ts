@@ -2,7 +2,13 @@
 // function hands out slots at a round's start, to late joiners, on a retry, and when a task fails or its worker goes
 // silent; every choice is a pure function of the round, so a restarted coordinator makes the same ones.
 import { createHash } from 'node:crypto';
-import { isBarredWorker, isWorker, type NetworkState } from '../pallet-bindings/index.ts';
+import {
+  isBarredCoordinator,
+  isBarredWorker,
+  isCoordinator,
+  isWorker,
+  type NetworkState,
+} from '../pallet-bindings/index.ts';
 import { taskFrame, taskSamples, taskSeed } from '../verify/index.ts';
 import type { TaskRecord } from './records.ts';
 
@@ -14,6 +20,8 @@ export interface Assignment {
   /** How many slots the round has; slot s trains the shards `slotShards(s, …)`. */
   slots: number;
   shardCount: number;
+  /** A sub-coordinator's round: the shards its parent's task gave it; slot shard i stands for shardList[i]. */
+  shardList?: number[];
   /** The outstanding or answered task of each account. */
   tasks: Map<string, TaskRecord>;
   /** Accounts whose task failed or who went silent: their slot went to another worker, and they get none again. */
@@ -28,7 +36,12 @@ const hashHex = (text: string) => createHash('sha256').update(text).digest('hex'
  */
 export function assignable(net: NetworkState | undefined, accounts: readonly string[]): string[] {
   if (net === undefined) return [];
-  return accounts.filter((a) => isWorker(net, a) && !isBarredWorker(net, a));
+  // A connected coordinator is a sub-coordinator taking part with its cohort (docs/rounds.md, "Hierarchical rounds").
+  return accounts.filter(
+    (a) =>
+      (isWorker(net, a) && !isBarredWorker(net, a)) ||
+      (isCoordinator(net, a) && !isBarredCoordinator(net, a)),
+  );
 }
 
 /** Candidates in the round's deterministic order (a hash of network, proposal, round and account). */
@@ -79,7 +92,7 @@ export function assignSlots(a: Assignment, candidates: readonly string[]): TaskR
     const task: TaskRecord = {
       account,
       taskId: `${a.proposal}-${a.round}-${a.attempt}-${slot}`,
-      shards: slotShards(slot, a.slots, a.round, a.shardCount),
+      shards: slotShards(slot, a.slots, a.round, a.shardCount).map((i) => a.shardList?.[i] ?? i),
     };
     used.add(slot);
     a.tasks.set(account, task);

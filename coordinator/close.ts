@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import type { CheckpointStore } from '../checkpoints/index.ts';
 import { fromHex, merkleRoot, toHex, updatesTree, type Hex32 } from '../pallet-bindings/index.ts';
 import {
+  COHORTS_METRIC,
   deriveAggregate,
+  isCohortPayload,
   evaluateHeldOut,
   proposalFit,
   proposalStrategy,
@@ -13,6 +15,7 @@ import {
 } from '../verify/index.ts';
 import { CoordinatorError } from './errors.ts';
 import type { ProposalContext } from './prepare.ts';
+import { expandCohorts } from './parent.ts';
 import { publishRound } from './publish.ts';
 import type { ClosedRecord, UpdateRecord } from './records.ts';
 import { splitRewards, type Reward, type RewardRules } from './rewards.ts';
@@ -48,6 +51,8 @@ export async function closeRound(params: {
   // The live strategy checked each update as it arrived; the aggregate is derived afresh in leaf order, so that it is
   // the same bytes whatever order the updates came in, and the same as a verifier's.
   const { strategy } = proposalStrategy(ctx.spec, model, { noiseSeed: ctx.noiseSeed });
+  // A sub-coordinator's update counts as its dense aggregate, and its members as contributors (parent.ts).
+  const cohorts = expandCohorts(params.accepted, ctx.updateEncoding.codec);
   let derived;
   try {
     strategy.restoreState(params.stateBefore);
@@ -57,7 +62,7 @@ export async function closeRound(params: {
       fit: proposalFit(ctx.proposal),
       codec: ctx.updateEncoding.codec,
       maxValues: ctx.maxValues!,
-      updates: params.accepted,
+      updates: cohorts.derive,
     });
   } catch (error) {
     strategy.dispose();
@@ -103,9 +108,11 @@ export async function closeRound(params: {
       `stored round checkpoint as ${id}, derived ${checkpoint.id}`,
     );
   ctx.current = { id, model, round: params.round + 1 };
+  const cohortCount = params.accepted.filter((u) => isCohortPayload(u.payload)).length;
   const included = new Set(agg.included);
   const contributors = params.accepted
     .filter((u) => included.has(u.account))
+    .flatMap((u) => expandCohorts([u], ctx.updateEncoding.codec).contributors)
     .sort((a, b) => (a.account < b.account ? -1 : 1));
   const leaves = params.accepted.map((u) => ({ account: u.account, updateHash: u.updateHash }));
   const shardLeaves = [...new Set(contributors.flatMap((c) => c.shards))]
@@ -115,6 +122,8 @@ export async function closeRound(params: {
   const trainLoss = contributors.reduce((s, c) => s + c.trainLoss * c.samples, 0) / Math.max(1, totalSamples);
   const extra = [
     { name: 'updates', value: params.accepted.length },
+    // A hierarchical round says so on chain: a verifier checks its cohorts (verify/cohort.ts).
+    ...(cohortCount > 0 ? [{ name: COHORTS_METRIC, value: cohortCount }] : []),
     // The held-out examples scored: a verifier scores the same ones to repeat evalLoss.
     { name: 'evalExamples', value: evaluation.examples },
     { name: 'aggregationMs', value: Math.round(aggregationMs * 1000) / 1000 },

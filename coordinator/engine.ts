@@ -16,6 +16,7 @@ import {
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
 import { AckBook } from './acks.ts';
+import { connectParent, parentRounds, runCohortProposal, type ParentLink } from './cohort.ts';
 import { resetContext } from './base.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import type { ChainDependencies } from './commit.ts';
@@ -52,6 +53,11 @@ export interface CoordinatorOptions {
   limits?: Partial<ServerLimits>;
   /** Threads that check signatures and hash payloads (default: one fewer than the CPUs, 1–4; 0: on the event loop). */
   cryptoThreads?: number;
+  /**
+   * Run as a sub-coordinator: take part in the rounds of the coordinator at `url` with a cohort of at most `cohort`
+   * workers, opening no proposal of its own (docs/rounds.md, "Hierarchical rounds").
+   */
+  parent?: { url: string; cohort: number };
   /** Extra tasks handed out beyond maxWorkers, as a fraction, to absorb dropouts (default 0.25). */
   overselect?: number;
   /** Retries (each a new deadline) of a round short of minWorkers before the proposal is failed (default 2). */
@@ -167,6 +173,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     http: httpRoutes(store, proposals.manifests),
     hooks: engineHooks({
       network,
+      me,
       view,
       log,
       acks,
@@ -205,10 +212,41 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     sendResult: (account, frame) => server.send(account, frame),
   };
 
+  /** A sub-coordinator's link to its parent, and the proposals it will not take part in (with the reason logged). */
+  let parentLink: ParentLink | null = null;
+  const refused = new Set<number>();
+  async function cohortStep(): Promise<boolean> {
+    const p = parentRounds(view.net(), options.parent!.url).find((x) => !refused.has(x.id));
+    if (!p) return false;
+    const ctx = await proposals.prepared(p);
+    if (!ctx) return false;
+    // Connected once the network is known: the parent's challenge must name one of its coordinators on chain.
+    parentLink ??= connectParent({
+      url: options.parent!.url,
+      signer,
+      net: () => view.net(),
+      network,
+      logger,
+    });
+    try {
+      await runCohortProposal(
+        ctx,
+        { ...runDeps, parent: parentLink!, cohortSize: options.parent!.cohort },
+        view,
+      );
+    } catch (error) {
+      if (codeOf(error) !== 'E_HIERARCHY_UNSUPPORTED') throw error;
+      refused.add(p.id);
+      logger.warn({ proposal: p.id, code: 'E_HIERARCHY_UNSUPPORTED' }, (error as Error).message);
+    }
+    return true;
+  }
+
   // ---- the main loop: one step at a time, woken by new heads; failures back off ------------------------------------
   const mine = () => {
     const n = view.net();
-    if (!n) return { open: [] as RoundProposal[], approved: [] as RoundProposal[] };
+    // A sub-coordinator opens and runs no proposal of its own.
+    if (!n || options.parent) return { open: [] as RoundProposal[], approved: [] as RoundProposal[] };
     // A barred coordinator opens nothing (the reducer would refuse it); its open rounds failed when it was barred.
     const mayOpen = isCoordinator(n, me) && !isBarredCoordinator(n, me);
     return { open: openRounds(n, me), approved: mayOpen ? approvedRounds(n) : [] };
@@ -226,7 +264,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       dirty = false;
       try {
         const { open, approved } = mine();
-        if (open.length > 0) {
+        if (options.parent) {
+          if (await cohortStep()) dirty = true;
+        } else if (open.length > 0) {
           const ctx = await proposals.prepared(open[0]!);
           if (ctx) await runProposal(ctx, runDeps, view);
           dirty = true;
@@ -264,6 +304,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (closed()) return;
     stopping.abort();
     live?.round.signal.wake();
+    await parentLink?.connection.close();
     await server.close();
     // The current step may finish what it must (a commit in flight), but a stop never waits longer than the grace.
     if (!abort && running)

@@ -53,4 +53,14 @@ export type CoordinatorEvent =
       evalLoss: number;
       rewards: { account: string; amount: string }[];
     }
-  | { type: 'failRound'; proposal: number; reason: string };
+  | { type: 'failRound'; proposal: number; reason: string }
+  /** A sub-coordinator's cohort update was acknowledged and the parent's round is final: receipts went out. */
+  | {
+      type: 'cohortSubmitted';
+      proposal: number;
+      round: number;
+      members: number;
+      samples: number;
+      checkpointId: string;
+      blockHash: string;
+    };

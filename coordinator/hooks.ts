@@ -1,8 +1,10 @@
 // The engine's side of the worker server: who may take part, which upload a worker owes, what happens when an update
 // arrives, a task fails, or a worker comes and goes. Each hook reads the live round and hands the work to its module.
 import type { Logger } from 'pino';
-import { isWorker, type Hex32 } from '../pallet-bindings/index.ts';
+import { isBarredCoordinator, isWorker, type Hex32 } from '../pallet-bindings/index.ts';
 import { acceptUpdate } from './accept.ts';
+import { COHORT_CODEC } from './cohort-payload.ts';
+import { acceptCohortUpdate, cohortOf, isCohortAccount, noteCohort } from './parent.ts';
 import type { CoordinatorEvent } from './events.ts';
 import type { ChainView } from './follow.ts';
 import type { ProposalContext } from './prepare.ts';
@@ -13,6 +15,8 @@ import type { RoundEngineHooks, UploadedUpdate } from './server.ts';
 
 export interface HookDependencies {
   network: Hex32;
+  /** This coordinator's account. */
+  me: string;
   view: ChainView;
   log: RoundLog;
   /** Journaled updates by worker and task, for acknowledgements that were lost. */
@@ -28,7 +32,8 @@ export interface HookDependencies {
 export function engineHooks(deps: HookDependencies): RoundEngineHooks {
   async function accept(update: UploadedUpdate) {
     const current = deps.live();
-    const verdict = acceptUpdate({
+    const cohort = isCohortAccount(deps.view.net(), update.account, deps.me);
+    const common = {
       assignment: current?.round.assignment ?? null,
       closing: current?.round.closing ?? true,
       accepted: current?.round.accepted ?? new Map(),
@@ -38,7 +43,23 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
       codec: current?.ctx.updateEncoding.codec ?? '',
       maxValues: current?.ctx.maxValues ?? 0,
       update,
-    });
+    };
+    const inCohort = current ? cohortOf(current.round.accepted, update.account) : undefined;
+    const verdict = cohort
+      ? acceptCohortUpdate({
+          ...common,
+          spec: current?.ctx.spec,
+          network: deps.network,
+          net: deps.view.net(),
+          base: current?.round.base.id ?? '',
+        })
+      : inCohort !== undefined
+        ? {
+            ok: false as const,
+            code: 'E_DUPLICATE_UPDATE',
+            message: `${update.account} already contributes to this round in the cohort of ${inCohort}`,
+          }
+        : acceptUpdate(common);
     const where = { proposal: update.begin.proposal, round: update.begin.round, account: update.account };
     if (!verdict.ok) {
       // A rejected worker may still send a good update; one that gives up says so with TaskFailed.
@@ -50,6 +71,7 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
       return verdict;
     }
     const { record } = verdict;
+    if (cohort) noteCohort(current!.round.accepted, record);
     // The payload is folded in and goes to the journal; memory keeps only what the receipts and the commit need.
     current!.round.accepted.set(update.account, { ...record, payload: new Uint8Array(0) });
     const write = deps.log.write(record);
@@ -60,7 +82,7 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
         proposal: record.proposal,
         round: record.round,
         base: current!.round.base.id,
-        codec: current!.ctx.updateEncoding.codec,
+        codec: cohort ? COHORT_CODEC : current!.ctx.updateEncoding.codec,
         payloadSha256: record.payloadSha256,
         updateHash: record.updateHash,
       });
@@ -84,6 +106,11 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
 
   return {
     async admit(account) {
+      // A sub-coordinator takes part with its cohort: one of the network's coordinators, not barred (parent.ts).
+      if (isCohortAccount(deps.view.net(), account, deps.me)) {
+        if (!isBarredCoordinator(deps.view.net()!, account)) return { ok: true };
+        return { ok: false, code: 'E_COORDINATOR_BARRED', message: `${account} was barred as a coordinator` };
+      }
       const registered = () => deps.view.net() !== undefined && isWorker(deps.view.net()!, account);
       if (!registered()) await deps.view.refresh();
       const bar = deps.view.net()?.barredWorkers[account];
@@ -119,7 +146,9 @@ export function engineHooks(deps: HookDependencies): RoundEngineHooks {
         proposal: a.proposal,
         round: a.round,
         base: live.round.base.id,
-        codec: live.ctx.updateEncoding.codec,
+        codec: isCohortAccount(deps.view.net(), account, deps.me)
+          ? COHORT_CODEC
+          : live.ctx.updateEncoding.codec,
       };
     },
     receiptFor: (account, taskId, payloadSha256) => deps.acks.receipt(account, taskId, payloadSha256),

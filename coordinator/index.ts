@@ -17,3 +17,5 @@ export { Metrics } from './metrics.ts';
 export { httpRoutes } from './http.ts';
 export { publishRound, pruneUpdates, readPublication, type KeepUpdates } from './publish.ts';
 export type { UpdateRecord } from './records.ts';
+export { acceptCohortUpdate, noteCohort } from './parent.ts';
+export { hierarchyRefusal } from './cohort-payload.ts';

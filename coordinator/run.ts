@@ -5,6 +5,8 @@ import { fromHex, updatesTree, type NetworkState, type RoundProposal } from '../
 import type { FrameInput } from '../proto/index.ts';
 import { noiseSeed, proposalFit, proposalStrategy } from '../verify/index.ts';
 import { checkUpdate } from './accept.ts';
+import { COHORT_CODEC, decodeCohortPayload, isCohortPayload } from './cohort-payload.ts';
+import { noteCohort } from './parent.ts';
 import { baseModel, resetContext } from './base.ts';
 import { closeRound, evaluateHeldOut } from './close.ts';
 import { commitRound, failProposal, type ChainDependencies } from './commit.ts';
@@ -137,9 +139,12 @@ async function runRound(
     clock: deps.clock,
   });
   for (const rec of deps.log.updates.get(k) ?? []) {
+    // A sub-coordinator's journaled cohort update is checked as its dense aggregate (parent.ts).
+    const cohort = isCohortPayload(rec.payload);
     const checked = checkUpdate(ctx.strategy, {
       ...rec,
-      codec: ctx.updateEncoding.codec,
+      payload: cohort ? decodeCohortPayload(rec.payload).aggregate : rec.payload,
+      codec: cohort ? 'dense' : ctx.updateEncoding.codec,
       maxValues: ctx.maxValues!,
     });
     if (!checked.ok) {
@@ -150,11 +155,12 @@ async function runRound(
       continue;
     }
     round.accepted.set(rec.account, { ...rec, payload: new Uint8Array(0) });
+    if (cohort) noteCohort(round.accepted, rec);
     deps.acks.record(rec.account, rec.taskId, {
       proposal: rec.proposal,
       round: rec.round,
       base: base.id,
-      codec: ctx.updateEncoding.codec,
+      codec: cohort ? COHORT_CODEC : ctx.updateEncoding.codec,
       payloadSha256: rec.payloadSha256,
       updateHash: rec.updateHash,
     });

@@ -41,9 +41,12 @@ export {
   type MerkleProof,
 } from '../merkle/index.ts';
 export {
+  cohortLeafHash,
   updateLeafHash,
   updatesTree,
+  verifyCohortReceipt,
   verifyReceipt,
+  type CohortLeaf,
   type UpdateLeaf,
   type ReceiptCheck,
 } from './receipts.ts';

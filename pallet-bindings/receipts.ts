@@ -78,3 +78,58 @@ export function verifyReceipt(params: {
   }
   return { ok: true };
 }
+
+/** What a cohort's leaf under a hierarchical round's updatesRoot commits (docs/rounds.md, "Hierarchical rounds"). */
+export interface CohortLeaf {
+  proposal: number;
+  round: number;
+  /** The sub-coordinator that signed the cohort update. */
+  account: string;
+  /** The cohort's samples: the sum of its workers'. */
+  samples: number;
+  payloadSha256: Uint8Array;
+  /** The cohort's own updatesRoot, over its workers' leaves. */
+  cohortRoot: Uint8Array;
+}
+
+/** A cohort's leaf hash: its payload and its root, domain-separated from a worker's leaf. */
+export function cohortLeafHash(leaf: CohortLeaf): Uint8Array {
+  const h = createHash('sha256');
+  h.update(`fedtune-cohort-v1:${leaf.proposal}:${leaf.round}:${leaf.account}:${leaf.samples}:`);
+  h.update(leaf.payloadSha256);
+  h.update(leaf.cohortRoot);
+  return new Uint8Array(h.digest());
+}
+
+/**
+ * A receipt through a cohort: the worker's leaf (recomputed) to the cohort's root, then the cohort's leaf (recomputed
+ * from the cohort's fields, that root among them) to `updatesRoot`, which the caller reads from the chain.
+ */
+export function verifyCohortReceipt(params: {
+  leaf: UpdateLeaf;
+  acknowledged?: Uint8Array;
+  proof: MerkleProof;
+  cohort: Omit<CohortLeaf, 'proposal' | 'round'>;
+  cohortProof: MerkleProof;
+  updatesRoot: Hex32;
+}): ReceiptCheck {
+  const inner = verifyReceipt({
+    leaf: params.leaf,
+    acknowledged: params.acknowledged,
+    proof: params.proof,
+    updatesRoot: toHex(params.cohort.cohortRoot) as Hex32,
+  });
+  if (!inner.ok) return inner;
+  const cohortHash = cohortLeafHash({
+    ...params.cohort,
+    proposal: params.leaf.proposal,
+    round: params.leaf.round,
+  });
+  if (!verifyProof(params.updatesRoot, leafHash(cohortHash), params.cohortProof))
+    return {
+      ok: false,
+      code: 'E_RECEIPT_PROOF',
+      message: `the cohort of ${params.cohort.account} does not lead to updatesRoot ${params.updatesRoot}`,
+    };
+  return { ok: true };
+}

@@ -104,6 +104,17 @@ export interface RoundResult {
   leafIndex: number;
   leafCount: number;
   blockHash: string;
+  /** From a sub-coordinator: the cohort's leaf and its proof to updatesRoot (docs/rounds.md, "Hierarchical rounds"). */
+  cohort?: CohortProof | null;
+}
+export interface CohortProof {
+  account: string;
+  samples: number;
+  payloadSha256: Uint8Array;
+  root: Uint8Array;
+  proof: Uint8Array[];
+  leafIndex: number;
+  leafCount: number;
 }
 export interface TaskFailed {
   taskId: string;
@@ -197,6 +208,9 @@ export function decodeFrame(message: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRA
   const kind = decoded.kind as FrameKind | undefined;
   if (kind === undefined) throw new WireError('E_FRAME_MALFORMED', 'frame carries no message');
   checkFieldLimits(decoded[kind], kind);
+  // An absent optional message (RoundResult.cohort) is left out, not null.
+  const body = decoded[kind] as Record<string, unknown>;
+  if (kind === 'roundResult' && body.cohort === null) delete body.cohort;
   const frame = { seq: decoded.seq as number, kind, [kind]: decoded[kind] } as Frame;
   return { frame, body: message.subarray(bodyOffset) };
 }

@@ -4,6 +4,7 @@ import { sha256Hex } from '../checkpoints/index.ts';
 import type { Model } from '../model/index.ts';
 import type { FinalizedRound, RoundProposal } from '../pallet-bindings/index.ts';
 import type { Base } from './base.ts';
+import { decodeCohortPayload, isCohortPayload } from './cohort.ts';
 import type { RoundContext } from './context.ts';
 import {
   deriveAggregate,
@@ -49,11 +50,13 @@ export async function checkAggregate(
       fit: proposalFit(p),
       codec: ctx.encoding.codec,
       maxValues,
-      updates: pub.updates.map((u) => ({
-        account: u.account,
-        samples: u.samples,
-        payload: payloads.get(u.account)!,
-      })),
+      // A cohort update counts as its dense aggregate (verify/cohort.ts).
+      updates: pub.updates.map((u) => {
+        const payload = payloads.get(u.account)!;
+        if (!isCohortPayload(payload)) return { account: u.account, samples: u.samples, payload };
+        const { aggregate } = decodeCohortPayload(payload);
+        return { account: u.account, samples: u.samples, payload: aggregate, codec: 'dense' };
+      }),
     });
     const checkpoint = roundCheckpoint({
       model: base.model,
@@ -70,7 +73,14 @@ export async function checkAggregate(
         `the published updates aggregate to checkpoint ${checkpoint.id}; the coordinator committed ${f.checkpoint.id}`,
         f.coordinator,
       );
-    const included = new Set(derived.result.included);
+    // A cohort's members are credited, not the cohort.
+    const included = new Set(
+      derived.result.included.flatMap((a) => {
+        const payload = payloads.get(a)!;
+        if (!isCohortPayload(payload)) return [a];
+        return decodeCohortPayload(payload).header.members.map((m) => m.account);
+      }),
+    );
     const credited = new Set(f.contributors.map((c) => c.account));
     const differs = included.size !== credited.size || [...included].some((a) => !credited.has(a));
     if (differs)

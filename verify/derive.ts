@@ -114,6 +114,8 @@ export interface PublishedUpdate {
   /** Samples the leaf commits (derived from the task). */
   samples: number;
   payload: Uint8Array;
+  /** The codec of this payload when it is not the round's (a hierarchical round's cohort aggregates are dense). */
+  codec?: string;
 }
 
 export interface DerivedAggregate {
@@ -147,7 +149,10 @@ export function deriveAggregate(params: {
   for (const u of leafOrder(params.updates)) {
     let tensors: NamedTensor[];
     try {
-      tensors = decodeUpdate(u.payload, { codec: params.codec as CodecName, maxValues: params.maxValues });
+      tensors = decodeUpdate(u.payload, {
+        codec: (u.codec ?? params.codec) as CodecName,
+        maxValues: params.maxValues,
+      });
     } catch (error) {
       const e = error as { code?: string; message: string };
       refused.push({ account: u.account, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message });

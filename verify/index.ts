@@ -28,6 +28,22 @@ export { EVAL_TOLERANCE } from './checkpoint.ts';
 export { pickForRecompute } from './reexecute.ts';
 export { verifyRound } from './round.ts';
 export {
+  COHORT_CODEC,
+  COHORTS_METRIC,
+  CohortError,
+  checkCohortAggregates,
+  checkCustody,
+  cohortAggregate,
+  decodeCohortPayload,
+  encodeCohortPayload,
+  hierarchyRefusal,
+  isCohortPayload,
+  isHierarchical,
+  signedBy,
+  type CohortHeader,
+  type CohortMember,
+} from './cohort.ts';
+export {
   VerifyError,
   VerifyFailure,
   type Reexecute,

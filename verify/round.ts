@@ -4,6 +4,8 @@ import { disposeModel, type Model } from '../model/index.ts';
 import type { RoundProposal } from '../pallet-bindings/index.ts';
 import { loadBase } from './base.ts';
 import { checkAggregate, checkEval } from './checkpoint.ts';
+import { isHierarchical } from './cohort.ts';
+import { cohortCustody, cohortMeans, reexecuteUnsupported } from './cohort-steps.ts';
 import { roundContext } from './context.ts';
 import { recompute } from './reexecute.ts';
 import { checkRules } from './rules.ts';
@@ -62,15 +64,23 @@ export async function verifyRound(params: VerifyRoundParams): Promise<VerifyRepo
   const models: Model[] = [];
   try {
     const ctx = await step('context', () => roundContext(params, p, f));
-    const publication = await step('publication', () => fetchPublication(params, f, ctx));
+    // A hierarchical round (verify/cohort.ts): custody through the cohorts, then each cohort's aggregate repeated.
+    const hierarchical = isHierarchical(f);
+    const publication = hierarchical
+      ? await step('cohorts', () => cohortCustody(params, p, f, ctx))
+      : await step('publication', () => fetchPublication(params, f, ctx));
     report.updates = publication.updates.length;
-    await step('signatures', () => checkSignatures(params, f, publication));
-    await step('rules', () => checkRules(p, f, publication, ctx));
+    if (!hierarchical) {
+      await step('signatures', () => checkSignatures(params, f, publication));
+      await step('rules', () => checkRules(p, f, publication, ctx));
+    }
     const payloads = await step('updates', () => fetchPayloads(ctx.sources, publication, f));
     const base = await step('base', () => loadBase(params, p, publication, ctx));
     models.push(base.model);
+    if (hierarchical) await step('cohort aggregates', () => cohortMeans(params, p, payloads, base, ctx));
     await step('aggregate', () => checkAggregate(params, p, f, publication, payloads, base, ctx));
     report.evalLoss = await step('evaluate', () => checkEval(f, base.model, ctx));
+    if ((params.recompute ?? 0) > 0 && hierarchical) reexecuteUnsupported();
     if ((params.recompute ?? 0) > 0)
       await step('re-execute', () => recompute(params, p, f, publication, payloads, base, ctx, recomputed));
     report.ok = true;

@@ -17,7 +17,8 @@ export type VerifyCode =
   | 'E_AGGREGATE_MISMATCH'
   | 'E_EVAL_MISMATCH'
   | 'E_REWARD_MISMATCH'
-  | 'E_WORK_MISMATCH';
+  | 'E_WORK_MISMATCH'
+  | 'E_HIERARCHY_UNCHECKED';
 
 /** A failed check: its code, and the account at fault (a worker, or the round's coordinator). */
 export class VerifyFailure extends CodedError {

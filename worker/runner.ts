@@ -9,7 +9,14 @@ import { writeFileAtomic, type DownloadProgress } from '../checkpoints/index.ts'
 import { datasetForManifest, fetchManifest, type Dataset, type DatasetManifest } from '../datasets/index.ts';
 import type { StepInfo } from '../model/index.ts';
 import { MAX_MESSAGE_CHARS, type Ack, type RoundResult, type Task } from '../proto/index.ts';
-import { fromHex, toHex, verifyReceipt, type FinalizedRound, type Hex32 } from '../pallet-bindings/index.ts';
+import {
+  fromHex,
+  toHex,
+  verifyCohortReceipt,
+  verifyReceipt,
+  type FinalizedRound,
+  type Hex32,
+} from '../pallet-bindings/index.ts';
 import { connectWorker, type Signer, type WorkerConnection } from './connection.ts';
 import { ResidualBook, isTopK, updatePayload } from './payload.ts';
 import { fetchBaseCheckpoint, parseTask, trainTask, verifiedShardRecords } from './task.ts';
@@ -120,22 +127,52 @@ export function checkAgainstFrame(
   receipt: Receipt,
   result: RoundResult,
 ): { verified: boolean; failure?: string } {
-  const verdict = verifyReceipt({
-    leaf: {
-      proposal: receipt.proposal,
-      round: receipt.round,
-      account: receipt.account,
-      samples: receipt.samples,
-      payloadSha256: fromHex(receipt.payloadSha256),
-    },
-    acknowledged: fromHex(receipt.updateHash),
-    proof: {
-      leafIndex: result.leafIndex,
-      leafCount: result.leafCount,
-      siblings: result.proof.map((p) => toHex(p)),
-    },
-    updatesRoot: toHex(result.updatesRoot),
-  });
+  return checkLeaf(receipt, result, receipt.samples, toHex(result.updatesRoot));
+}
+
+/**
+ * The leaf recomputed from the receipt's own fields (with the samples given) and its proof to `updatesRoot`; through the
+ * cohort's root first when a sub-coordinator sent the result (docs/rounds.md, "Hierarchical rounds").
+ */
+function checkLeaf(
+  receipt: Receipt,
+  result: RoundResult,
+  samples: number,
+  updatesRoot: string,
+): { verified: boolean; failure?: string } {
+  const leaf = {
+    proposal: receipt.proposal,
+    round: receipt.round,
+    account: receipt.account,
+    samples,
+    payloadSha256: fromHex(receipt.payloadSha256),
+  };
+  const proof = {
+    leafIndex: result.leafIndex,
+    leafCount: result.leafCount,
+    siblings: result.proof.map((p) => toHex(p)),
+  };
+  const acknowledged = fromHex(receipt.updateHash);
+  const c = result.cohort;
+  const verdict = c
+    ? verifyCohortReceipt({
+        leaf,
+        acknowledged,
+        proof,
+        cohort: {
+          account: c.account,
+          samples: c.samples,
+          payloadSha256: c.payloadSha256,
+          cohortRoot: c.root,
+        },
+        cohortProof: {
+          leafIndex: c.leafIndex,
+          leafCount: c.leafCount,
+          siblings: c.proof.map((p) => toHex(p)),
+        },
+        updatesRoot: updatesRoot as Hex32,
+      })
+    : verifyReceipt({ leaf, acknowledged, proof, updatesRoot: updatesRoot as Hex32 });
   return verdict.ok
     ? { verified: true }
     : { verified: false, failure: `${verdict.code}: ${verdict.message}` };
@@ -149,30 +186,6 @@ export async function checkRoundResult(args: {
   retryMs?: number;
 }): Promise<{ verified: boolean; failure?: string }> {
   const { receipt, result, chain } = args;
-  const proof = {
-    leafIndex: result.leafIndex,
-    leafCount: result.leafCount,
-    siblings: result.proof.map((p) => toHex(p)),
-  };
-  const leaf = (samples: number) => ({
-    proposal: receipt.proposal,
-    round: receipt.round,
-    account: receipt.account,
-    samples,
-    payloadSha256: fromHex(receipt.payloadSha256),
-  });
-  const acknowledged = fromHex(receipt.updateHash);
-  const check = (samples: number, updatesRoot: string) => {
-    const verdict = verifyReceipt({
-      leaf: leaf(samples),
-      acknowledged,
-      proof,
-      updatesRoot: updatesRoot as Hex32,
-    });
-    return verdict.ok
-      ? { verified: true }
-      : { verified: false, failure: `${verdict.code}: ${verdict.message}` };
-  };
   if (!chain) return checkAgainstFrame(receipt, result);
   let finalized: FinalizedRound | null = null;
   const attempts = args.attempts ?? 10;
@@ -193,7 +206,7 @@ export async function checkRoundResult(args: {
       failure: `E_RECEIPT_NOT_CONTRIBUTOR: ${receipt.account} is not among the round's contributors on chain`,
     };
   }
-  return check(mine.samples, finalized.updatesRoot);
+  return checkLeaf(receipt, result, mine.samples, finalized.updatesRoot);
 }
 
 export function runWorker(options: RunWorkerOptions): RunningWorker {

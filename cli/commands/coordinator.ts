@@ -17,6 +17,8 @@ interface CoordinatorArgs extends GlobalArgs, ChainArgs, SignerArgs, NetworkArgs
   data: string[];
   manifestRoot: string[];
   overselect: number;
+  parent?: string;
+  cohort: number;
   maxRetries: number;
   evalExamples: number;
   keepUpdates: string;
@@ -42,6 +44,12 @@ export function parseKeepUpdates(value: string): number | 'all' {
   return n;
 }
 
+function parseCohort(n: number): number {
+  if (!(Number.isSafeInteger(n) && n >= 1))
+    throw usage(`--cohort takes a number of workers (1 or more), got ${n}`);
+  return n;
+}
+
 function describeEvent(e: CoordinatorEvent): string {
   switch (e.type) {
     case 'openRound':
@@ -64,6 +72,8 @@ function describeEvent(e: CoordinatorEvent): string {
       return `proposal ${e.proposal} round ${e.round} committed in block ${e.blockNumber}: checkpoint ${e.checkpointId}, ${e.rewards.length} reward(s)`;
     case 'failRound':
       return `proposal ${e.proposal} failed: ${e.reason}`;
+    case 'cohortSubmitted':
+      return `proposal ${e.proposal} round ${e.round}: cohort of ${e.members} worker(s), ${e.samples} samples, final in checkpoint ${e.checkpointId}; receipts sent`;
   }
 }
 
@@ -99,6 +109,16 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
         default: [] as string[],
         describe:
           "A folder a dataset's local (file://) manifest URI must lie under (repeatable); without one, any local file is read",
+      })
+      .option('parent', {
+        type: 'string',
+        describe:
+          "Run as a sub-coordinator of the coordinator at this ws:// URL: take part in its rounds with this key's cohort of workers (docs/rounds.md, 'Hierarchical rounds')",
+      })
+      .option('cohort', {
+        type: 'number',
+        default: 8,
+        describe: 'With --parent: the most workers of this cohort per round',
       })
       .option('overselect', {
         type: 'number',
@@ -177,6 +197,7 @@ export const coordinatorCommand: CommandModule<GlobalArgs, CoordinatorArgs> = {
       manifestRoots: args.manifestRoot.length > 0 ? args.manifestRoot.map((d) => resolve(d)) : undefined,
       from: args.from,
       overselect: args.overselect,
+      parent: args.parent !== undefined ? { url: args.parent, cohort: parseCohort(args.cohort) } : undefined,
       maxRetries: args.maxRetries,
       evalExamples: args.evalExamples,
       keepUpdates: parseKeepUpdates(args.keepUpdates),

@@ -40,7 +40,11 @@ export interface Fixture {
 }
 
 /** Devnet, network (member Alice, coordinator Ferdie), moby-dick in 6 IID shards, Bob/Charlie/Dave registered as workers. */
-export async function setUp(name: string): Promise<Fixture> {
+export async function setUp(
+  name: string,
+  /** More coordinators of the network (sub-coordinators), more workers: seeds; those beyond the dev accounts are funded. */
+  more: { coordinators?: string[]; workers?: string[]; fund?: string[] } = {},
+): Promise<Fixture & { coordinators: KeyringPair[] }> {
   await initBackend({ backend: 'auto' });
   const dir = mkdtempSync(join(tmpdir(), `fedtune-${name}-`));
   const devnet = await startDevnet({ port: 0, logger, blockMode: 'instant', dataDir: join(dir, 'chain') });
@@ -48,6 +52,9 @@ export async function setUp(name: string): Promise<Fixture> {
   const [alice, coordinator, bob, charlie, dave] = await Promise.all(
     ['//Alice', '//Ferdie', '//Bob', '//Charlie', '//Dave'].map((s) => signerFromSeed(s)),
   );
+  const extraCoordinators = await Promise.all((more.coordinators ?? []).map((s) => signerFromSeed(s)));
+  const extraWorkers = await Promise.all((more.workers ?? []).map((s) => signerFromSeed(s)));
+  if ((more.fund ?? []).length > 0) await fundAccounts(client, alice!, more.fund!);
   const created = await submit(client, {
     signer: alice!,
     network: null,
@@ -58,7 +65,7 @@ export async function setUp(name: string): Promise<Fixture> {
         members: [alice!.address],
         quorum: { numerator: 1, denominator: 1 },
         votingPeriod: 1,
-        coordinators: [coordinator!.address],
+        coordinators: [coordinator!.address, ...extraCoordinators.map((c) => c.address)],
       },
     ],
   });
@@ -78,7 +85,7 @@ export async function setUp(name: string): Promise<Fixture> {
       { type: 'registerDataset', ...registerDatasetFields(manifest, pathToFileURL(manifestPath).href) },
     ],
   });
-  const workers = [bob!, charlie!, dave!];
+  const workers = [bob!, charlie!, dave!, ...extraWorkers];
   await Promise.all(
     workers.map((w) =>
       submit(client, {
@@ -102,6 +109,7 @@ export async function setUp(name: string): Promise<Fixture> {
     dataset: manifest.root,
     alice: alice!,
     coordinator: coordinator!,
+    coordinators: extraCoordinators,
     workers,
     async close() {
       await client.close();
@@ -109,6 +117,22 @@ export async function setUp(name: string): Promise<Fixture> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Funds accounts beyond the dev accounts from `from`, in one batch, final before it resolves. */
+async function fundAccounts(client: ChainClient, from: KeyringPair, seeds: string[]): Promise<void> {
+  const pairs = await Promise.all(seeds.map((s) => signerFromSeed(s)));
+  const tx = client.api.tx.utility.batchAll(
+    pairs.map((p) => client.api.tx.balances.transferKeepAlive(p.address, 1_000_000_000_000_000n)),
+  );
+  await new Promise<void>((resolve, reject) => {
+    void tx
+      .signAndSend(from, ({ status, dispatchError }) => {
+        if (dispatchError) reject(new Error(`funding failed: ${dispatchError.toString()}`));
+        else if (status.isFinalized) resolve();
+      })
+      .catch(reject);
+  });
 }
 
 /** A tiny pre-training proposal, proposed by Alice and voted through (the vote's block decides it). */
