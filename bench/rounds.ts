@@ -1,6 +1,6 @@
 // The coordinator under load: N simulated workers on loopback upload ~1M-parameter updates (dense, then top-k) into the
-// real round engine on the in-process dev chain. Figures: updates/s and MB/s accepted, peak memory, and the time from the
-// last acknowledgement to the on-chain commit.
+// real round engine on the in-process dev chain. Figures: updates/s and MB/s accepted, CPU per update, peak memory,
+// and the time from the last acknowledgement to the on-chain commit.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -181,7 +181,7 @@ const bench: Bench = async (ctx) => {
     }
 
     // Each event with the moment it was emitted: the commit's breakdown is read from these.
-    const events: { at: number; event: CoordinatorEvent }[] = [];
+    const events: { at: number; cpu: NodeJS.CpuUsage; event: CoordinatorEvent }[] = [];
     const find = <T extends CoordinatorEvent['type']>(type: T, proposal: number) =>
       events.find((e) => e.event.type === type && e.event.proposal === proposal) as
         { at: number; event: Extract<CoordinatorEvent, { type: T }> } | undefined;
@@ -192,7 +192,7 @@ const bench: Bench = async (ctx) => {
       dataDir: join(dir, 'coordinator'),
       logger,
       evalExamples: 32,
-      onEvent: (event) => events.push({ at: performance.now(), event }),
+      onEvent: (event) => events.push({ at: performance.now(), cpu: process.cpuUsage(), event }),
     });
     coordinator = engine;
 
@@ -302,6 +302,7 @@ const bench: Bench = async (ctx) => {
       let peak = rssBefore;
       const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
       signedInWindow = 0;
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       let bytes = 0;
       let lastReceived = 0;
@@ -336,11 +337,9 @@ const bench: Bench = async (ctx) => {
       }
       // The window ends when the coordinator sent its last acknowledgement (it emits updateAccepted just before): the
       // workers read it later, because this one thread may go straight on to aggregate and evaluate.
-      const lastAck = Math.max(
-        ...events
-          .filter((e) => e.event.type === 'updateAccepted' && e.event.proposal === id)
-          .map((e) => e.at),
-      );
+      const acks = events.filter((e) => e.event.type === 'updateAccepted' && e.event.proposal === id);
+      const lastAck = Math.max(...acks.map((e) => e.at));
+      const cpu = acks.find((e) => e.at === lastAck)!.cpu;
       const seconds = (lastAck - t0) / 1000;
       const closed = find('roundClosed', id)!;
       const committed = find('finalizeRound', id)!;
@@ -352,6 +351,14 @@ const bench: Bench = async (ctx) => {
         note:
           `${note}; first upload to the last acknowledgement sent (the workers read it ${(lastReceived - lastAck).toFixed(0)} ms later); ` +
           `load average ${loadavg()[0]!.toFixed(1)}; signed before the window: ${n - signedInWindow} of ${n}`,
+      });
+      // CPU time moves far less with the machine's load than the wall clock: what an update costs this process.
+      const cpuMs = (cpu.user - cpu0.user + cpu.system - cpu0.system) / 1000 / n;
+      ctx.report({
+        name: `${codec}: CPU per update`,
+        value: cpuMs,
+        unit: 'ms',
+        note: `all threads of this process (the coordinator, its crypto thread, the simulated workers' hashing and framing) from the first upload to the last acknowledgement sent: ${(1000 / cpuMs).toFixed(0)} updates per CPU-second`,
       });
       ctx.report(
         withRatio(
