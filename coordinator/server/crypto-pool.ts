@@ -36,15 +36,23 @@ export interface CryptoPool {
 /** One thread fewer than the machine has (the event loop keeps one), at least one, at most four. */
 export const defaultCryptoThreads = (): number => Math.max(1, Math.min(4, availableParallelism() - 1));
 
+/** True only for a valid sr25519 signature; false for anything else, including what it cannot parse. */
+function sr25519Fast(message: Uint8Array, signature: Uint8Array, account: string): boolean {
+  try {
+    return sr25519Verify(signature, message, decodeAddress(account));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * sr25519 (what workers sign with) in WebAssembly once it is loaded: about 15x faster than util-crypto's JavaScript
  * (#18). Whatever it does not accept goes on to signatureVerify, which also takes ed25519, ecdsa and wrapped messages,
  * so the verdicts are signatureVerify's. crypto-worker.js does the same on the threads.
  */
 function verifyInline(message: Uint8Array, signature: Uint8Array, account: string): boolean {
+  if (signature.length === 64 && isReady() && sr25519Fast(message, signature, account)) return true;
   try {
-    if (signature.length === 64 && isReady() && sr25519Verify(signature, message, decodeAddress(account)))
-      return true;
     return signatureVerify(message, signature, account).isValid;
   } catch {
     return false; // a signature the verifier cannot even parse proves nothing
