@@ -3,7 +3,7 @@ import { fail } from './errors.ts';
 import { F16_MAX, decodeBf16, decodeF16, encodeBf16, encodeF16 } from './half.ts';
 import { seededRng } from './rng.ts';
 import { topKIndices } from './select.ts';
-import { firstNonFinite, sizeOf, type NamedTensor, type TensorSpec } from './tensors.ts';
+import { firstNonFinite, sizeOf, type NamedTensor, type SparseTensor, type TensorSpec } from './tensors.ts';
 
 export const CODECS = ['dense', 'f16', 'bf16', 'int8', 'topk', 'topk-int8'] as const;
 export type CodecName = (typeof CODECS)[number];
@@ -104,18 +104,8 @@ function quantise(x: Float32Array, q: Int8Array, chunk: number, rng: (() => numb
   return scales;
 }
 
-function dequantise(
-  q: Int8Array,
-  scales: Float32Array,
-  chunk: number,
-  out: Float32Array,
-  at?: Uint32Array,
-): void {
-  for (let i = 0; i < q.length; i++) {
-    const v = q[i]! * scales[Math.floor(i / chunk)]!;
-    if (at) out[at[i]!] = v;
-    else out[i] = v;
-  }
+function dequantise(q: Int8Array, scales: Float32Array, chunk: number, out: Float32Array): void {
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[Math.floor(i / chunk)]!;
 }
 
 interface Piece {
@@ -264,6 +254,27 @@ export function compressionRatio(tensors: readonly NamedTensor[], encoded: Uint8
  * AggregationErrors (E_CODEC_MALFORMED, E_CODEC_MISMATCH, E_CODEC_UNKNOWN), never a crash or a silent zero.
  */
 export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[] {
+  return decodePayload(bytes, spec, false) as NamedTensor[];
+}
+
+/** The codecs whose payloads decodeSparseUpdate reads: the ones that send a tensor's largest values only. */
+export const SPARSE_CODECS: readonly CodecName[] = ['topk', 'topk-int8'];
+
+/**
+ * decodeUpdate for a top-k payload, without the dense arrays: each tensor's indices and values (views of the payload
+ * where aligned; topk-int8's dequantised values, the float32 values decodeUpdate would write). The same checks and
+ * errors; `maxValues` bounds the tensors' declared sizes as there. E_CODEC_SPEC for a codec that is not top-k.
+ */
+export function decodeSparseUpdate(bytes: Uint8Array, spec: Omit<DecodeSpec, 'out'>): SparseTensor[] {
+  if (!SPARSE_CODECS.includes(checkCodec(spec?.codec)))
+    fail(
+      'E_CODEC_SPEC',
+      `${spec.codec} payloads are dense; decodeSparseUpdate reads ${SPARSE_CODECS.join(', ')}`,
+    );
+  return decodePayload(bytes, { ...spec, out: undefined }, true) as SparseTensor[];
+}
+
+function decodePayload(bytes: Uint8Array, spec: DecodeSpec, sparse: boolean): (NamedTensor | SparseTensor)[] {
   const codec = checkCodec(spec?.codec);
   if (!(bytes instanceof Uint8Array)) fail('E_CODEC_MALFORMED', 'payload must be a Uint8Array');
   const bad = (why: string): never => fail('E_CODEC_MALFORMED', `malformed ${codec} payload: ${why}`);
@@ -290,7 +301,7 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
   let budget = maxValues;
   let used = 0;
   const dec = new TextDecoder('utf-8', { fatal: true });
-  const out: NamedTensor[] = [];
+  const out: (NamedTensor | SparseTensor)[] = [];
   let o = HEADER;
   const need = (n: number, what: string) => {
     if (o + n > bytes.length)
@@ -344,7 +355,7 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
       o += count;
       return { scales, q };
     };
-    let data: Float32Array;
+    let data!: Float32Array;
     switch (codec) {
       case 'dense':
         need(4 * n, `tensor "${name}" values`);
@@ -382,20 +393,25 @@ export function decodeUpdate(bytes: Uint8Array, spec: DecodeSpec): NamedTensor[]
           if (j > 0 && idx[j]! <= idx[j - 1]!)
             bad(`tensor "${name}" indices are not strictly increasing at ${j}`);
         }
-        data = fresh();
-        if (spec.out) data.fill(0);
+        let values: Float32Array;
         if (codec === 'topk') {
           need(4 * k, `tensor "${name}" values`);
-          const vals = copyOut(bytes, o, k, 4, Float32Array);
+          values = copyOut(bytes, o, k, 4, Float32Array);
           o += 4 * k;
-          for (let j = 0; j < k; j++) {
-            if (!Number.isFinite(vals[j]!)) bad(`tensor "${name}" value ${j} is ${vals[j]}`);
-            data[idx[j]!] = vals[j]!;
-          }
+          for (let j = 0; j < k; j++)
+            if (!Number.isFinite(values[j]!)) bad(`tensor "${name}" value ${j} is ${values[j]}`);
         } else {
           const { scales, q } = quantised(k);
-          dequantise(q, scales, chunk, data, idx);
+          values = new Float32Array(k);
+          dequantise(q, scales, chunk, values);
         }
+        if (sparse) {
+          out.push({ name, shape, indices: idx, values });
+          continue;
+        }
+        data = fresh();
+        if (spec.out) data.fill(0);
+        for (let j = 0; j < k; j++) data[idx[j]!] = values[j]!;
         break;
       }
     }

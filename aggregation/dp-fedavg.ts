@@ -1,6 +1,6 @@
 // DP-FedAvg (McMahan et al. 2018, "Learning Differentially Private Recurrent Language Models"): each update clipped to clipNorm, summed unweighted, Gaussian noise of std noiseMultiplier·clipNorm added to the sum, divided by the expected number of clients; an RDP accountant reports epsilon after each round.
 import { StreamingStrategy } from './streaming.ts';
-import type { ClientUpdate, StrategyEnv } from './strategy.ts';
+import type { AnyClientUpdate, StrategyEnv } from './strategy.ts';
 import type { StrategySpec } from './spec.ts';
 import { sgd } from './server.ts';
 import type { NamedTensor } from './tensors.ts';
@@ -16,7 +16,7 @@ export class DpFedAvg extends StreamingStrategy {
     this.accountant = new RdpAccountant(spec.options.samplingRate, spec.options.noiseMultiplier);
   }
   /** Unweighted: each client's contribution is bounded by clipNorm, which is what the noise is calibrated to. */
-  protected weightOf(_update: ClientUpdate): number {
+  protected weightOf(_update: AnyClientUpdate): number {
     return 1;
   }
   protected override roundClip(): number {

@@ -1,6 +1,6 @@
 // FedYogi (Reddi et al. 2021, "Adaptive Federated Optimization"): FedAvg's weighted mean as the pseudo-gradient of a server-side Yogi.
 import { StreamingStrategy } from './streaming.ts';
-import type { ClientUpdate, StrategyEnv } from './strategy.ts';
+import type { AnyClientUpdate, StrategyEnv } from './strategy.ts';
 import type { StrategySpec } from './spec.ts';
 import { adaptive } from './server.ts';
 import { layoutOf, type NamedTensor } from './tensors.ts';
@@ -9,7 +9,7 @@ export class FedYogi extends StreamingStrategy {
   constructor(spec: StrategySpec, weights: NamedTensor[], env: StrategyEnv) {
     super(spec, weights, adaptive('yogi', spec.options, layoutOf(weights).size), env);
   }
-  protected weightOf(update: ClientUpdate): number {
+  protected weightOf(update: AnyClientUpdate): number {
     return update.samples;
   }
 }

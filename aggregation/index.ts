@@ -2,6 +2,7 @@
 export { AggregationError, type AggregationErrorCode } from './errors.ts';
 export {
   type NamedTensor,
+  type SparseTensor,
   type TensorSpec,
   type Layout,
   layoutOf,
@@ -25,6 +26,8 @@ export {
   type FitConfig,
   type Strategy,
   type ClientUpdate,
+  type SparseClientUpdate,
+  type AnyClientUpdate,
   type AcceptResult,
   type RoundConfig,
   type RoundOptions,
@@ -41,6 +44,8 @@ export {
   CODECS,
   encodeUpdate,
   decodeUpdate,
+  decodeSparseUpdate,
+  SPARSE_CODECS,
   MAX_NAME_BYTES,
   MAX_TENSORS,
   compressionRatio,
@@ -50,3 +55,4 @@ export {
   type DecodeSpec,
   type TopKState,
 } from './codecs.ts';
+export { decodeClientUpdate } from './decode.ts';

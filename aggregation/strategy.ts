@@ -1,16 +1,19 @@
 // The strategy interface that follows a round's life (configure, accept one update at a time, aggregate, evaluate), and the shared checks every strategy runs before an update touches its aggregate.
 import { AggregationError, fail } from './errors.ts';
 import { sumSquaresF32 } from './kernels/reference.ts';
+import { sparseSumSquaresF32 } from './kernels/sparse.ts';
 import type { StrategyName, StrategySpec } from './spec.ts';
 import type { ServerOptimiser } from './server.ts';
 import {
   firstNonFinite,
   layoutOf,
+  orderSparse,
   orderTensors,
   unflatten,
   flatten,
   type Layout,
   type NamedTensor,
+  type SparseTensor,
 } from './tensors.ts';
 import { decodeState, encodeState } from './state.ts';
 
@@ -20,6 +23,21 @@ export interface ClientUpdate {
   samples: number;
   tensors: NamedTensor[];
 }
+
+/**
+ * A top-k update as its non-zero values (decodeSparseUpdate): checked and folded in O(k), with the same result, bit for
+ * bit, as the same update decoded dense.
+ */
+export interface SparseClientUpdate {
+  worker: string;
+  samples: number;
+  sparse: SparseTensor[];
+}
+
+export type AnyClientUpdate = ClientUpdate | SparseClientUpdate;
+
+const isSparse = (u: AnyClientUpdate): u is SparseClientUpdate =>
+  typeof u === 'object' && u !== null && 'sparse' in u;
 
 export type AcceptResult =
   { ok: true; norm: number; clipped: boolean } | { ok: false; code: string; reason: string };
@@ -110,13 +128,13 @@ export interface Strategy {
    * local training; the strategy completes it (a spec's fedProxMu overrides the proposal's fedProxMu when set).
    */
   configureRound(round: number, fit?: Partial<FitConfig>, options?: RoundOptions): RoundConfig;
-  /** Validates one update and folds it in; a rejected update leaves the aggregate unchanged. */
-  accept(update: ClientUpdate): AcceptResult;
+  /** Validates one update (dense or sparse) and folds it in; a rejected update leaves the aggregate unchanged. */
+  accept(update: AnyClientUpdate): AcceptResult;
   /**
    * The checks accept() makes (round, shape, finiteness, norm bound), leaving the aggregate and the round untouched: for
    * whoever only needs to know an update would be accepted (a coordinator derives the aggregate later, in leaf order).
    */
-  check(update: ClientUpdate): AcceptResult;
+  check(update: AnyClientUpdate): AcceptResult;
   /**
    * A flat buffer of the model's parameter count to decode an update into (decodeUpdate's `out`, with the model's
    * spec as `expect`) right before accept(): a streaming strategy on the wasm backend keeps it in the kernel's memory
@@ -265,7 +283,9 @@ export abstract class BaseStrategy implements Strategy {
   }
 
   /** The checks accept() makes before an update touches the aggregate; its tensors in layout order. */
-  private validate(update: ClientUpdate): Float32Array[] {
+  private validate(update: ClientUpdate): Float32Array[];
+  private validate(update: SparseClientUpdate): SparseTensor[];
+  private validate(update: AnyClientUpdate): Float32Array[] | SparseTensor[] {
     if (this.round === null) fail('E_ROUND', 'no round is open; call configureRound first');
     if (typeof update !== 'object' || update === null)
       fail('E_UPDATE_SHAPE', 'an update must be an object {worker, samples, tensors}');
@@ -276,11 +296,15 @@ export abstract class BaseStrategy implements Strategy {
     if (typeof update.samples !== 'number' || !Number.isFinite(update.samples) || update.samples <= 0) {
       fail('E_UPDATE_SAMPLES', `samples must be a positive finite number, got ${String(update.samples)}`);
     }
-    return orderTensors(this.layout, update.tensors);
+    return isSparse(update)
+      ? orderSparse(this.layout, update.sparse)
+      : orderTensors(this.layout, update.tensors);
   }
 
-  check(update: ClientUpdate): AcceptResult {
+  check(update: AnyClientUpdate): AcceptResult {
     try {
+      if (isSparse(update))
+        return { ok: true, norm: this.sparseNormOf(this.validate(update)), clipped: false };
       const parts = this.validate(update);
       return { ok: true, norm: this.normOf(sumSquaresF32(parts), parts), clipped: false };
     } catch (e) {
@@ -289,10 +313,11 @@ export abstract class BaseStrategy implements Strategy {
     }
   }
 
-  accept(update: ClientUpdate): AcceptResult {
+  accept(update: AnyClientUpdate): AcceptResult {
     try {
-      const parts = this.validate(update);
-      const { norm, clipped } = this.ingest(update, parts);
+      const { norm, clipped } = isSparse(update)
+        ? this.ingestSparse(update, this.validate(update))
+        : this.ingest(update, this.validate(update));
       this.workers.push(update.worker);
       this.samples.push(update.samples);
       this.norms.push(norm);
@@ -321,10 +346,55 @@ export abstract class BaseStrategy implements Strategy {
       });
       norm = Math.sqrt(s);
     }
+    return this.bounded(norm);
+  }
+
+  /** normOf for a sparse update (its tensors in layout order): the same norm, errors and bound, from its values. */
+  protected sparseNormOf(parts: SparseTensor[]): number {
+    const ss = sparseSumSquaresF32(parts, this.layout.sizes);
+    let norm = Math.sqrt(ss);
+    if (!Number.isFinite(ss)) {
+      let s = 0;
+      parts.forEach((p, t) => {
+        const bad = firstNonFinite(p.values);
+        if (bad >= 0)
+          fail(
+            'E_UPDATE_NOT_FINITE',
+            `tensor "${this.layout.specs[t]!.name}" has ${p.values[bad]} at index ${p.indices[bad]}`,
+          );
+        for (let j = 0; j < p.values.length; j++) s += p.values[j]! * p.values[j]!;
+      });
+      norm = Math.sqrt(s);
+    }
+    return this.bounded(norm);
+  }
+
+  private bounded(norm: number): number {
     const max = this.spec.options.maxNorm;
     if (max !== null && norm > max)
       fail('E_UPDATE_NORM', `update norm ${norm.toPrecision(6)} exceeds the round's bound ${max}`);
     return norm;
+  }
+
+  /**
+   * Folds in a sparse update (its tensors in layout order). By default it is written dense into inputBuffer() and
+   * ingested as one; a rule that can fold the non-zero values alone (the streaming ones) overrides this.
+   */
+  protected ingestSparse(
+    update: SparseClientUpdate,
+    parts: SparseTensor[],
+  ): { norm: number; clipped: boolean } {
+    const flat = this.inputBuffer();
+    flat.fill(0);
+    parts.forEach((p, t) => {
+      const o = this.layout.offsets[t]!;
+      for (let j = 0; j < p.indices.length; j++) flat[o + p.indices[j]!] = p.values[j]!;
+    });
+    const tensors = unflatten(this.layout, flat);
+    return this.ingest(
+      { worker: update.worker, samples: update.samples, tensors },
+      tensors.map((t) => t.data),
+    );
   }
 
   aggregate(): AggregateResult {

@@ -1,8 +1,16 @@
 // The FedAvg family's base: updates are folded into a running weighted sum as they arrive, so memory is O(params) whatever the number of workers.
-import { BaseStrategy, type ClientUpdate, type Reduced, type StrategyEnv } from './strategy.ts';
+import {
+  BaseStrategy,
+  type AnyClientUpdate,
+  type ClientUpdate,
+  type Reduced,
+  type SparseClientUpdate,
+  type StrategyEnv,
+} from './strategy.ts';
 import type { StrategySpec } from './spec.ts';
 import type { ServerOptimiser } from './server.ts';
-import type { NamedTensor } from './tensors.ts';
+import type { NamedTensor, SparseTensor } from './tensors.ts';
+import { scatterAxpyF32 } from './kernels/sparse.ts';
 import type { StreamAccumulator } from './kernels/types.ts';
 import { JsStreamAccumulator } from './kernels/reference.ts';
 import { WasmStreamAccumulator, simdAvailable, WASM_MAX_BYTES } from './kernels/simd.ts';
@@ -49,7 +57,7 @@ export abstract class StreamingStrategy extends BaseStrategy {
   }
 
   /** The update's weight in the sum. */
-  protected abstract weightOf(update: ClientUpdate): number;
+  protected abstract weightOf(update: AnyClientUpdate): number;
 
   protected openRound(): void {
     this.acc.reset();
@@ -76,6 +84,26 @@ export abstract class StreamingStrategy extends BaseStrategy {
       if (clipped) this.acc.addInPlace(parts, offsets, (w * bound!) / norm);
       else this.acc.commit();
     }
+    this.totalWeight += w;
+    return { norm, clipped };
+  }
+
+  /**
+   * A sparse update is measured first (O(k)) and then added in place at its non-zero positions only: the same bytes as
+   * the dense stage and commit (kernels/sparse.ts), without a pass over the model's size.
+   */
+  protected override ingestSparse(
+    update: SparseClientUpdate,
+    parts: SparseTensor[],
+  ): { norm: number; clipped: boolean } {
+    const w = this.weightOf(update);
+    const norm = this.sparseNormOf(parts);
+    const bound = this.clipBound;
+    const clipped = bound !== null && norm > bound;
+    // view() is +0 everywhere while the sum is empty; adding an update of no tensors marks it as holding one.
+    this.acc.view();
+    this.acc.addInPlace([], [], w);
+    scatterAxpyF32(this.acc.view(), parts, this.layout.offsets, clipped ? (w * bound) / norm : w);
     this.totalWeight += w;
     return { norm, clipped };
   }

@@ -8,6 +8,17 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
+/**
+ * A tensor sent as its non-zero part (a top-k update): strictly increasing indices into the tensor's flat data and the
+ * values there; every other value is 0.
+ */
+export interface SparseTensor {
+  name: string;
+  shape: number[];
+  indices: Uint32Array;
+  values: Float32Array;
+}
+
 export interface TensorSpec {
   name: string;
   shape: number[];
@@ -116,6 +127,54 @@ export function orderTensors(layout: Layout, tensors: readonly NamedTensor[]): F
     out[i] = t.data;
   }
   return out as Float32Array[];
+}
+
+/**
+ * orderTensors for a sparse update: the same name and shape checks (E_UPDATE_SHAPE), and indices that are strictly
+ * increasing and inside their tensor, one value each.
+ */
+export function orderSparse(layout: Layout, tensors: readonly SparseTensor[]): SparseTensor[] {
+  if (!Array.isArray(tensors)) fail('E_UPDATE_SHAPE', 'an update must be a list of named tensors');
+  if (tensors.length !== layout.specs.length) {
+    fail(
+      'E_UPDATE_SHAPE',
+      `expected ${layout.specs.length} tensors (${names(layout)}), got ${tensors.length}`,
+    );
+  }
+  const out: (SparseTensor | undefined)[] = new Array(layout.specs.length);
+  for (const t of tensors) {
+    const i = t && typeof t.name === 'string' ? layout.index.get(t.name) : undefined;
+    if (i === undefined)
+      fail('E_UPDATE_SHAPE', `unexpected tensor "${String(t?.name)}"; expected ${names(layout)}`);
+    if (out[i] !== undefined) fail('E_UPDATE_SHAPE', `tensor "${t.name}" appears twice`);
+    const spec = layout.specs[i]!;
+    if (
+      !Array.isArray(t.shape) ||
+      t.shape.length !== spec.shape.length ||
+      t.shape.some((d: number, k: number) => d !== spec.shape[k])
+    ) {
+      fail(
+        'E_UPDATE_SHAPE',
+        `tensor "${t.name}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(spec.shape)}`,
+      );
+    }
+    const { indices: idx, values } = t;
+    if (!(idx instanceof Uint32Array) || !(values instanceof Float32Array) || idx.length !== values.length)
+      fail(
+        'E_UPDATE_SHAPE',
+        `tensor "${t.name}" must carry a Uint32Array of indices and a Float32Array of as many values`,
+      );
+    const n = layout.sizes[i]!;
+    for (let j = 0; j < idx.length; j++) {
+      if (idx[j]! >= n || (j > 0 && idx[j]! <= idx[j - 1]!))
+        fail(
+          'E_UPDATE_SHAPE',
+          `tensor "${t.name}" index ${idx[j]} at ${j} is out of range [0, ${n}) or not increasing`,
+        );
+    }
+    out[i] = t;
+  }
+  return out as SparseTensor[];
 }
 
 function names(layout: Layout): string {

@@ -1,7 +1,13 @@
 // Update acceptance: an upload that passed the server's checks (signature, round, base, codec, sizes, hash) is checked
 // against its task, bounded, decoded against the model and checked by the strategy (the aggregate is derived at close,
 // from the journal, in leaf order). Pure over the round's state.
-import { decodeUpdate, type NamedTensor, type Strategy } from '../aggregation/index.ts';
+import {
+  decodeClientUpdate,
+  SPARSE_CODECS,
+  type AnyClientUpdate,
+  type CodecName,
+  type Strategy,
+} from '../aggregation/index.ts';
 import { updateLeafHash } from '../pallet-bindings/index.ts';
 import type { Assignment } from './assign.ts';
 import type { UpdateRecord } from './records.ts';
@@ -13,7 +19,7 @@ export const MAX_TRAIN_LOSS = 100;
 export type Rejection = { ok: false; code: string; message: string };
 
 /**
- * One decode buffer per strategy, reused by every update: each is checked before checkUpdate returns, so a fresh
+ * One decode buffer per strategy, reused by every dense update: each is checked before checkUpdate returns, so a fresh
  * params-sized array per update would only feed the garbage collector.
  */
 const scratch = new WeakMap<Strategy, Float32Array>();
@@ -32,19 +38,22 @@ export function checkUpdate(
   strategy: Strategy,
   params: { account: string; samples: number; payload: Uint8Array; codec: string; maxValues: number },
 ): Verdict {
-  let tensors: NamedTensor[];
+  let update: AnyClientUpdate;
   try {
-    // Names and shapes are the strategy's to check (E_UPDATE_SHAPE); the decoder only bounds the size.
-    tensors = decodeUpdate(params.payload, {
-      codec: params.codec as never,
+    const codec = params.codec as CodecName;
+    update = decodeClientUpdate(params.payload, {
+      worker: params.account,
+      samples: params.samples,
+      codec,
       maxValues: params.maxValues,
-      out: scratchFor(strategy, params.maxValues),
+      // A top-k payload is checked from its k values; a dense one is decoded into the strategy's scratch buffer.
+      ...(SPARSE_CODECS.includes(codec) ? {} : { out: scratchFor(strategy, params.maxValues) }),
     });
   } catch (error) {
     const e = error as { code?: string; message: string };
     return { ok: false, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message };
   }
-  const verdict = strategy.check({ worker: params.account, samples: params.samples, tensors });
+  const verdict = strategy.check(update);
   return verdict.ok ? { ok: true } : { ok: false, code: verdict.code, message: verdict.reason };
 }
 

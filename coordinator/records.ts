@@ -122,8 +122,12 @@ export class RoundLog {
   private index(rec: JournalRecord): void {
     const k = roundKey(rec.proposal, rec.round);
     if (rec.t === 'round') this.rounds.set(k, rec);
-    else if (rec.t === 'update') this.updates.set(k, [...(this.updates.get(k) ?? []), rec]);
-    else if (rec.t === 'closed') this.closed.set(k, rec);
+    else if (rec.t === 'update') {
+      // Appended in place: copying the list per update made a round of n updates cost O(n²).
+      const list = this.updates.get(k);
+      if (list) list.push(rec);
+      else this.updates.set(k, [rec]);
+    } else if (rec.t === 'closed') this.closed.set(k, rec);
     else {
       this.committed.add(k);
       this.commits.push(rec);

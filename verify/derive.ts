@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import {
   CODECS,
   createStrategy,
-  decodeUpdate,
+  decodeClientUpdate,
   type AggregateResult,
+  type AnyClientUpdate,
   type CodecName,
   type FitConfig,
   type NamedTensor,
@@ -147,9 +148,12 @@ export function deriveAggregate(params: {
   strategy.configureRound(params.round, params.fit);
   const refused: DerivedAggregate['refused'] = [];
   for (const u of leafOrder(params.updates)) {
-    let tensors: NamedTensor[];
+    // A top-k payload is folded from its k values (the same bytes as decoded dense: aggregation/kernels/sparse.ts).
+    let update: AnyClientUpdate;
     try {
-      tensors = decodeUpdate(u.payload, {
+      update = decodeClientUpdate(u.payload, {
+        worker: u.account,
+        samples: u.samples,
         codec: (u.codec ?? params.codec) as CodecName,
         maxValues: params.maxValues,
       });
@@ -158,7 +162,7 @@ export function deriveAggregate(params: {
       refused.push({ account: u.account, code: e.code ?? 'E_UPDATE_MALFORMED', message: e.message });
       continue;
     }
-    const verdict = strategy.accept({ worker: u.account, samples: u.samples, tensors });
+    const verdict = strategy.accept(update);
     if (!verdict.ok) refused.push({ account: u.account, code: verdict.code, message: verdict.reason });
   }
   const result = strategy.aggregate();

@@ -9,6 +9,8 @@ import {
   type CryptoPool,
 } from '../../coordinator/server/crypto-pool.ts';
 import { signerFromSeed } from '../../pallet-bindings/index.ts';
+import { Keyring } from '@polkadot/keyring';
+import { u8aWrapBytes } from '@polkadot/util';
 
 const logger = pino({ level: 'silent' });
 
@@ -35,6 +37,20 @@ describe('coordinator: crypto pool', () => {
           pool.verify(message, signature, 'not an address'),
         ]);
         expect(verdicts).to.deep.equal([true, false, false, false, false]);
+        // What the WebAssembly sr25519 check does not accept still goes to signatureVerify: ed25519 keys, a message the
+        // signer wrapped in <Bytes>, and a forged 64 bytes is still refused.
+        const ed = new Keyring({ type: 'ed25519' }).addFromUri('//crypto-pool-ed');
+        const wrapped = u8aWrapBytes(message);
+        const forged = signature.slice();
+        forged[40] = forged[40]! ^ 1;
+        expect(
+          await Promise.all([
+            pool.verify(message, ed.sign(message), ed.address),
+            pool.verify(message, pair.sign(wrapped), pair.address),
+            pool.verify(message, forged, pair.address),
+            pool.verify(message, ed.sign(message), pair.address),
+          ]),
+        ).to.deep.equal([true, true, false, false]);
 
         for (const n of [1000, HASH_OFFLOAD_BYTES, 3_000_000]) {
           const bytes = new Uint8Array(n);

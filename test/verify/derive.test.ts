@@ -2,16 +2,18 @@
 // whichever kernels (WebAssembly SIMD or plain JS) aggregate them, for every strategy, from a restored state too.
 import { expect } from 'chai';
 import { sha256Hex } from '../../checkpoints/index.ts';
-import { encodeUpdate, STRATEGY_NAMES, type NamedTensor } from '../../aggregation/index.ts';
+import { decodeUpdate, encodeUpdate, STRATEGY_NAMES, type NamedTensor } from '../../aggregation/index.ts';
 import {
+  addLora,
   createModel,
   disposeModel,
   getWeights,
   initBackend,
   modelConfig,
   trainableNames,
+  withClassifierHead,
 } from '../../model/index.ts';
-import { deriveAggregate, proposalStrategy, type PublishedUpdate } from '../../verify/index.ts';
+import { deriveAggregate, leafOrder, proposalStrategy, type PublishedUpdate } from '../../verify/index.ts';
 
 const OPTIONS: Record<string, Record<string, unknown>> = {
   'dp-fedavg': { clipNorm: 1, noiseMultiplier: 0.5, samplingRate: 0.5, expectedClients: 5 },
@@ -84,4 +86,71 @@ describe('verify: deterministic aggregation', function () {
       }
     });
   }
+
+  it("top-k rounds are folded from their k values with the dense fold's bytes: a LoRA + classifier-head model whose payloads list its tensors in another order", () => {
+    const lm = createModel(modelConfig('tiny'), { seed: 1 });
+    const headed = withClassifierHead(lm, modelConfig('tiny', { kind: 'classifier', numLabels: 3 }), {
+      seed: 2,
+    });
+    const model = addLora(headed, { rank: 4, alpha: 8, targets: ['attn.c_attn', 'mlp.c_proj'] }, { seed: 3 });
+    try {
+      const weights = getWeights(model, { names: trainableNames(model) });
+      const layout = weights.map((w) => w.name);
+      expect(layout.some((n) => n.startsWith('cls.'))).to.equal(true);
+      for (const codec of ['topk', 'topk-int8'] as const) {
+        // The worker's tensors in another order than the strategy's layout: reversed.
+        const updates = updatesFor(weights, 5).map((u, k) => {
+          const t = decodeUpdate(u.payload, { codec: 'dense' }).reverse();
+          return { ...u, payload: encodeUpdate(t, { codec, fraction: [0.01, 0.2, 1, 0.05, 0.5][k]! }) };
+        });
+        expect(decodeUpdate(updates[0]!.payload, { codec }).map((t) => t.name)).to.deep.equal(
+          [...layout].reverse(),
+        );
+        for (const name of ['fedavg', 'fedadam', 'dp-fedavg', 'median']) {
+          const spec = { name, options: OPTIONS[name] ?? { clip: { mode: 'fixed', norm: 0.05 } } };
+          const hashesOf = (ws: NamedTensor[], state: Uint8Array) => [
+            sha256Hex(
+              new Uint8Array(
+                ws.flatMap((t) => [...new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)]),
+              ),
+            ),
+            sha256Hex(state),
+          ];
+          // The dense fold, as deriveAggregate ran it before: every payload decoded into params-sized arrays.
+          const { strategy: d, maxValues } = proposalStrategy(spec, model, { noiseSeed: 5, backend: 'js' });
+          d.configureRound(0, {});
+          for (const u of leafOrder(updates)) {
+            const verdict = d.accept({
+              worker: u.account,
+              samples: u.samples,
+              tensors: decodeUpdate(u.payload, { codec }),
+            });
+            expect(verdict.ok, `${codec} ${name} dense`).to.equal(true);
+          }
+          const dense = hashesOf(d.aggregate().weights, d.exportState());
+          d.dispose();
+          for (const backend of ['wasm', 'js'] as const) {
+            const { strategy } = proposalStrategy(spec, model, { noiseSeed: 5, backend });
+            const got = deriveAggregate({
+              strategy,
+              round: 0,
+              fit: {},
+              codec,
+              maxValues,
+              updates: [...updates].reverse(),
+            });
+            expect(got.refused).to.deep.equal([]);
+            expect(hashesOf(got.result.weights, got.state), `${codec} ${name} ${backend}`).to.deep.equal(
+              dense,
+            );
+            if (name !== 'dp-fedavg' && name !== 'median')
+              expect(got.result.metrics.clipped, `${codec} ${name}`).to.be.greaterThan(0);
+            strategy.dispose();
+          }
+        }
+      }
+    } finally {
+      for (const m of [lm, headed, model]) disposeModel(m);
+    }
+  });
 });
