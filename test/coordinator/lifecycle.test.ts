@@ -52,7 +52,7 @@ describe('coordinator life cycle: task assignment', () => {
     expect(initialSlots(9, 2, 5)).to.equal(5);
   });
 
-  it('offers tasks to registered workers only, and never to one an upheld dispute barred', () => {
+  it('offers tasks to registered workers and the network coordinators (sub-coordinators) only, never to a barred one', () => {
     const worker = (account: string) => ({
       account,
       capabilities: { backend: 'wasm', device: 'cpu', memoryBytes: 1 },
@@ -62,8 +62,10 @@ describe('coordinator life cycle: task assignment', () => {
     const net = {
       workers: { w1: worker('w1'), w2: worker('w2'), w3: worker('w3') },
       barredWorkers: { w2: { dispute: 0, code: 'E_WORK_MISMATCH', block: 9 } },
+      coordinators: ['c1', 'c2'],
+      barredCoordinators: { c2: { dispute: 1, code: 'E_AGGREGATE_MISMATCH', block: 9 } },
     } as unknown as Parameters<typeof assignable>[0];
-    expect(assignable(net, ['w3', 'w2', 'stranger', 'w1'])).to.deep.equal(['w3', 'w1']);
+    expect(assignable(net, ['w3', 'c2', 'w2', 'stranger', 'c1', 'w1'])).to.deep.equal(['w3', 'c1', 'w1']);
     expect(assignable(undefined, ['w1'])).to.deep.equal([]);
   });
 
