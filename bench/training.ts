@@ -14,6 +14,11 @@ import {
   type ModelConfig,
 } from '../model/index.ts';
 
+/** CPU seconds (user + system) of this process since c0. */
+const cpuOf = (c0: NodeJS.CpuUsage) => {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
+};
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 
 const SIZES: { label: string; config: ModelConfig }[] = [
@@ -43,18 +48,25 @@ const bench: Bench = async ({ quick, report, progress }) => {
     const a = tf.randomNormal([m, m]) as tf.Tensor2D;
     const b = tf.randomNormal([m, m]) as tf.Tensor2D;
     // Not tf.tidy(() => ….dataSync()): tidy walks a returned typed array element by element (10x slower here).
+    // CPU seconds beside wall seconds: on a shared machine the process's own CPU time moves far less with the load.
+    let cpuSeconds = 0;
     const matmulGflops = async () => {
+      const c0 = process.cpuUsage();
+      let runs = 0;
       const seconds = await timeIt(
         () => {
           const c = tf.matMul(a, b);
           c.dataSync();
           c.dispose();
+          runs++;
         },
         { minMs: name === 'cpu' ? 500 : 600 },
       );
+      cpuSeconds = cpuOf(c0) / runs;
       return (2 * m * m * m) / seconds / 1e9;
     };
     const mm: number[] = [await matmulGflops()];
+    const mmCpu: number[] = [(2 * m * m * m) / cpuSeconds / 1e9];
 
     for (const { label, config } of SIZES) {
       const steps = name === 'cpu' ? (quick ? 2 : 4) : quick ? 6 : 20;
@@ -69,15 +81,21 @@ const bench: Bench = async ({ quick, report, progress }) => {
       const tps: number[] = [];
       const ratios: number[] = [];
       const gflops: number[] = [];
+      const cpuRatios: number[] = [];
       for (let rep = 0; rep < repeats; rep++) {
         const ref = rep === 0 ? mm[0]! : await matmulGflops();
-        if (rep > 0) mm.push(ref);
+        if (rep > 0) {
+          mm.push(ref);
+          mmCpu.push((2 * m * m * m) / cpuSeconds / 1e9);
+        }
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         const r = await trainLocal({ model, examples, steps, batchSize: BATCH, lr: 1e-3 });
         const seconds = (performance.now() - t0) / 1000;
         tps.push(r.tokens / seconds);
         gflops.push(stepFlops(config, r.tokens) / seconds / 1e9);
         ratios.push(gflops.at(-1)! / ref);
+        cpuRatios.push(stepFlops(config, r.tokens) / cpuOf(c0) / 1e9 / mmCpu.at(-1)!);
       }
       disposeModel(model);
       tokensPerSec.set(`${name}:${label}`, median(tps));
@@ -91,6 +109,12 @@ const bench: Bench = async ({ quick, report, progress }) => {
         note: `${note}; ref: the 2-D matmul timed just before each repeat (ratio: median of the repeats' ratios)`,
         ref: g / median(ratios),
         ratio: median(ratios),
+      });
+      report({
+        name: `training.cpu_time_ratio_${name}_${label}`,
+        value: median(cpuRatios),
+        unit: 'ratio',
+        note: `${note}; the step's GFLOP per CPU second over the 2-D matmul's (the process's own CPU time, which moves less with the machine's load than wall time)`,
       });
     }
     tf.dispose([a, b]);

@@ -11,6 +11,7 @@ import {
   matMul2d,
   type AttentionOptions,
 } from './ops.ts';
+import { layerNormHost } from './fused.ts';
 import { createRng, type Rng } from './rng.ts';
 
 export interface Model {
@@ -149,6 +150,8 @@ export interface ForwardOptions {
   training?: boolean;
   rng?: Rng;
   attention?: AttentionOptions;
+  /** Layer norm as one JS op over host copies (fused.ts). Default: on every backend but tensorflow; false: tf ops. */
+  fused?: boolean;
 }
 
 function dropout(x: tf.Tensor2D, config: ModelConfig, options: ForwardOptions): tf.Tensor2D {
@@ -157,12 +160,11 @@ function dropout(x: tf.Tensor2D, config: ModelConfig, options: ForwardOptions): 
   return tf.dropout(x, config.dropout, undefined, seed) as tf.Tensor2D;
 }
 
-/** x[n, in] @ w + b, plus the LoRA adapter's (alpha/rank) · x @ A @ B where one sits on this projection. */
-function linear(model: Model, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
-  let y = tf.add(
-    matMul2d(x, param(model, `${prefix}.w`) as tf.Tensor2D),
-    param(model, `${prefix}.b`),
-  ) as tf.Tensor2D;
+/** x[n, in] @ w + b, plus the LoRA adapter's (alpha/rank) · x @ A @ B where one sits on this projection; with `gelu_`, GELU of that. */
+function linear(model: Model, prefix: string, x: tf.Tensor2D, gelu_ = false): tf.Tensor2D {
+  const w = param(model, `${prefix}.w`) as tf.Tensor2D;
+  const bias = param(model, `${prefix}.b`);
+  let y = matMul2d(x, w);
   const a = model.params.get(`${prefix}.lora_a`);
   const lora = model.config.lora;
   if (a !== undefined && lora !== undefined) {
@@ -172,7 +174,8 @@ function linear(model: Model, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
       tf.mul(matMul2d(low, param(model, `${prefix}.lora_b`) as tf.Tensor2D), lora.alpha / lora.rank),
     );
   }
-  return y;
+  y = tf.add(y, bias) as tf.Tensor2D;
+  return gelu_ ? (gelu(y) as tf.Tensor2D) : y;
 }
 
 /**
@@ -195,21 +198,22 @@ export function trunk(
     );
   }
   const attention = options.attention ?? defaultAttention();
+  const fused = options.fused ?? tf.getBackend() !== 'tensorflow';
+  const norm = (x: tf.Tensor2D, name: string) =>
+    (fused ? layerNormHost : layerNorm)(x, param(model, `${name}.g`), param(model, `${name}.b`));
   const wpe = param(model, 'wpe');
   const pos = t === config.context ? wpe : tf.slice(wpe, [0, 0], [t, d]);
   const tok = tf.reshape(embedding(param(model, 'wte') as tf.Tensor2D, ids), [b, t, d]);
   let x = dropout(tf.reshape(tf.add(tok, pos), [b * t, d]), config, options); // [b*t, d]
   for (let i = 0; i < config.nLayer; i++) {
     const p = `h.${i}.`;
-    const h1 = layerNorm(x, param(model, `${p}ln_1.g`), param(model, `${p}ln_1.b`));
-    const qkv = linear(model, `${p}attn.c_attn`, h1); // [b*t, 3d]
+    const qkv = linear(model, `${p}attn.c_attn`, norm(x, `${p}ln_1`)); // [b*t, 3d]
     const att = linear(model, `${p}attn.c_proj`, causalAttention(qkv, b, t, config.nHead, attention));
     x = tf.add(x, dropout(att, config, options));
-    const h2 = layerNorm(x, param(model, `${p}ln_2.g`), param(model, `${p}ln_2.b`));
-    const mlp = linear(model, `${p}mlp.c_proj`, gelu(linear(model, `${p}mlp.c_fc`, h2)) as tf.Tensor2D); // via [b*t, dMlp]
-    x = tf.add(x, dropout(mlp, config, options));
+    const hidden = linear(model, `${p}mlp.c_fc`, norm(x, `${p}ln_2`), true); // [b*t, dMlp]
+    x = tf.add(x, dropout(linear(model, `${p}mlp.c_proj`, hidden), config, options));
   }
-  return layerNorm(x, param(model, 'ln_f.g'), param(model, 'ln_f.b'));
+  return norm(x, 'ln_f');
 }
 
 /** Next-token logits through the tied output embedding: hidden[n, d] → [n, vocab]. */

@@ -1,6 +1,7 @@
 // The few ops the model is built from, shaped for the wasm backend: explicit-transpose 2-D matmuls, a gather whose
 // gradient is a matmul, layer norm, GELU, and attention as 2-D blocks.
 import * as tf from '@tensorflow/tfjs';
+import { blockAttention, causalMask } from './attention.ts';
 
 /**
  * a[m,k] @ b[k,n] whose gradient uses explicit transposes: the wasm backend hands a matmul to XNNPACK only when it is
@@ -83,29 +84,9 @@ export interface AttentionOptions {
   blockRows: number;
 }
 
-const maskCache = new Map<string, Float32Array>();
-
-/** An additive causal mask for `groups` sequences of length t laid out block-diagonally: [g*t, g*t]. */
-function causalMask(groups: number, t: number): Float32Array {
-  const key = `${groups}x${t}`;
-  let m = maskCache.get(key);
-  if (m === undefined) {
-    const n = groups * t;
-    m = new Float32Array(n * n).fill(-1e9);
-    for (let g = 0; g < groups; g++) {
-      for (let i = 0; i < t; i++) {
-        const row = (g * t + i) * n + g * t;
-        for (let j = 0; j <= i; j++) m[row + j] = 0;
-      }
-    }
-    maskCache.set(key, m);
-  }
-  return m;
-}
-
 /**
  * Causal multi-head self-attention core. qkv: [b*t, 3d] (q | k | v, heads contiguous inside each) → [b*t, d].
- * Only 4-D transposes: wasm's 5-D transpose is ~100x slower than its 4-D one.
+ * 'blocks' is one op with its own gradient (attention.ts); 'batched' is plain tf ops, the reference.
  */
 export function causalAttention(
   qkv: tf.Tensor2D,
@@ -114,39 +95,17 @@ export function causalAttention(
   nHead: number,
   options: AttentionOptions,
 ): tf.Tensor2D {
+  if (options.mode === 'blocks') return blockAttention(qkv, b, t, nHead, options.blockRows);
   const d = qkv.shape[1] / 3;
   const hd = d / nHead;
-  const scale = 1 / Math.sqrt(hd);
-  // [b, t, 3h, hd] → [b, 3h, t, hd]: q heads, then k heads, then v heads, each a contiguous [t, hd]
+  // [b, t, 3h, hd] → [b, 3h, t, hd]: q heads, then k heads, then v heads (only 4-D transposes: wasm's 5-D is slow)
   const heads = tf.transpose(tf.reshape(qkv, [b, t, 3 * nHead, hd]), [0, 2, 1, 3]);
-  let out: tf.Tensor; // [b, h, t, hd]
-  if (options.mode === 'batched') {
-    const [q, k, v] = tf.split(heads, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), tf.tensor2d(causalMask(1, t), [t, t]));
-    out = tf.matMul(tf.softmax(scores), v);
-  } else {
-    // s heads of one sequence share a 2-D block: the block-diagonal mask wastes (s-1)/s of the block's FLOPs, but
-    // XNNPACK runs a 2-D matmul ~20x faster than the batched kernel, and each op has a fixed cost.
-    let s = Math.max(1, Math.min(nHead, Math.floor(options.blockRows / t)));
-    while (nHead % s !== 0) s--;
-    const g = nHead / s;
-    const rows = s * t;
-    const blocks = tf.unstack(tf.reshape(heads, [b * 3 * g, rows, hd])) as tf.Tensor2D[]; // (seq, q|k|v, group)
-    const at = (seq: number, part: number, grp: number) => blocks[(seq * 3 + part) * g + grp]!;
-    const pairs: [number, number][] = [];
-    for (let seq = 0; seq < b; seq++) for (let grp = 0; grp < g; grp++) pairs.push([seq, grp]);
-    const scores = tf.stack(
-      pairs.map(([seq, grp]) => matMul2d(at(seq, 0, grp), tf.transpose(at(seq, 1, grp)))),
-    ); // [b*g, rows, rows]
-    const masked = tf.add(tf.mul(scores, scale), tf.tensor2d(causalMask(s, t), [rows, rows]));
-    const probs = tf.unstack(tf.softmax(masked)) as tf.Tensor2D[];
-    out = tf.reshape(tf.stack(pairs.map(([seq, grp], i) => matMul2d(probs[i]!, at(seq, 2, grp)))), [
-      b,
-      nHead,
-      t,
-      hd,
-    ]);
-  }
+  const [q, k, v] = tf.split(heads, 3, 1) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  const scores = tf.add(
+    tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)),
+    tf.tensor2d(causalMask(1, t), [t, t]),
+  );
+  const out = tf.matMul(tf.softmax(scores), v); // [b, h, t, hd]
   return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]);
 }
 

@@ -23,10 +23,31 @@ export type Example = LmExample | ClassExample;
 
 /**
  * Mean cross-entropy (nats) of logits [n, classes] against integer targets, with the fused gradient (softmax - onehot)/n:
- * on wasm, Softmax is one fast kernel where logSoftmax is several slow ones (Exp, Max, Log).
+ * on wasm, Softmax is one fast kernel where logSoftmax is several slow ones (Exp, Max, Log). Off the tensorflow backend
+ * the loss and the gradient are one JS pass each over the softmax's host copy (no scalar-broadcast kernels, which are
+ * slow on wasm).
  */
 function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
   const [n, classes] = logits.shape;
+  if (tf.getBackend() !== 'tensorflow') {
+    const host = tf.customGrad((x) => {
+      const p = tf.softmax(x as tf.Tensor2D).dataSync() as Float32Array;
+      let sum = 0;
+      // The floor keeps a hopeless prediction finite (69 nats) instead of -log(0) when the target's p underflows.
+      for (let i = 0; i < n; i++) sum -= Math.log(Math.max(p[i * classes + targets[i]!]!, 1e-30));
+      return {
+        value: tf.scalar(sum / n),
+        gradFunc: (dy: tf.Tensor) => {
+          const k = (dy.dataSync()[0] ?? 0) / n;
+          const g = new Float32Array(n * classes);
+          for (let i = 0; i < n * classes; i++) g[i] = p[i]! * k;
+          for (let i = 0; i < n; i++) g[i * classes + targets[i]!] -= k;
+          return tf.tensor2d(g, [n, classes]);
+        },
+      };
+    });
+    return host(logits) as tf.Scalar;
+  }
   const oneHotValues = new Float32Array(n * classes);
   for (let i = 0; i < n; i++) oneHotValues[i * classes + targets[i]!] = 1;
   const f = tf.customGrad((x, save) => {
@@ -34,7 +55,6 @@ function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
     const oneHot = tf.tensor2d(oneHotValues, [n, classes]);
     const p = tf.softmax(x as tf.Tensor2D);
     (save as tf.GradSaveFunc)([p, oneHot]);
-    // The floor keeps a hopeless prediction finite (69 nats) instead of -log(0) when the target's p underflows.
     const picked = tf.maximum(tf.sum(tf.mul(p, oneHot), 1), 1e-30);
     return {
       value: tf.div(tf.neg(tf.sum(tf.log(picked))), n),

@@ -304,6 +304,38 @@ describe('model: wasm backend', () => {
     }
   });
 
+  it('gives the same loss and gradients with the fused ops as with plain tf ops, on wasm and cpu', async function () {
+    this.timeout(120000);
+    const config = tinyLm({ nHead: 4, nLayer: 2, context: 64 });
+    const examples = lmWindows(4, 64);
+    for (const backend of ['wasm', 'cpu'] as const) {
+      await initBackend({ backend });
+      const model = createModel(config, { seed: 12 });
+      const batch = makeBatch(model, examples);
+      const vars = [...model.params.values()];
+      const measure = (fused: boolean, attention: 'blocks' | 'batched') =>
+        tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(
+            () => batchLoss(model, batch, { fused, attention: { mode: attention, blockRows: 64 } }).loss,
+            vars,
+          );
+          return [value.dataSync()[0]!, ...vars.map((v) => Array.from(grads[v.name]!.dataSync()))] as [
+            number,
+            ...number[][],
+          ];
+        });
+      const [fast, plain] = [measure(true, 'blocks'), measure(false, 'batched')];
+      expect(fast[0]).to.be.closeTo(plain[0], 1e-5);
+      for (let i = 1; i < plain.length; i++) {
+        const g = plain[i] as number[];
+        const max = g.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+        expect(max, `gradient ${i} is not all zero`).to.be.greaterThan(0);
+        (fast[i] as number[]).forEach((x, j) => expect(x).to.be.closeTo(g[j]!, 1e-6 + 1e-4 * max));
+      }
+      disposeModel(model);
+    }
+  });
+
   it('lowers the loss on wasm too and leaks nothing', async () => {
     await initBackend({ backend: 'wasm' });
     const model = createModel(tinyLm(), { seed: 3 });
