@@ -2,9 +2,12 @@
 // `N passed, N failed[, N skipped]` computed from mocha's runner statistics, which is the line CI reads.
 // It works the same in serial and --parallel runs: a file's time is the sum of its tests' and hooks' durations,
 // which mocha reports in both (in parallel mode the events of a file arrive together when the file ends).
+// Every file's time also goes into out/test-durations.json (kept across runs, each run updating its files): copied to
+// scripts/ after a full run, it is the order in which `npm test` starts the files, longest first (scripts/test.js).
 'use strict';
 const Mocha = require('mocha');
-const { relative } = require('node:path');
+const { mkdirSync, readFileSync, writeFileSync } = require('node:fs');
+const { dirname, join, relative } = require('node:path');
 const { Spec } = Mocha.reporters;
 const { EVENT_RUN_END, EVENT_TEST_END, EVENT_HOOK_END, EVENT_TEST_FAIL } = Mocha.Runner.constants;
 
@@ -22,7 +25,9 @@ class SummaryReporter extends Spec {
     // A failing hook ends without EVENT_HOOK_END; its time still counts.
     runner.on(EVENT_TEST_FAIL, (runnable) => runnable.type === 'hook' && add(runnable));
     runner.once(EVENT_RUN_END, () => {
-      const slowest = [...perFile].sort((a, b) => b[1] - a[1]).slice(0, 10);
+      const byTime = [...perFile].sort((a, b) => b[1] - a[1]);
+      writeDurations(byTime);
+      const slowest = byTime.slice(0, 10);
       if (slowest.length > 0) {
         process.stdout.write('\nslowest test files (time in tests and hooks):\n');
         for (const [file, ms] of slowest)
@@ -36,4 +41,27 @@ class SummaryReporter extends Spec {
     });
   }
 }
+/**
+ * `{ "test/x.test.ts": seconds }`, longest first: the files of this run replace their earlier entries, others stay. A
+ * failure to write it never fails the run.
+ */
+function writeDurations(byTime) {
+  const path = join(process.cwd(), 'out', 'test-durations.json');
+  try {
+    let seconds = {};
+    try {
+      seconds = JSON.parse(readFileSync(path, 'utf8'));
+    } catch {
+      // none yet, or unreadable: start afresh
+    }
+    for (const [file, ms] of byTime)
+      seconds[relative(process.cwd(), file).split('\\').join('/')] = Math.round(ms / 100) / 10;
+    const sorted = Object.entries(seconds).sort((a, b) => b[1] - a[1]);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `${JSON.stringify(Object.fromEntries(sorted), null, 2)}\n`);
+  } catch (error) {
+    process.stderr.write(`could not write out/test-durations.json: ${error.message}\n`);
+  }
+}
+
 module.exports = SummaryReporter;

@@ -2,9 +2,12 @@
 // (configured in .mocharc.json: two files at a time) and passes its exit code through.
 // Extra arguments go to mocha, e.g. `npm test -- test/devchain`, `npm test -- --grep reducer`, or
 // `npm test -- --no-parallel test/x.test.ts` to run serially.
+// With no path given, every test file, the longest first (scripts/test-durations.json): mocha hands files to its two
+// workers in the order given, so a long file started last would run alone at the end while the other worker idles.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 const build = spawnSync(process.execPath, ['scripts/build.js'], { stdio: 'inherit' });
 if (build.status !== 0) {
@@ -14,7 +17,33 @@ if (build.status !== 0) {
 const require = createRequire(import.meta.url);
 const mochaBin = require.resolve('mocha/bin/mocha.js');
 const args = process.argv.slice(2);
-// With no path given, every test; a path narrows the run (mocha adds config specs to CLI ones, so none is configured).
-if (!args.some((a) => existsSync(a) || a.includes('*'))) args.push('test/**/*.test.ts');
+// A path narrows the run (mocha adds config specs to CLI ones, so none is configured).
+if (!args.some((a) => existsSync(a) || a.includes('*'))) args.push(...longestFirst(testFiles('test')));
 const result = spawnSync(process.execPath, [mochaBin, ...args], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
+
+/** Every `*.test.ts` under `dir`, as relative paths with `/`, in name order. */
+function testFiles(dir) {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.test.ts'))
+    .map((e) =>
+      join(e.parentPath ?? e.path, e.name)
+        .split('\\')
+        .join('/'),
+    )
+    .sort();
+}
+
+/**
+ * The files by their recorded duration, longest first; files with no record (new ones) keep name order after them.
+ * The record is a full run's `out/test-durations.json` (the reporter writes it), copied to scripts/.
+ */
+function longestFirst(files) {
+  const path = new URL('test-durations.json', import.meta.url);
+  const seconds = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : {};
+  const known = (f) => (typeof seconds[f] === 'number' ? seconds[f] : -1);
+  return files
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => known(b.f) - known(a.f) || a.i - b.i)
+    .map(({ f }) => f);
+}

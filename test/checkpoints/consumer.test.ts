@@ -1,6 +1,7 @@
 // The consumer commands against a checkpoint committed on a devnet: `fedtune checkpoint list | attest | download |
-// verify` and `fedtune generate`, run as a user would run them. The round is opened and finalized through
-// pallet-bindings directly (no coordinator engine): the checkpoint is a real tiny model served from a store.
+// verify` and `fedtune generate`, run through the CLI's main() in this process (the README walkthrough runs each of
+// them as a process). The round is opened and finalized through pallet-bindings directly (no coordinator engine):
+// the checkpoint is a real tiny model served from a store.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +46,7 @@ import {
   type RoundProposal,
 } from '../../pallet-bindings/index.ts';
 import { evaluateHeldOut } from '../../coordinator/index.ts';
-import { fedtune } from '../run-cli.ts';
+import { inProcess } from '../run-cli.ts';
 
 const logger = pino({ level: 'silent' });
 const EVAL_EXAMPLES = 32;
@@ -75,6 +76,9 @@ describe('fedtune checkpoint list | attest | download | verify, fedtune generate
   let evalLoss: number;
   let env: NodeJS.ProcessEnv;
 
+  /** `fedtune ARGS` through main(argv, io): its exit status and what it printed. */
+  const fedtune = (args: string[], vars: NodeJS.ProcessEnv) =>
+    inProcess(args, { FEDTUNE_LOG_LEVEL: 'error', ...vars });
   async function cli(args: string[]) {
     const got = await fedtune(args, env);
     expect(got.status, `${args.join(' ')}\n${got.stderr}`).to.equal(0);

@@ -1,10 +1,11 @@
 // `fedtune dataset shard --out` then `fedtune dataset register` against a devnet: the root lands in the protocol state.
+// The commands run through the CLI's main() in this process (the README walkthrough runs them as processes).
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { fedtune } from '../run-cli.ts';
+import { inProcess as fedtune } from '../run-cli.ts';
 import { startDevnet } from '../../devchain/index.ts';
 import { connect, initialState, syncState } from '../../pallet-bindings/index.ts';
 

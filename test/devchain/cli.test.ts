@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiPromise } from '@polkadot/api';
 import { stringToHex } from '@polkadot/util';
-import { fedtune, inProcess, startFedtune } from '../run-cli.ts';
+import { inProcess, startFedtune } from '../run-cli.ts';
 import { connect, free, pair, send } from './helpers.ts';
 
 interface Ready {
@@ -90,7 +90,7 @@ describe('devchain: fedtune devnet (CLI)', function () {
     server = createServer();
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const result = await fedtune(['devnet', '--tmp', '--port', String(port)]);
+    const result = await inProcess(['devnet', '--tmp', '--port', String(port)]);
     expect(result.status).to.equal(1);
     expect(result.stderr).to.include('E_DEVNET_PORT_IN_USE');
     expect(result.stderr).to.include(String(port));
@@ -101,7 +101,7 @@ describe('devchain: fedtune devnet (CLI)', function () {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const { port } = probe.address() as AddressInfo;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const result = await fedtune(['devnet', '--tmp', '--port', '0', '--fork', `ws://127.0.0.1:${port}`]);
+    const result = await inProcess(['devnet', '--tmp', '--port', '0', '--fork', `ws://127.0.0.1:${port}`]);
     expect(result.status).to.equal(1);
     expect(result.stderr).to.include('E_DEVNET_FORK_UNREACHABLE');
   });

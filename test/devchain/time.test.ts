@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { ApiPromise } from '@polkadot/api';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startDevnet, type Devnet } from '../../devchain/index.ts';
-import { BIN, fedtune } from '../run-cli.ts';
+import { BIN, fedtune, inProcess } from '../run-cli.ts';
 import { connect, logger } from './helpers.ts';
 
 const head = async (api: ApiPromise) => (await api.rpc.chain.getHeader()).number.toNumber();
@@ -115,6 +115,7 @@ describe('devchain: fedtune chain advance', function () {
 
   it('builds exactly N blocks on a dev chain', async () => {
     const start = await head(api);
+    // A process: what reaches its terminal is checked, not only what main() prints.
     const result = await fedtune(['chain', 'advance', '3', '--chain', devnet.url, '--json'], {
       FEDTUNE_LOG_LEVEL: 'trace',
     });
@@ -129,7 +130,7 @@ describe('devchain: fedtune chain advance', function () {
   });
 
   it('exits 2 on a count that is not a positive whole number', async () => {
-    const result = await fedtune(['chain', 'advance', '0', '--chain', devnet.url]);
+    const result = await inProcess(['chain', 'advance', '0', '--chain', devnet.url]);
     expect(result.status).to.equal(2);
     expect(result.stderr).to.include('E_USAGE');
   });
@@ -138,7 +139,7 @@ describe('devchain: fedtune chain advance', function () {
     const proxy = await realNodeProxy(devnet.url);
     try {
       const start = await head(api);
-      const result = await fedtune(['chain', 'advance', '2', '--chain', proxy.url]);
+      const result = await inProcess(['chain', 'advance', '2', '--chain', proxy.url]);
       expect(result.status).to.equal(1);
       expect(result.stderr).to.include('E_NOT_DEV_CHAIN');
       expect(result.stderr).to.include('fedtune devnet');
@@ -163,7 +164,7 @@ describe('devchain: fedtune devnet --block-interval', function () {
   });
 
   it('refuses an interval with manual blocks', async () => {
-    const result = await fedtune(['devnet', '--tmp', '--block-mode', 'manual', '--block-interval', '1']);
+    const result = await inProcess(['devnet', '--tmp', '--block-mode', 'manual', '--block-interval', '1']);
     expect(result.status).to.equal(2);
     expect(result.stderr).to.include('--block-interval');
   });

@@ -12,7 +12,7 @@ import { startExplorerServer, type ExplorerServer } from '../../explorer/server.
 import type { ExplorerView } from '../../explorer/view.ts';
 import { initialState, reduceBlocks, type ProtocolState } from '../../pallet-bindings/index.ts';
 import { ALICE, callsBlock, createCall, datasetCall, hex32, networkAt } from '../pallet-bindings/fixtures.ts';
-import { fedtune } from '../run-cli.ts';
+import { fedtune, inProcess } from '../run-cli.ts';
 import { closedPort } from './fixture.ts';
 
 const logger = pino({ level: 'silent' });
@@ -169,7 +169,7 @@ describe('explorer server', () => {
 
   it('fedtune explorer: a bad --listen is a usage error; an unreachable chain says how to start one', async function () {
     this.timeout(120_000);
-    const bad = await fedtune(['explorer', '--listen', 'nowhere']);
+    const bad = await inProcess(['explorer', '--listen', 'nowhere']);
     expect(bad.status).to.equal(2);
     expect(bad.stderr).to.match(/E_USAGE.*--listen takes HOST:PORT/);
     const down = await fedtune(['explorer', '--chain', 'ws://127.0.0.1:9', '--listen', '127.0.0.1:0']);

@@ -1,234 +1,30 @@
 // Verification decides certification: a "no" attest carries its failure code, and a member's dispute, upheld by a
 // quorum of members, bars the accused worker from further rounds or the accused coordinator from running any.
 import { expect } from 'chai';
-import { u8aToHex } from '@polkadot/util';
 import {
-  CALL_TYPES,
-  PalletError,
-  decodePayload,
-  decodeSnapshot,
-  encodePayload,
-  encodeSnapshot,
   initialState,
   isBarredCoordinator,
   isBarredWorker,
-  isFailureCode,
   reduceBlocks,
-  type ChainBlock,
   type FedtuneCall,
-  type FinalizeRound,
-  type NetworkState,
-  type ProtocolState,
   type RoundProposal,
 } from '../../pallet-bindings/index.ts';
-import { Packr } from 'msgpackr';
+import { ALICE, BOB, CHARLIE, DAVE, EVE, FERDIE, callsBlock } from './fixtures.ts';
 import {
-  ALICE,
-  BOB,
-  CHARLIE,
-  DAVE,
-  EVE,
-  FERDIE,
-  callsBlock,
-  datasetCall,
-  hex32,
-  networkAt,
-  roundFields,
-} from './fixtures.ts';
-
-const NET = networkAt(1);
-const DATA = hex32(0xd1);
-const EVIDENCE = hex32(0xee);
-const CKPT0 = hex32(0xc0);
-
-/** Members Alice, Bob, Charlie (quorum 2/3: 2 needed); coordinators Dave and Alice. */
-const create: FedtuneCall = {
-  type: 'createNetwork',
-  name: 'disputes',
-  members: [ALICE, BOB, CHARLIE],
-  quorum: { numerator: 2, denominator: 3 },
-  votingPeriod: 3,
-  coordinators: [DAVE, ALICE],
-};
-
-const finalize = (round: number, contributors = [EVE, FERDIE]): FedtuneCall & FinalizeRound => ({
-  type: 'finalizeRound',
-  proposal: 0,
-  round,
-  checkpoint: { id: hex32(0xc0 + round), bytes: 10, uri: 'http://127.0.0.1:8080/c' },
-  updatesRoot: hex32(0xe1),
-  contributors: contributors.map((account, i) => ({ account, samples: 8, shards: [i] })),
-  datasetShardsRoot: hex32(0xe2),
-  metrics: { trainLoss: 2, evalLoss: 2.5, extra: [] },
-});
-
-/**
- * Round proposals 0 (3 rounds) and 1, approved at block 5; Dave opens 0 at block 6 and finalizes its round 0 at block
- * 7 with Eve and Ferdie as contributors; proposal 2 is a membership change.
- */
-function finalized(): ChainBlock[] {
-  return [
-    callsBlock(1, [[ALICE, null, create]]),
-    callsBlock(2, [
-      [ALICE, NET, datasetCall(DATA)],
-      [
-        ALICE,
-        NET,
-        { type: 'proposeRound', ...roundFields(DATA, { rounds: 3, roundDeadline: 60, rewardPerRound: '0' }) },
-      ],
-      [
-        ALICE,
-        NET,
-        { type: 'proposeRound', ...roundFields(DATA, { roundDeadline: 60, rewardPerRound: '0' }) },
-      ],
-      [ALICE, NET, { type: 'proposeMembership', action: 'Add', account: DAVE }],
-    ]),
-    callsBlock(3, [
-      [ALICE, NET, { type: 'vote', proposal: 0, aye: true }],
-      [BOB, NET, { type: 'vote', proposal: 0, aye: true }],
-      [ALICE, NET, { type: 'vote', proposal: 1, aye: true }],
-      [BOB, NET, { type: 'vote', proposal: 1, aye: true }],
-    ]),
-    callsBlock(5, []),
-    callsBlock(6, [
-      [DAVE, NET, { type: 'openRound', proposal: 0, coordinatorEndpoint: 'ws://127.0.0.1:7000' }],
-    ]),
-    callsBlock(7, [[DAVE, NET, finalize(0)]]),
-  ];
-}
-
-const dispute = (
-  accused: string,
-  overrides: Partial<Extract<FedtuneCall, { type: 'dispute' }>> = {},
-): FedtuneCall => ({
-  type: 'dispute',
-  proposal: 0,
-  round: 0,
-  accused,
-  code: 'E_WORK_MISMATCH',
-  evidence: EVIDENCE,
-  ...overrides,
-});
-const uphold = (id: number): FedtuneCall => ({ type: 'upholdDispute', dispute: id });
-
-const run = (...blocks: ChainBlock[]): ProtocolState =>
-  reduceBlocks(initialState(), [...finalized(), ...blocks]);
-const net = (s: ProtocolState): NetworkState => s.networks[NET]!;
-const codes = (s: ProtocolState) => s.audit.map((a) => a.code);
-const round0 = (s: ProtocolState) => net(s).proposals[0] as RoundProposal;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return (error as PalletError).code;
-  }
-  return undefined;
-}
+  EVIDENCE,
+  NET,
+  codes,
+  create,
+  dispute,
+  finalize,
+  finalized,
+  net,
+  round0,
+  run,
+  uphold,
+} from './dispute-fixtures.ts';
 
 describe('pallet-bindings disputes and coded attests', () => {
-  describe('codec', () => {
-    it('keeps an attest without a code byte for byte as before (variant 9) and sends a coded no as attestWithCode (11)', () => {
-      const plain = encodePayload({
-        network: hex32(0xab),
-        call: { type: 'attest', checkpoint: hex32(0xcc), evalLoss: 0.5, verdict: false },
-      });
-      // f64 0.5 little-endian is 00 00 00 00 00 00 e0 3f.
-      expect(u8aToHex(plain.subarray(38))).to.equal('0x09' + 'cc'.repeat(32) + '000000000000e03f' + '00');
-      const coded: FedtuneCall = {
-        type: 'attest',
-        checkpoint: hex32(0xcc),
-        evalLoss: 0.5,
-        verdict: false,
-        code: 'E_AGGREGATE_MISMATCH',
-      };
-      const bytes = encodePayload({ network: hex32(0xab), call: coded });
-      expect(bytes[38]).to.equal(11);
-      expect(CALL_TYPES[11]).to.equal('attestWithCode');
-      // Text: compact length (20 << 2 = 0x50), then the ASCII bytes.
-      expect(u8aToHex(bytes.subarray(39 + 32 + 8))).to.equal(
-        '0x50' + Buffer.from('E_AGGREGATE_MISMATCH').toString('hex'),
-      );
-      expect(decodePayload(bytes).call).to.deep.equal(coded);
-      expect(decodePayload(plain).call).to.not.have.property('code');
-    });
-
-    it('refuses to encode a yes with a code (E_BAD_CALL)', () => {
-      expect(
-        codeOf(() =>
-          encodePayload({
-            network: hex32(1),
-            call: { type: 'attest', checkpoint: hex32(2), evalLoss: 1, verdict: true, code: 'E_X' },
-          }),
-        ),
-      ).to.equal('E_BAD_CALL');
-    });
-
-    it('round-trips dispute (12) and upholdDispute (13)', () => {
-      for (const [call, index] of [
-        [dispute(EVE), 12],
-        [uphold(7), 13],
-      ] as const) {
-        const bytes = encodePayload({ network: hex32(3), call });
-        expect(bytes[38]).to.equal(index);
-        expect(CALL_TYPES[index]).to.equal(call.type);
-        expect(decodePayload(bytes).call).to.deep.equal(call);
-      }
-    });
-
-    it('tells failure codes apart: upper-case ASCII, digits and _, at most 32 characters', () => {
-      for (const good of ['E_AGGREGATE_MISMATCH', 'E_WORK_MISMATCH', 'X', `E_${'A'.repeat(30)}`])
-        expect(isFailureCode(good), good).to.equal(true);
-      for (const bad of ['', 'e_lower', '_E', '9E', 'E MISMATCH', `E_${'A'.repeat(31)}`, 'E_\u001b[31m', 7])
-        expect(isFailureCode(bad), String(bad)).to.equal(false);
-    });
-  });
-
-  describe('attest with a code', () => {
-    it("keeps each attester its verdict and the no's code", () => {
-      const s = run(
-        callsBlock(8, [
-          [
-            BOB,
-            NET,
-            { type: 'attest', checkpoint: CKPT0, evalLoss: 9, verdict: false, code: 'E_AGGREGATE_MISMATCH' },
-          ],
-          [ALICE, NET, { type: 'attest', checkpoint: CKPT0, evalLoss: 2.5, verdict: true }],
-          [CHARLIE, NET, { type: 'attest', checkpoint: CKPT0, evalLoss: 9, verdict: false }],
-        ]),
-      );
-      expect(codes(s)).to.deep.equal([]);
-      const attests = net(s).checkpoints[CKPT0]!.attests;
-      expect(attests[BOB]).to.deep.equal({
-        evalLoss: 9,
-        verdict: false,
-        code: 'E_AGGREGATE_MISMATCH',
-        block: 8,
-      });
-      expect(attests[ALICE]!.code).to.equal(null);
-      expect(attests[CHARLIE]!.code).to.equal(null);
-      expect(net(s).checkpoints[CKPT0]!.certified).to.equal(false);
-    });
-
-    it('refuses a code that is not a failure code (E_BAD_CODE), after the member check', () => {
-      const bad = {
-        type: 'attest' as const,
-        checkpoint: CKPT0,
-        evalLoss: 9,
-        verdict: false,
-        code: 'not a code',
-      };
-      const s = run(
-        callsBlock(8, [
-          [BOB, NET, bad],
-          [EVE, NET, bad],
-        ]),
-      );
-      expect(codes(s)).to.deep.equal(['E_BAD_CODE', 'E_NOT_MEMBER']);
-      expect(net(s).checkpoints[CKPT0]!.attests).to.deep.equal({});
-    });
-  });
-
   describe('dispute and upholdDispute: the rules', () => {
     it('refuses a dispute by a non-member, with a bad code, on an unknown or membership proposal', () => {
       const s = run(
@@ -479,36 +275,6 @@ describe('pallet-bindings disputes and coded attests', () => {
       expect(net(s).disputes[0]!.roles).to.deep.equal(['worker', 'coordinator']);
       expect(Object.keys(net(s).barredWorkers)).to.deep.equal([DAVE]);
       expect(Object.keys(net(s).barredCoordinators)).to.deep.equal([DAVE]);
-    });
-  });
-
-  describe('snapshots', () => {
-    it('keep disputes and bars, so a client resuming from one agrees with a full replay', () => {
-      const s = run(
-        callsBlock(8, [
-          [BOB, NET, dispute(EVE)],
-          [BOB, NET, dispute(FERDIE)],
-        ]),
-        callsBlock(9, [[CHARLIE, NET, uphold(0)]]),
-      );
-      const resumed = decodeSnapshot(encodeSnapshot(s)).state;
-      expect(resumed).to.deep.equal(s);
-      const next = callsBlock(10, [[CHARLIE, NET, uphold(1)]]);
-      expect(reduceBlocks(resumed, [next])).to.deep.equal(reduceBlocks(s, [next]));
-      expect(net(reduceBlocks(resumed, [next])).barredWorkers[FERDIE]!.dispute).to.equal(1);
-    });
-
-    it('refuse a snapshot of the older layout (no disputes): the client replays instead', () => {
-      const s = run();
-      const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
-      const old = packr.pack({
-        magic: 'fedtune-snapshot',
-        version: 1,
-        blockNumber: s.height,
-        blockHash: s.blockHash,
-        state: { ...s, layout: 1 },
-      });
-      expect(codeOf(() => decodeSnapshot(old))).to.equal('E_BAD_SNAPSHOT');
     });
   });
 });

@@ -19,11 +19,13 @@ import {
   freeBalance,
   logger,
   proposal,
+  readState,
   setUp,
   waitFor,
   type Fixture,
   until,
 } from './helpers.ts';
+import { SkipClock } from './skip-clock.ts';
 
 function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -42,6 +44,8 @@ describe('rounds: coordinator and workers on the dev chain', function () {
   const workers: RunningWorker[] = [];
   const events = new EventEmitter();
   const onCoordinator = (fn: (e: CoordinatorEvent) => void) => events.on('c', fn);
+  // Real time, moved on where a round's deadline can only end one way, so that the test does not wait it out.
+  const clock = new SkipClock();
 
   before(async () => {
     f = await setUp('rounds');
@@ -62,6 +66,7 @@ describe('rounds: coordinator and workers on the dev chain', function () {
       port,
       logger,
       evalExamples: 64,
+      clock,
       onEvent: (e) => events.emit('c', e),
     });
 
@@ -81,19 +86,38 @@ describe('rounds: coordinator and workers on the dev chain', function () {
 
   it('runs two rounds to two commits with rewards paid, though a worker dies mid-upload', async () => {
     coordinator = await start();
+    // Round 0 waits for Dave: his slot is handed on once he has stayed away silentAfterMs (10 s), and with nobody idle
+    // the round closes with what it has, at the latest at its deadline. Once Dave is gone and Bob's and Charlie's
+    // updates are in, nothing can change that outcome, so time moves past the deadline at once.
+    let deadline0: number | null = null;
+    let accepted0 = 0;
+    let cut = false;
+    const skipToDeadline = () => {
+      if (cut && accepted0 === 2 && deadline0 !== null) {
+        clock.skip(deadline0 - clock.now() + 1);
+        deadline0 = null;
+      }
+    };
+    const round0 = (e: CoordinatorEvent) => {
+      if (!('round' in e) || e.round !== 0) return;
+      if (e.type === 'roundStarted') deadline0 = e.deadlineMs;
+      if (e.type === 'updateAccepted') accepted0++;
+      skipToDeadline();
+    };
+    onCoordinator(round0);
     const id = await approveProposal(f, { rounds: 2, roundDeadline: 25 });
     const before = await Promise.all(f.workers.map((w) => freeBalance(f, w.address)));
     const results: WorkerEvent[] = [];
     worker(0, (e) => results.push(e));
     worker(1, (e) => results.push(e));
     // Dave's connection is cut in the middle of his first upload, and he never comes back.
-    let cut = false;
     const dave = worker(
       2,
       (e) => {
         if (e.type === 'upload' && !cut && e.sent < e.total) {
           cut = true;
           void dave.close();
+          skipToDeadline();
         }
       },
       8 * 1024,
@@ -101,6 +125,7 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     const committed: Extract<CoordinatorEvent, { type: 'finalizeRound' }>[] = [];
     onCoordinator((e) => e.type === 'finalizeRound' && committed.push(e));
     await waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.round === 1);
+    events.off('c', round0);
     expect(cut, 'Dave was cut mid-upload').to.equal(true);
 
     const p = await proposal(f, id);
@@ -338,9 +363,19 @@ describe('rounds: coordinator and workers on the dev chain', function () {
     // Only Bob's trainer is still connected; the proposal wants two.
     const retried: number[] = [];
     onCoordinator((e) => e.type === 'roundRetried' && retried.push(e.attempt));
+    // Bob's update is the only one that can come: once it is in, each attempt's deadline passes at once.
+    const next = (await readState(f)).networks[f.network]!.proposals.length;
+    let bobIn = false;
+    const skip = (e: CoordinatorEvent) => {
+      if (e.proposal < next) return;
+      if (e.type === 'updateAccepted') bobIn = true;
+      if (bobIn && (e.type === 'updateAccepted' || e.type === 'roundRetried')) clock.skip(3_001);
+    };
+    onCoordinator(skip);
     const failed = waitFor(onCoordinator, (e) => e.type === 'failRound');
     const id = await approveProposal(f, { minWorkers: 2, roundDeadline: 3 });
     await failed;
+    events.off('c', skip);
     const p = await proposal(f, id);
     expect(p.status).to.equal('failed');
     expect(p.failure!.reason).to.match(
