@@ -32,7 +32,7 @@ const hashHex = (text: string) => createHash('sha256').update(text).digest('hex'
 
 /**
  * The accounts that may get a task: registered workers of the network that no upheld dispute barred (a barred worker
- * gets no further task, docs/protocol.md "Disputes and bars"). Order is kept.
+ * gets no further task, docs/verification.md "Disputes and bars"). Order is kept.
  */
 export function assignable(net: NetworkState | undefined, accounts: readonly string[]): string[] {
   if (net === undefined) return [];

@@ -30,7 +30,8 @@ import {
 } from './fixtures.ts';
 
 const read = (path: string) => readFileSync(fileURLToPath(new URL(path, import.meta.url)), 'utf8');
-const DOC = read('../../docs/protocol.md');
+/** The protocol's document and its part on verification and disputes, where the dispute codes are described. */
+const DOC = read('../../docs/protocol.md') + read('../../docs/verification.md');
 
 const NET = networkAt(1);
 const DATA = hex32(0xd1);
