@@ -97,36 +97,12 @@ export function unflatten(layout: Layout, flat: Float32Array): NamedTensor[] {
  * Throws E_UPDATE_SHAPE naming the first mismatch: missing, extra or duplicate names, wrong shapes, wrong data type or length.
  */
 export function orderTensors(layout: Layout, tensors: readonly NamedTensor[]): Float32Array[] {
-  if (!Array.isArray(tensors)) fail('E_UPDATE_SHAPE', 'an update must be a list of named tensors');
-  if (tensors.length !== layout.specs.length) {
-    fail(
-      'E_UPDATE_SHAPE',
-      `expected ${layout.specs.length} tensors (${names(layout)}), got ${tensors.length}`,
-    );
-  }
-  const out: (Float32Array | undefined)[] = new Array(layout.specs.length);
-  for (const t of tensors) {
-    const i = t && typeof t.name === 'string' ? layout.index.get(t.name) : undefined;
-    if (i === undefined)
-      fail('E_UPDATE_SHAPE', `unexpected tensor "${String(t?.name)}"; expected ${names(layout)}`);
-    if (out[i] !== undefined) fail('E_UPDATE_SHAPE', `tensor "${t.name}" appears twice`);
-    const spec = layout.specs[i]!;
-    if (
-      !Array.isArray(t.shape) ||
-      t.shape.length !== spec.shape.length ||
-      t.shape.some((d: number, k: number) => d !== spec.shape[k])
-    ) {
-      fail(
-        'E_UPDATE_SHAPE',
-        `tensor "${t.name}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(spec.shape)}`,
-      );
-    }
+  return inLayoutOrder(layout, tensors, (t, i) => {
     if (!(t.data instanceof Float32Array) || t.data.length !== layout.sizes[i]) {
       fail('E_UPDATE_SHAPE', `tensor "${t.name}" must carry a Float32Array of ${layout.sizes[i]} values`);
     }
-    out[i] = t.data;
-  }
-  return out as Float32Array[];
+    return t.data;
+  });
 }
 
 /**
@@ -134,30 +110,7 @@ export function orderTensors(layout: Layout, tensors: readonly NamedTensor[]): F
  * increasing and inside their tensor, one value each.
  */
 export function orderSparse(layout: Layout, tensors: readonly SparseTensor[]): SparseTensor[] {
-  if (!Array.isArray(tensors)) fail('E_UPDATE_SHAPE', 'an update must be a list of named tensors');
-  if (tensors.length !== layout.specs.length) {
-    fail(
-      'E_UPDATE_SHAPE',
-      `expected ${layout.specs.length} tensors (${names(layout)}), got ${tensors.length}`,
-    );
-  }
-  const out: (SparseTensor | undefined)[] = new Array(layout.specs.length);
-  for (const t of tensors) {
-    const i = t && typeof t.name === 'string' ? layout.index.get(t.name) : undefined;
-    if (i === undefined)
-      fail('E_UPDATE_SHAPE', `unexpected tensor "${String(t?.name)}"; expected ${names(layout)}`);
-    if (out[i] !== undefined) fail('E_UPDATE_SHAPE', `tensor "${t.name}" appears twice`);
-    const spec = layout.specs[i]!;
-    if (
-      !Array.isArray(t.shape) ||
-      t.shape.length !== spec.shape.length ||
-      t.shape.some((d: number, k: number) => d !== spec.shape[k])
-    ) {
-      fail(
-        'E_UPDATE_SHAPE',
-        `tensor "${t.name}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(spec.shape)}`,
-      );
-    }
+  return inLayoutOrder(layout, tensors, (t, i) => {
     const { indices: idx, values } = t;
     if (!(idx instanceof Uint32Array) || !(values instanceof Float32Array) || idx.length !== values.length)
       fail(
@@ -172,9 +125,46 @@ export function orderSparse(layout: Layout, tensors: readonly SparseTensor[]): S
           `tensor "${t.name}" index ${idx[j]} at ${j} is out of range [0, ${n}) or not increasing`,
         );
     }
-    out[i] = t;
+    return t;
+  });
+}
+
+/**
+ * The checks both orders share: one tensor per layout entry, each named once and shaped as its spec; `take` checks
+ * and returns what a tensor carries, placed at its layout index.
+ */
+function inLayoutOrder<T extends { name: string; shape: readonly number[] }, R>(
+  layout: Layout,
+  tensors: readonly T[],
+  take: (t: T, index: number) => R,
+): R[] {
+  if (!Array.isArray(tensors)) fail('E_UPDATE_SHAPE', 'an update must be a list of named tensors');
+  if (tensors.length !== layout.specs.length) {
+    fail(
+      'E_UPDATE_SHAPE',
+      `expected ${layout.specs.length} tensors (${names(layout)}), got ${tensors.length}`,
+    );
   }
-  return out as SparseTensor[];
+  const out: (R | undefined)[] = new Array(layout.specs.length);
+  for (const t of tensors) {
+    const i = t && typeof t.name === 'string' ? layout.index.get(t.name) : undefined;
+    if (i === undefined)
+      fail('E_UPDATE_SHAPE', `unexpected tensor "${String(t?.name)}"; expected ${names(layout)}`);
+    if (out[i] !== undefined) fail('E_UPDATE_SHAPE', `tensor "${t.name}" appears twice`);
+    const spec = layout.specs[i]!;
+    if (
+      !Array.isArray(t.shape) ||
+      t.shape.length !== spec.shape.length ||
+      t.shape.some((d: number, k: number) => d !== spec.shape[k])
+    ) {
+      fail(
+        'E_UPDATE_SHAPE',
+        `tensor "${t.name}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(spec.shape)}`,
+      );
+    }
+    out[i] = take(t, i);
+  }
+  return out as R[];
 }
 
 function names(layout: Layout): string {

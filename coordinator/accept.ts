@@ -10,7 +10,7 @@ import {
 } from '../aggregation/index.ts';
 import { updateLeafHash } from '../pallet-bindings/index.ts';
 import type { Assignment } from './assign.ts';
-import type { UpdateRecord } from './records.ts';
+import type { TaskRecord, UpdateRecord } from './records.ts';
 import type { UploadedUpdate, Verdict } from './server.ts';
 
 /** A reported training loss above this (nats per token) is not a loss any model of ours reaches: refused. */
@@ -58,21 +58,16 @@ export function checkUpdate(
 }
 
 /**
- * Checks an upload against the round: its task, the shards that task named, the bounds on what the worker reports,
- * then decodes and checks it. Returns the journal record (samples derived from the task), or why it was refused.
+ * What every upload meets first, a worker's or a sub-coordinator's: the round is taking updates, the uploader holds
+ * this task, has no accepted update yet, the round has room, and the shards are the task's.
  */
-export function acceptUpdate(params: {
+export function checkTask<U extends UploadedUpdate>(params: {
   assignment: Assignment | null;
   closing: boolean;
   accepted: ReadonlyMap<string, unknown>;
   maxWorkers: number;
-  /** The samples every task of this round stands for (local steps × batch size). */
-  samples: number;
-  strategy: Strategy;
-  codec: string;
-  maxValues: number;
-  update: UploadedUpdate;
-}): { ok: true; record: UpdateRecord } | Rejection {
+  update: U;
+}): { ok: true; assignment: Assignment; task: TaskRecord; update: U } | Rejection {
   const { assignment: a, update } = params;
   const { begin, account } = update;
   const reject = (code: string, message: string): Rejection => ({ ok: false, code, message });
@@ -95,6 +90,30 @@ export function acceptUpdate(params: {
       'E_WRONG_SHARDS',
       `update claims shards [${begin.shards}]; the task assigned [${task.shards}]`,
     );
+  return { ok: true, assignment: a, task, update };
+}
+
+/**
+ * Checks an upload against the round: its task, the shards that task named, the bounds on what the worker reports,
+ * then decodes and checks it. Returns the journal record (samples derived from the task), or why it was refused.
+ */
+export function acceptUpdate(params: {
+  assignment: Assignment | null;
+  closing: boolean;
+  accepted: ReadonlyMap<string, unknown>;
+  maxWorkers: number;
+  /** The samples every task of this round stands for (local steps × batch size). */
+  samples: number;
+  strategy: Strategy;
+  codec: string;
+  maxValues: number;
+  update: UploadedUpdate;
+}): { ok: true; record: UpdateRecord } | Rejection {
+  const taken = checkTask(params);
+  if (!taken.ok) return taken;
+  const { assignment: a, update } = taken;
+  const { begin, account } = update;
+  const reject = (code: string, message: string): Rejection => ({ ok: false, code, message });
   if (begin.samples !== params.samples)
     return reject(
       'E_SAMPLES_MISMATCH',

@@ -13,7 +13,7 @@ import {
   type NetworkState,
 } from '../pallet-bindings/index.ts';
 import { updateMessage } from '../proto/index.ts';
-import { checkUpdate, type Rejection } from './accept.ts';
+import { checkTask, checkUpdate, type Rejection } from './accept.ts';
 import type { Assignment } from './assign.ts';
 import {
   decodeCohortPayload,
@@ -59,30 +59,13 @@ export function acceptCohortUpdate(params: {
   base: string;
   update: UploadedUpdate;
 }): { ok: true; record: UpdateRecord } | Rejection {
-  const { assignment: a, update } = params;
+  const taken = checkTask(params);
+  if (!taken.ok) return taken;
+  const { assignment: a, task, update } = taken;
   const { begin, account } = update;
   const reject = (code: string, message: string): Rejection => ({ ok: false, code, message });
-  if (!a || params.closing || begin.proposal !== a.proposal || begin.round !== a.round)
-    return reject(
-      'E_ROUND_CLOSED',
-      `round ${begin.round} of proposal ${begin.proposal} is not taking updates`,
-    );
   const refusal = hierarchyRefusal(params.spec);
   if (refusal !== null) return reject('E_HIERARCHY_UNSUPPORTED', refusal);
-  const task = a.tasks.get(account);
-  if (!task || task.taskId !== begin.taskId)
-    return reject('E_UNKNOWN_TASK', `no task ${begin.taskId} for ${account}`);
-  if (params.accepted.has(account))
-    return reject('E_DUPLICATE_UPDATE', `${account} already has an accepted update in this round`);
-  if (params.accepted.size >= params.maxWorkers)
-    return reject('E_ROUND_FULL', `round already holds maxWorkers = ${params.maxWorkers} updates`);
-  const sameShards =
-    begin.shards.length === task.shards.length && begin.shards.every((s, i) => s === task.shards[i]);
-  if (!sameShards)
-    return reject(
-      'E_WRONG_SHARDS',
-      `update claims shards [${begin.shards}]; the task assigned [${task.shards}]`,
-    );
   let header: CohortHeader;
   let aggregate: Uint8Array;
   try {
