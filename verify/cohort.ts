@@ -25,7 +25,7 @@ import {
 import { updateMessage } from '../proto/index.ts';
 import { deriveAggregate, type DerivedAggregate, type PublishedUpdate } from './derive.ts';
 import { httpGetBytes } from './fetch.ts';
-import { parsePublication, type RoundPublication } from './publication.ts';
+import { parsePublication, type PublishedUpdateRecord, type RoundPublication } from './publication.ts';
 
 /** The codec name a cohort update is uploaded under. */
 export const COHORT_CODEC = 'cohort';
@@ -38,19 +38,8 @@ const HASH = /^0x[0-9a-f]{64}$/;
 
 export class CohortError extends CodedError {}
 
-/** One worker's update inside a cohort, with the fields it signed for the sub-coordinator. */
-export interface CohortMember {
-  account: string;
-  taskId: string;
-  samples: number;
-  shards: number[];
-  trainLoss: number;
-  /** 0x-hex SHA-256 of the worker's payload, and its length. */
-  payloadSha256: string;
-  payloadBytes: number;
-  /** 0x-hex: the worker's signature over its update (proto's updateMessage, for the sub-coordinator). */
-  signature: string;
-}
+/** One worker's update inside a cohort: the fields it signed for the sub-coordinator, as a round record lists them. */
+export type CohortMember = PublishedUpdateRecord;
 
 export interface CohortHeader {
   /** 0x-hex: the cohort's updatesRoot, over its members' leaves in account order. */
