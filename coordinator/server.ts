@@ -255,7 +255,7 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
     authTimers.set(
       conn,
       setTimeout(() => {
-        if (conn.state === 'hello' || conn.state === 'authenticating') {
+        if (conn.state === 'hello' || (conn.state === 'authenticating' && !conn.answered)) {
           fail(conn, 'E_AUTH_TIMEOUT', `not authenticated within ${limits.authTimeoutMs} ms`, 0, true);
         }
       }, limits.authTimeoutMs),

@@ -68,13 +68,15 @@ export async function authenticate(ctx: ServerContext, conn: Connection, frame: 
       true,
     );
   }
+  // The worker has done its part within the time to authenticate: what follows is this coordinator's own work.
+  conn.answered = true;
   // On a crypto thread: a thousand workers logging in at once would otherwise queue behind each other's checks.
   const valid = await ctx.crypto.verify(authMessage(conn.challenge!, account, endpoint), signature, account);
   if (!valid)
     throw new FrameFault('E_AUTH_REJECTED', `the signature does not prove control of ${account}`, true);
   const admitted = await ctx.options.hooks.admit(account);
   if (!admitted.ok) throw new FrameFault(admitted.code, admitted.message, true);
-  if (conn.state !== 'authenticating') return; // closed (auth timeout) while the engine decided
+  if (conn.state !== 'authenticating') return; // closed (the worker left) while the engine decided
   const previous = ctx.byAccount.get(account);
   if (previous) {
     ctx.send(previous, {

@@ -123,6 +123,11 @@ export interface Connection {
   challenge: Challenge | null;
   seq: number;
   lastSeen: number;
+  /**
+   * Set once the worker's Authenticate arrived in time: from then on only the coordinator's own checks (a queue of
+   * signature checks behind a thousand logins, the engine's admission) remain, and those never time the worker out.
+   */
+  answered?: boolean;
 }
 
 /** A coded failure raised while handling one frame; `fatal` ones close the connection after the Error frame. */

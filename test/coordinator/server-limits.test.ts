@@ -180,6 +180,35 @@ describe('coordinator: limits against a hostile peer', () => {
     expectError(await raw.next(), 'E_AUTH_TIMEOUT');
   });
 
+  it('does not time out a worker that answered in time while its login waits on the coordinator (a login storm)', async () => {
+    // Admission slower than the time to authenticate stands for a thousand logins queued behind each other's checks.
+    let admitted = 0;
+    await start({
+      limits: { maxFrameBytes: 256 * 1024, authTimeoutMs: 200 },
+      hooks: {
+        admit: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 600));
+          admitted++;
+          return { ok: true };
+        },
+        expectedUpload: () => null,
+        acceptUpdate: async () => ({ ok: false, code: 'E_UNKNOWN_TASK', message: 'none' }),
+      },
+    });
+    const raw = await RawClient.open(server.url);
+    expect((await raw.authenticate(bob)).kind).to.equal('welcome');
+    expect(admitted).to.equal(1);
+    raw.ws.terminate();
+    // One that never sends Authenticate is still closed at the deadline.
+    const silent = await RawClient.open(server.url);
+    silent.send({
+      kind: 'hello',
+      hello: { protocolVersion: PROTOCOL_VERSION, account: bob.address, client: 'raw' },
+    } as Frame);
+    expect((await silent.next()).kind).to.equal('challenge');
+    expectError(await silent.next(), 'E_AUTH_TIMEOUT');
+  });
+
   it('refuses an update signed for another network (E_BAD_SIGNATURE): no replay across networks', async () => {
     await start();
     const raw = await RawClient.open(server.url);
