@@ -2,13 +2,15 @@
 // 1,000 registered workers simulated by a few client processes — real chain keys and signatures, real top-k (1%)
 // updates of a ~1 M-parameter model, real websockets. Figures: the round from its first task to finalizeRound final on
 // chain, updates/s, the coordinator's peak RSS, bytes in; registering the workers on chain is timed on its own.
+// Then the same workers on the same chain split over 4 sub-coordinators (own processes) under one parent, the same
+// figures with the single coordinator's as `ref` (bench/scale/hierarchy.ts; docs/rounds.md, "Hierarchical rounds").
 // --quick: 100 workers over 2 client processes (the full run: 1,000 over 4; FEDTUNE_BENCH_SCALE_WORKERS sets another).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// --cohorts N: N sub-coordinators (default 4); --cohorts 0 runs the single coordinator only.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { buildManifest, loadDataset, registerDatasetFields, shardDataset } from '../datasets/index.ts';
 import { startDevnet } from '../devchain/index.ts';
@@ -27,75 +29,31 @@ import {
   type KeyringPair,
 } from '../pallet-bindings/index.ts';
 import type { Bench } from './lib.ts';
+import { runHierarchy, type SingleFigures } from './scale/hierarchy.ts';
 import { SCALE_MODEL } from './scale/model.ts';
+import { child, peakRss, stop } from './scale/processes.ts';
+import { proposeScaleRound } from './scale/propose.ts';
 
-/** Every wait is bounded, so a stuck round fails the bench instead of hanging it. */
-const WAIT_MS = 240_000;
 /** The issue's goals for one coordinator and 1,000 workers. */
 const GOAL_SECONDS = 15;
 const GOAL_RSS_MB = 2000;
 /** The dev chain builds a block this long after a transaction reaches an empty pool. */
 const BLOCK_MS = 200;
 
-type Line = { at: number; cpuMs?: number; type: string } & Record<string, unknown>;
-
-/** A child process running a bench/scale script under tsx, its JSON lines collected as they come. */
-function child(script: string, args: string[], flags: string[] = []) {
-  const proc = spawn(
-    process.execPath,
-    [...flags, '--import', 'tsx', fileURLToPath(new URL(`./scale/${script}`, import.meta.url)), ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const lines: Line[] = [];
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  createInterface({ input: proc.stdout! }).on('line', (text) => {
-    try {
-      lines.push(JSON.parse(text) as Line);
-    } catch {
-      stderr = (stderr + text).slice(-4000);
-    }
-  });
-  /** What the child said so far: lines by type, the last one, its stderr's tail. */
-  const summary = () => {
-    const counts: Record<string, number> = {};
-    for (const l of lines) counts[l.type] = (counts[l.type] ?? 0) + 1;
-    return `${script}: ${JSON.stringify(counts)}; last ${JSON.stringify(lines.at(-1) ?? null)}; stderr ${stderr.slice(-1000)}`;
-  };
-  const until = async (what: string, found: () => boolean) => {
-    const limit = Date.now() + WAIT_MS;
-    while (!found()) {
-      if (proc.exitCode !== null)
-        throw new Error(`bench scale: ${script} exited (${proc.exitCode}) waiting for ${what}: ${summary()}`);
-      if (Date.now() > limit) throw new Error(`bench scale: timed out waiting for ${what}: ${summary()}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  return { proc, lines, until, summary };
-}
-
-async function stop(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** The most resident memory a process has had (Linux: VmHWM), in bytes; null where /proc is not there. */
-function peakRss(pid: number): number | null {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
+/** `--cohorts N` on the bench's command line (bench/run.ts passes its arguments through), else 4. */
+function cohortsFlag(): number {
+  const i = process.argv.indexOf('--cohorts');
+  if (i < 0) return 4;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`bench scale [E_USAGE]: --cohorts takes a count, 0 or more`);
+  return n;
 }
 
 const bench: Bench = async (ctx) => {
   const n = Number(process.env.FEDTUNE_BENCH_SCALE_WORKERS) || (ctx.quick ? 100 : 1000);
   const processes = ctx.quick ? 2 : 4;
+  const cohorts = cohortsFlag();
   const logger = pino({ level: 'silent' });
   const dir = mkdtempSync(join(tmpdir(), 'fedtune-bench-scale-'));
   // Batch mode: a block holds whatever reached the pool in the BLOCK_MS after the first transaction, so a thousand
@@ -109,9 +67,12 @@ const bench: Bench = async (ctx) => {
     blockIntervalMs: 1000,
   });
   const client = await connect({ url: devnet.url, logger });
-  const children: ChildProcess[] = [];
+  let children: ChildProcess[] = [];
   try {
     const [alice, ferdie] = await Promise.all([signerFromSeed('//Alice'), signerFromSeed('//Ferdie')]);
+    // The sub-coordinators' accounts: a parent admits only the network's coordinators on chain.
+    const subSeeds = Array.from({ length: cohorts }, (_, i) => `//bench-scale-sub-${i}`);
+    const subs = await Promise.all(subSeeds.map((seed) => signerFromSeed(seed)));
     const pairs: KeyringPair[] = [];
     for (let i = 0; i < n; i++) pairs.push(await signerFromSeed(`//bench-scale-${i}`));
     const created = await submit(client, {
@@ -124,7 +85,7 @@ const bench: Bench = async (ctx) => {
           members: [alice.address],
           quorum: { numerator: 1, denominator: 1 },
           votingPeriod: 1,
-          coordinators: [ferdie.address],
+          coordinators: [ferdie.address, ...subs.map((s) => s.address)],
         },
       ],
     });
@@ -198,38 +159,16 @@ const bench: Bench = async (ctx) => {
       await c.until('workers to connect', () => c.lines.some((l) => l.type === 'connected'));
     ctx.progress(`${n} workers connected to the coordinator over ${processes} client processes`);
 
-    await submit(client, {
+    await proposeScaleRound(client, {
       signer: alice,
       network,
-      calls: [
-        {
-          type: 'proposeRound',
-          kind: 'Pretrain',
-          baseCheckpoint: null,
-          dataset: manifest.root,
-          model: { config: JSON.stringify(SCALE_MODEL) },
-          hyperParams: {
-            localSteps: 1,
-            batchSize: 1,
-            learningRate: 0.001,
-            optimiser: 'adamw',
-            fedProxMu: 0,
-            aggregator: 'fedavg',
-            aggregatorOptions: '{}',
-            updateEncoding: 'topk:0.01',
-          },
-          rounds: 1,
-          minWorkers: n,
-          maxWorkers: n,
-          roundDeadline: 600,
-          rewardPerRound: (BigInt(n) * 10n ** 12n).toString(), // 1 ROC a worker: n transfers in the commit's batchAll
-        },
-        // In the same extrinsic: a block the dev chain builds on its own could otherwise end the voting period first.
-        { type: 'vote', proposal: 0, aye: true },
-      ],
+      dataset: manifest.root,
+      proposal: 0,
+      slots: n,
+      workers: n,
     });
     ctx.progress('proposal approved; the round runs');
-    const event = (type: string) => coordinator.lines.find((l) => l.type === type);
+    const event = coordinator.event;
     await coordinator
       .until('finalizeRound', () => {
         const failed = event('failRound');
@@ -293,6 +232,32 @@ const bench: Bench = async (ctx) => {
       value: bytes / 1e6,
       unit: 'MB',
       note: `update payloads, ${(bytes / accepted.length / 1e3).toFixed(1)} kB each; ${(bytes / 1e6 / ((lastAck - started) / 1000)).toFixed(1)} MB/s to the last acknowledgement`,
+    });
+    if (cohorts === 0) return;
+
+    // The same workers, the same chain, one coordinator after the other: the single one and its clients stop first.
+    await Promise.all(children.map(stop));
+    children = [];
+    const single: SingleFigures = {
+      seconds,
+      updatesPerSecond: accepted.length / ((lastAck - started) / 1000),
+      cpuPerUpdateMs: cpuMs,
+      cpuRoundMs: Number(final.cpuMs) - Number(event('roundStarted')!.cpuMs),
+      rssMB: rss === null ? null : rss / 1e6,
+      bytesInMB: bytes / 1e6,
+    };
+    await runHierarchy(ctx, {
+      client,
+      chainUrl: devnet.url,
+      signer: alice,
+      network,
+      dataset: manifest.root,
+      proposal: 1,
+      workers: n,
+      subSeeds,
+      dir,
+      spawned: (procs) => children.push(...procs),
+      single,
     });
   } finally {
     await Promise.all(children.map(stop));
