@@ -25,9 +25,10 @@ import {
   hierarchyRefusal,
   type CohortMember,
 } from './cohort-payload.ts';
-import { CoordinatorError } from './errors.ts';
+import { codeOf, CoordinatorError } from './errors.ts';
 import type { ChainView } from './follow.ts';
 import type { ProposalContext } from './prepare.ts';
+import type { Proposals } from './proposals.ts';
 import { publishRound } from './publish.ts';
 import { roundKey } from './records.ts';
 import { allAnswered, candidates, endRound, newLiveRound, roundRecord, sendTask } from './round.ts';
@@ -108,6 +109,51 @@ export function parentRounds(net: NetworkState | undefined, parentUrl: string): 
   return net.proposals.filter(
     (p): p is RoundProposal => p.type === 'round' && p.status === 'open' && same(p.coordinatorEndpoint),
   );
+}
+
+/**
+ * A sub-coordinator's step of the engine's loop: the next of its parent's rounds it can take part in, run with its
+ * cohort (true when there was one). A proposal it cannot join (E_HIERARCHY_UNSUPPORTED) is logged and skipped.
+ */
+export function cohortStepper(params: {
+  parent: { url: string; cohort: number };
+  signer: KeyringPair;
+  network: string;
+  logger: Logger;
+  view: ChainView;
+  proposals: Proposals;
+  deps: ProposalRunDependencies;
+}): { step(): Promise<boolean>; close(): Promise<void> } {
+  const { parent, view, logger } = params;
+  let link: ParentLink | null = null;
+  const refused = new Set<number>();
+  return {
+    async step() {
+      const p = parentRounds(view.net(), parent.url).find((x) => !refused.has(x.id));
+      if (!p) return false;
+      const ctx = await params.proposals.prepared(p);
+      if (!ctx) return false;
+      // Connected once the network is known: the parent's challenge must name one of its coordinators on chain.
+      link ??= connectParent({
+        url: parent.url,
+        signer: params.signer,
+        net: () => view.net(),
+        network: params.network,
+        logger,
+      });
+      try {
+        await runCohortProposal(ctx, { ...params.deps, parent: link, cohortSize: parent.cohort }, view);
+      } catch (error) {
+        if (codeOf(error) !== 'E_HIERARCHY_UNSUPPORTED') throw error;
+        refused.add(p.id);
+        logger.warn({ proposal: p.id, code: 'E_HIERARCHY_UNSUPPORTED' }, (error as Error).message);
+      }
+      return true;
+    },
+    async close() {
+      await link?.connection.close();
+    },
+  };
 }
 
 export interface CohortDependencies extends ProposalRunDependencies {

@@ -16,13 +16,13 @@ import {
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
 import { AckBook } from './acks.ts';
-import { connectParent, parentRounds, runCohortProposal, type ParentLink } from './cohort.ts';
+import { cohortStepper } from './cohort.ts';
 import { resetContext } from './base.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import type { ChainDependencies } from './commit.ts';
 import { codeOf } from './errors.ts';
 import { engineHooks } from './hooks.ts';
-import type { CoordinatorEvent } from './events.ts';
+import { eventEmitter, type CoordinatorEvent } from './events.ts';
 import { ChainView } from './follow.ts';
 import { httpRoutes } from './http.ts';
 import { Metrics } from './metrics.ts';
@@ -99,13 +99,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const me = signer.address;
   const clock = options.clock ?? systemClock;
   const stopping = new AbortController();
-  const emit = (event: CoordinatorEvent) => {
-    try {
-      options.onEvent?.(event);
-    } catch (error) {
-      logger.warn({ err: error }, 'event handler failed');
-    }
-  };
+  const emit = eventEmitter(options.onEvent, logger);
 
   await mkdir(options.dataDir, { recursive: true });
   const store = await openStore(join(options.dataDir, 'store'));
@@ -186,7 +180,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   });
   serving.server = server;
   endpoints.push(server.url);
-  const publicUrl = roundDeps.publicUrl();
 
   /** A journal that cannot be written stops the coordinator, so that a restart replays only what is durable. */
   function stepFailed(error: unknown) {
@@ -212,41 +205,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     sendResult: (account, frame) => server.send(account, frame),
   };
 
-  /** A sub-coordinator's link to its parent, and the proposals it will not take part in (with the reason logged). */
-  let parentLink: ParentLink | null = null;
-  const refused = new Set<number>();
-  async function cohortStep(): Promise<boolean> {
-    const p = parentRounds(view.net(), options.parent!.url).find((x) => !refused.has(x.id));
-    if (!p) return false;
-    const ctx = await proposals.prepared(p);
-    if (!ctx) return false;
-    // Connected once the network is known: the parent's challenge must name one of its coordinators on chain.
-    parentLink ??= connectParent({
-      url: options.parent!.url,
-      signer,
-      net: () => view.net(),
-      network,
-      logger,
-    });
-    try {
-      await runCohortProposal(
-        ctx,
-        { ...runDeps, parent: parentLink!, cohortSize: options.parent!.cohort },
-        view,
-      );
-    } catch (error) {
-      if (codeOf(error) !== 'E_HIERARCHY_UNSUPPORTED') throw error;
-      refused.add(p.id);
-      logger.warn({ proposal: p.id, code: 'E_HIERARCHY_UNSUPPORTED' }, (error as Error).message);
-    }
-    return true;
-  }
+  // A sub-coordinator takes part in its parent's rounds with its cohort, and opens no proposal of its own.
+  const cohort = options.parent
+    ? cohortStepper({ parent: options.parent, signer, network, logger, view, proposals, deps: runDeps })
+    : null;
 
   // ---- the main loop: one step at a time, woken by new heads; failures back off ------------------------------------
   const mine = () => {
     const n = view.net();
-    // A sub-coordinator opens and runs no proposal of its own.
-    if (!n || options.parent) return { open: [] as RoundProposal[], approved: [] as RoundProposal[] };
+    if (!n || cohort) return { open: [] as RoundProposal[], approved: [] as RoundProposal[] };
     // A barred coordinator opens nothing (the reducer would refuse it); its open rounds failed when it was barred.
     const mayOpen = isCoordinator(n, me) && !isBarredCoordinator(n, me);
     return { open: openRounds(n, me), approved: mayOpen ? approvedRounds(n) : [] };
@@ -264,8 +231,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       dirty = false;
       try {
         const { open, approved } = mine();
-        if (options.parent) {
-          if (await cohortStep()) dirty = true;
+        if (cohort) {
+          if (await cohort.step()) dirty = true;
         } else if (open.length > 0) {
           const ctx = await proposals.prepared(open[0]!);
           if (ctx) await runProposal(ctx, runDeps, view);
@@ -304,7 +271,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (closed()) return;
     stopping.abort();
     live?.round.signal.wake();
-    await parentLink?.connection.close();
+    await cohort?.close();
     await server.close();
     // The current step may finish what it must (a commit in flight), but a stop never waits longer than the grace.
     if (!abort && running)
@@ -316,7 +283,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   return {
     url: server.url,
-    httpUrl: publicUrl,
+    httpUrl: roundDeps.publicUrl(),
     server,
     store,
     metrics,

@@ -1,4 +1,5 @@
 // What the engine reports as it goes (the CLI's progress lines, the demo, tests), named after the protocol's calls.
+import type { Logger } from 'pino';
 export type CoordinatorEvent =
   | { type: 'openRound'; proposal: number; blockNumber: number }
   | {
@@ -64,3 +65,17 @@ export type CoordinatorEvent =
       checkpointId: string;
       blockHash: string;
     };
+
+/** Calls the embedder's event handler; one that throws is logged, never allowed to break a round. */
+export function eventEmitter(
+  onEvent: ((event: CoordinatorEvent) => void) | undefined,
+  logger: Logger,
+): (event: CoordinatorEvent) => void {
+  return (event) => {
+    try {
+      onEvent?.(event);
+    } catch (error) {
+      logger.warn({ err: error }, 'event handler failed');
+    }
+  };
+}
