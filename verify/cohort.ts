@@ -25,7 +25,13 @@ import {
 import { updateMessage } from '../proto/index.ts';
 import { deriveAggregate, type DerivedAggregate, type PublishedUpdate } from './derive.ts';
 import { httpGetBytes } from './fetch.ts';
-import { parsePublication, type PublishedUpdateRecord, type RoundPublication } from './publication.ts';
+import {
+  MAX_PUBLISHED_UPDATES,
+  parsePublication,
+  updateRecordProblem,
+  type PublishedUpdateRecord,
+  type RoundPublication,
+} from './publication.ts';
 
 /** The codec name a cohort update is uploaded under. */
 export const COHORT_CODEC = 'cohort';
@@ -35,6 +41,18 @@ const MAGIC = new TextEncoder().encode('FTCOHORT1');
 /** A header over this is refused before it is parsed (a cohort of ~10,000 workers fits). */
 const MAX_HEADER_BYTES = 8 * 1024 * 1024;
 const HASH = /^0x[0-9a-f]{64}$/;
+const MAX_TEXT = 256;
+const MAX_URL = 2048;
+
+const isHttpUrl = (x: unknown): boolean => {
+  if (typeof x !== 'string' || x.length > MAX_URL) return false;
+  try {
+    const { protocol } = new URL(x);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+};
 
 export class CohortError extends CodedError {}
 
@@ -81,29 +99,20 @@ export function decodeCohortPayload(payload: Uint8Array): { header: CohortHeader
     throw bad('the header is not JSON');
   }
   const members = (header as { members?: unknown }).members;
-  if (!(typeof header.root === 'string' && HASH.test(header.root)) || typeof header.codec !== 'string')
-    throw bad('the header needs a root (0x + 64 hex) and a codec');
-  if (!Array.isArray(members)) throw bad('the header needs members');
-  if (typeof header.source !== 'string') throw bad("the header needs the source of its members' updates");
-  for (const m of members as CohortMember[]) {
-    const ok =
-      typeof m === 'object' &&
-      m !== null &&
-      typeof m.account === 'string' &&
-      typeof m.taskId === 'string' &&
-      Number.isSafeInteger(m.samples) &&
-      Array.isArray(m.shards) &&
-      m.shards.every((s) => Number.isSafeInteger(s) && s >= 0) &&
-      typeof m.trainLoss === 'number' &&
-      typeof m.payloadSha256 === 'string' &&
-      HASH.test(m.payloadSha256) &&
-      Number.isSafeInteger(m.payloadBytes) &&
-      typeof m.signature === 'string';
-    if (!ok)
-      throw bad(
-        'a member needs account, taskId, samples, shards, trainLoss, payloadSha256, payloadBytes, signature',
-      );
-  }
+  if (!(typeof header.root === 'string' && HASH.test(header.root)))
+    throw bad('the header needs a root (0x + 64 hex)');
+  if (!(typeof header.codec === 'string' && header.codec.length > 0 && header.codec.length <= MAX_TEXT))
+    throw bad(`the header needs a codec (1 to ${MAX_TEXT} characters)`);
+  if (!Array.isArray(members) || members.length > MAX_PUBLISHED_UPDATES)
+    throw bad(`the header needs members (at most ${MAX_PUBLISHED_UPDATES})`);
+  if (!isHttpUrl(header.source))
+    throw bad(
+      `the header's source (where its members' updates are served) must be an http(s) URL of at most ${MAX_URL} characters`,
+    );
+  members.forEach((m: unknown, i: number) => {
+    const problem = updateRecordProblem(m);
+    if (problem !== null) throw bad(`member ${i}: ${problem === '' ? 'not an object' : `bad ${problem}`}`);
+  });
   return { header, aggregate: payload.subarray(start + length) };
 }
 

@@ -41,6 +41,25 @@ export interface RoundPublication {
 export class PublicationError extends CodedError {}
 
 const HEX = /^0x(?:[0-9a-f]{2})*$/;
+const text256 = (x: unknown) => typeof x === 'string' && x.length > 0 && x.length <= MAX_TEXT;
+const count = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/**
+ * Why one update record (the fields its worker signed) is out of bounds: the field, '' when it is not an object, or
+ * null when it is within them. A round's publication and a cohort update's members are held to the same bounds.
+ */
+export function updateRecordProblem(u: unknown): string | null {
+  if (typeof u !== 'object' || u === null) return '';
+  const r = u as Record<string, unknown>;
+  if (!text256(r.account) || !text256(r.taskId)) return 'account/taskId';
+  if (!count(r.samples) || !count(r.payloadBytes)) return 'samples/payloadBytes';
+  if (!(typeof r.trainLoss === 'number' && Number.isFinite(r.trainLoss))) return 'trainLoss';
+  if (!Array.isArray(r.shards) || r.shards.length > MAX_SHARDS || !r.shards.every(count)) return 'shards';
+  if (!HASH_PATTERN.test(String(r.payloadSha256))) return 'payloadSha256';
+  if (typeof r.signature !== 'string' || r.signature.length > 2 + 2 * 128 || !HEX.test(r.signature))
+    return 'signature';
+  return null;
+}
 
 /** Parses and bounds a publication's JSON; throws E_PUBLICATION_INVALID naming the first bad field. */
 export function parsePublication(text: string): RoundPublication {
@@ -55,24 +74,14 @@ export function parsePublication(text: string): RoundPublication {
   }
   if (typeof v !== 'object' || v === null) bad('not an object');
   if (v.version !== PUBLICATION_VERSION) bad(`version ${String(v.version)}`);
-  const text256 = (x: unknown) => typeof x === 'string' && x.length > 0 && x.length <= MAX_TEXT;
-  const count = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
   for (const k of ['network', 'coordinator', 'base', 'codec'] as const) if (!text256(v[k])) bad(k);
   if (!count(v.proposal) || !count(v.round)) bad('proposal/round');
   if (!HASH_PATTERN.test(String(v.base))) bad('base');
   if (v.stateBefore !== null && !HASH_PATTERN.test(String(v.stateBefore))) bad('stateBefore');
   if (!Array.isArray(v.updates) || v.updates.length > MAX_PUBLISHED_UPDATES) bad('updates');
-  (v.updates as Record<string, unknown>[]).forEach((u, i) => {
-    const at = `updates[${i}]`;
-    if (typeof u !== 'object' || u === null) bad(at);
-    if (!text256(u.account) || !text256(u.taskId)) bad(`${at}.account/taskId`);
-    if (!count(u.samples) || !count(u.payloadBytes)) bad(`${at}.samples/payloadBytes`);
-    if (!(typeof u.trainLoss === 'number' && Number.isFinite(u.trainLoss))) bad(`${at}.trainLoss`);
-    if (!Array.isArray(u.shards) || u.shards.length > MAX_SHARDS || !u.shards.every(count))
-      bad(`${at}.shards`);
-    if (!HASH_PATTERN.test(String(u.payloadSha256))) bad(`${at}.payloadSha256`);
-    if (typeof u.signature !== 'string' || u.signature.length > 2 + 2 * 128 || !HEX.test(u.signature))
-      bad(`${at}.signature`);
+  (v.updates as unknown[]).forEach((u, i) => {
+    const problem = updateRecordProblem(u);
+    if (problem !== null) bad(`updates[${i}]${problem === '' ? '' : `.${problem}`}`);
   });
   return v as unknown as RoundPublication;
 }

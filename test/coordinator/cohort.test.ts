@@ -169,6 +169,31 @@ describe('coordinator: cohort updates at the parent', () => {
     expect(codeOf(attempt([], { root: `0x${'00'.repeat(32)}` }))).to.equal('E_COHORT_EMPTY');
   });
 
+  it("bounds a cohort header's hostile fields before anything uses them (E_COHORT_MALFORMED)", () => {
+    const aggregate = encodeUpdate(weights(0.5), { codec: 'dense' });
+    const decode = (header: Record<string, unknown>) => {
+      const members = [member(bob, [0], 0.25)];
+      const full = { root: rootOf(members), codec: 'dense', members, source: 'http://sub', ...header };
+      try {
+        decodeCohortPayload(encodeCohortPayload(full as never, aggregate));
+        return 'ok';
+      } catch (error) {
+        return `${(error as { code: string }).code}: ${(error as Error).message}`;
+      }
+    };
+    expect(decode({})).to.equal('ok');
+    expect(decode({ members: [{ ...member(bob, [0], 0.25), account: 'x'.repeat(10_000) }] })).to.match(
+      /^E_COHORT_MALFORMED: .*member 0: bad account/,
+    );
+    expect(decode({ members: [{ ...member(bob, [0], 0.25), trainLoss: null }] })).to.match(/bad trainLoss/);
+    expect(decode({ members: [{ ...member(bob, [0], 0.25), shards: new Array(5000).fill(0) }] })).to.match(
+      /bad shards/,
+    );
+    expect(decode({ source: 'file:///etc/passwd' })).to.match(/^E_COHORT_MALFORMED: .*source/);
+    expect(decode({ source: `http://sub/${'a'.repeat(5000)}` })).to.match(/^E_COHORT_MALFORMED: .*source/);
+    expect(decode({ codec: 'c'.repeat(1000) })).to.match(/^E_COHORT_MALFORMED: .*codec/);
+  });
+
   it('refuses a worker already counted in another cohort, and strategies hierarchy is not exact for', () => {
     const accepted = new Map<string, unknown>();
     const first = attempt([member(bob, [0], 0.25)], { accepted });
