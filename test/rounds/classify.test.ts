@@ -51,11 +51,12 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
     const closed: Extract<CoordinatorEvent, { type: 'roundClosed' }>[] = [];
     onCoordinator((e) => e.type === 'roundClosed' && closed.push(e));
 
-    // A language model, briefly pre-trained on Moby Dick and certified by Alice (the network's one member).
+    // A language model, pre-trained on Moby Dick for 150 steps and certified by Alice (the network's one member): after 20
+    // steps its trunk was near random, and the classifier fell back to the majority label in about half the runs.
     const pretrain = await approveProposal(
       f,
       { rounds: 1 },
-      { localSteps: 20, batchSize: 8, learningRate: 0.01 },
+      { localSteps: 150, batchSize: 8, learningRate: 0.01 },
     );
     await waitFor(onCoordinator, (e) => e.type === 'finalizeRound' && e.proposal === pretrain, 300_000);
     const lm = (await proposal(f, pretrain)).finalized[0]!;
