@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   fromHex,
-  toHex,
   updatesTree,
   type KeyringPair,
   type NetworkState,
@@ -29,7 +28,7 @@ import { codeOf, CoordinatorError } from './errors.ts';
 import type { ChainView } from './follow.ts';
 import type { ProposalContext } from './prepare.ts';
 import type { Proposals } from './proposals.ts';
-import { publishRound } from './publish.ts';
+import { publishedRecords, publishRound } from './publish.ts';
 import { roundKey } from './records.ts';
 import { allAnswered, candidates, endRound, newLiveRound, roundRecord, sendTask } from './round.ts';
 import type { ProposalRunDependencies } from './run.ts';
@@ -343,18 +342,7 @@ async function submitCohort(
   const { aggregate, stateBefore, stateAfter } = mean;
   const leaves = accepted.map((u) => ({ account: u.account, updateHash: u.updateHash }));
   const tree = updatesTree(leaves);
-  const members: CohortMember[] = [...accepted]
-    .sort((a, b) => (a.account < b.account ? -1 : 1))
-    .map((u) => ({
-      account: u.account,
-      taskId: u.taskId,
-      samples: u.samples,
-      shards: u.shards,
-      trainLoss: u.trainLoss,
-      payloadSha256: toHex(u.payloadSha256),
-      payloadBytes: u.payload.length,
-      signature: toHex(u.signature ?? new Uint8Array(0)),
-    }));
+  const members: CohortMember[] = publishedRecords(accepted);
   const payload = encodeCohortPayload(
     { root: tree.root, codec, members, source: deps.round.publicUrl() },
     aggregate,

@@ -5,7 +5,12 @@ import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, type CheckpointStore } from '../checkpoints/index.ts';
 import { toHex } from '../pallet-bindings/index.ts';
-import { leafOrder, PUBLICATION_VERSION, type RoundPublication } from '../verify/index.ts';
+import {
+  leafOrder,
+  PUBLICATION_VERSION,
+  type PublishedUpdateRecord,
+  type RoundPublication,
+} from '../verify/index.ts';
 import type { UpdateRecord } from './records.ts';
 
 /** How many of a proposal's latest rounds keep their update payloads ('all': never pruned). */
@@ -40,16 +45,7 @@ export async function publishRound(
     base: params.base,
     codec: params.codec,
     stateBefore,
-    updates: leafOrder(params.updates).map((u) => ({
-      account: u.account,
-      taskId: u.taskId,
-      samples: u.samples,
-      shards: u.shards,
-      trainLoss: u.trainLoss,
-      payloadSha256: toHex(u.payloadSha256),
-      payloadBytes: u.payload.length,
-      signature: u.signature ? toHex(u.signature) : '0x',
-    })),
+    updates: publishedRecords(params.updates),
   };
   const dir = join(store.dir, 'rounds', String(params.proposal));
   await mkdir(dir, { recursive: true });
@@ -107,4 +103,18 @@ export async function pruneUpdates(
     dropped++;
   }
   return dropped;
+}
+
+/** Journaled updates as a round record lists them: in leaf (account) order, with the fields each worker signed. */
+export function publishedRecords(updates: readonly UpdateRecord[]): PublishedUpdateRecord[] {
+  return leafOrder(updates).map((u) => ({
+    account: u.account,
+    taskId: u.taskId,
+    samples: u.samples,
+    shards: u.shards,
+    trainLoss: u.trainLoss,
+    payloadSha256: toHex(u.payloadSha256),
+    payloadBytes: u.payload.length,
+    signature: u.signature ? toHex(u.signature) : '0x',
+  }));
 }
