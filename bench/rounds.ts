@@ -1,4 +1,4 @@
-// The coordinator under load: N simulated workers on loopback upload ~1M-parameter updates (dense, then top-k) into the
+// The coordinator under load: N simulated workers on loopback upload ~1M-parameter updates (dense, then top-k twice) into the
 // real round engine on the in-process dev chain. Figures: updates/s and MB/s accepted, CPU per update, peak memory,
 // and the time from the last acknowledgement to the on-chain commit.
 import { createHash } from 'node:crypto';
@@ -258,9 +258,13 @@ const bench: Bench = async (ctx) => {
     });
     await Promise.all(workers.map((w) => w.ready));
 
-    for (const [codec, encoding] of [
-      ['dense', 'dense'],
-      ['top-k 1%', 'topk:0.01'],
+    // The top-k round runs twice: the first in the process runs the sparse check and fold code cold (V8 has not yet
+    // optimised it), which costs a small update about twice its steady-state CPU; a coordinator serving round after
+    // round runs it warm. Both are reported; the second is the figure.
+    for (const [codec, encoding, full] of [
+      ['dense', 'dense', true],
+      ['top-k 1%, first round in the process', 'topk:0.01', false],
+      ['top-k 1%', 'topk:0.01', true],
     ] as const) {
       const before = (await syncState(client, { state: initialState({ only: network }) })).networks[network]!;
       const id = before.proposals.length;
@@ -363,6 +367,7 @@ const bench: Bench = async (ctx) => {
         unit: 'ms',
         note: `all threads of this process (the coordinator, its crypto thread, the simulated workers' hashing and framing) from the first upload to the last acknowledgement sent: ${(1000 / cpuMs).toFixed(0)} updates per CPU-second`,
       });
+      if (!full) continue;
       ctx.report(
         withRatio(
           {
