@@ -37,21 +37,48 @@ export function startFedtune(
 }
 
 /**
- * Runs `fedtune ARGS` to completion (see startFedtune), collecting its output; killed with SIGKILL after `timeoutMs`.
+ * Runs `fedtune ARGS` to completion (see startFedtune), collecting its output. After `timeoutMs` it is killed with
+ * SIGKILL together with every process it started (the demo's coordinator and trainers), see runProcessGroup.
  */
 export function runFedtune(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   { timeoutMs = 90_000 }: { timeoutMs?: number } = {},
 ): Promise<CliResult> {
+  return runProcessGroup(process.execPath, [BIN, ...args], { FEDTUNE_LOG_LEVEL: 'warn', ...env }, timeoutMs);
+}
+
+/**
+ * Runs `command ARGS` to completion in a process group of its own, collecting its output; after `timeoutMs` the whole
+ * group gets SIGKILL, so that nothing it started outlives it (a SIGKILL to the child alone would orphan its children).
+ */
+export function runProcessGroup(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = startFedtune(args, env);
+    const child = spawn(command, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
     child.on('close', (status) => {
       clearTimeout(timer);
       resolve({ status, stdout, stderr });
