@@ -9,7 +9,6 @@ export {
   cohortAggregate,
   hierarchyRefusal,
   isCohortPayload,
-  signedBy,
   type CohortHeader,
   type CohortMember,
 } from '../verify/index.ts';

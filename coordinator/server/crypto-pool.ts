@@ -48,9 +48,10 @@ function sr25519Fast(message: Uint8Array, signature: Uint8Array, account: string
 /**
  * sr25519 (what workers sign with) in WebAssembly once it is loaded: about 15x faster than util-crypto's JavaScript
  * (#18). Whatever it does not accept goes on to signatureVerify, which also takes ed25519, ecdsa and wrapped messages,
- * so the verdicts are signatureVerify's. crypto-worker.js does the same on the threads.
+ * so the verdicts are signatureVerify's. crypto-worker.js does the same on the threads; a parent checks its cohorts'
+ * member signatures with it (parent.ts).
  */
-function verifyInline(message: Uint8Array, signature: Uint8Array, account: string): boolean {
+export function verifyInline(message: Uint8Array, signature: Uint8Array, account: string): boolean {
   if (signature.length === 64 && isReady() && sr25519Fast(message, signature, account)) return true;
   try {
     return signatureVerify(message, signature, account).isValid;
