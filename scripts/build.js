@@ -103,9 +103,11 @@ async function buildVendor() {
 const yargsShim = /yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/;
 
 /**
- * Every `string-width` import in the bundle goes through asciiWidth, which wraps the version that importer would
- * have had. yargs' platform shim finds its locales and the project's package.json (`--version`) from its own
- * location: in the bundle that location is node_modules/yargs' as seen from dist/vendor/, as it was before.
+ * Every `string-width` import in the bundle goes through asciiWidth, in front of the version that importer would have
+ * had, which is required (so bundled as a module initialised on first use) only for a string that is not printable
+ * ASCII: its import alone costs 40-60 ms (an Intl.Segmenter, ICU's break-iterator data; Unicode property regexes).
+ * yargs' platform shim finds its locales and the project's package.json (`--version`) from its own location: in the
+ * bundle that location is node_modules/yargs' as seen from dist/vendor/, as it was before.
  */
 const yargsPlugin = {
   name: 'yargs-vendor',
@@ -114,7 +116,11 @@ const yargsPlugin = {
       args.namespace === 'ascii-width' ? undefined : { path: args.resolveDir, namespace: 'ascii-width' },
     );
     b.onLoad({ filter: /.*/, namespace: 'ascii-width' }, (args) => ({
-      contents: `import real from 'string-width';\nimport { asciiWidth } from ${JSON.stringify(join(root, 'scripts', 'ascii-width.js'))};\nexport default asciiWidth(real);\n`,
+      contents: [
+        `import { asciiWidth } from ${JSON.stringify(join(root, 'scripts', 'ascii-width.js'))};`,
+        'let real;',
+        "export default asciiWidth((...args) => (real ??= require('string-width').default)(...args));",
+      ].join('\n'),
       resolveDir: args.path,
       loader: 'js',
     }));
