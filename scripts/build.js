@@ -7,7 +7,7 @@
 // one by one cost a chain command about 0.5 s of its start (#19). devchain/ keeps the installed packages, as
 // chopsticks, which it runs, imports them itself. yargs, with cliui and the rest of its help rendering, is bundled into
 // dist/vendor/yargs.js too, so that `fedtune --help` reads one file instead of about 45 (#13), with string-width
-// answering printable ASCII at once (scripts/ascii-width.js).
+// answering printable ASCII at once (scripts/ascii-width.ts).
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
@@ -117,7 +117,7 @@ const yargsPlugin = {
     );
     b.onLoad({ filter: /.*/, namespace: 'ascii-width' }, (args) => ({
       contents: [
-        `import { asciiWidth } from ${JSON.stringify(join(root, 'scripts', 'ascii-width.js'))};`,
+        `import { asciiWidth } from ${JSON.stringify(join(root, 'scripts', 'ascii-width.ts'))};`,
         'let real;',
         "export default asciiWidth((...args) => (real ??= require('string-width').default)(...args));",
       ].join('\n'),
