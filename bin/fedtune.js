@@ -3,26 +3,41 @@
 // `npm run build`); when there is no build, or a source file or folder changed after it, runs the TypeScript
 // sources through tsx instead, so an edit takes effect before the next build (only slower to start).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 const root = new URL('../', import.meta.url);
 
-/** The build's folders when dist/ is at least as new as every file and folder in them; null otherwise. */
-function freshBuild() {
-  if (process.env.FEDTUNE_FROM_SOURCE === '1') return false;
-  let build;
-  try {
-    build = JSON.parse(readFileSync(new URL('dist/build.json', root), 'utf8'));
-  } catch {
-    return false;
-  }
-  for (const folder of build.folders) {
-    const dir = new URL(`${folder}/`, root);
-    if (statSync(dir).mtimeMs > build.builtAt) return false;
-    for (const name of readdirSync(dir, { recursive: true })) {
-      if (statSync(new URL(name, dir)).mtimeMs > build.builtAt) return false;
+/** Whether `dir` and everything under it is no newer than `time` (ms). */
+function notNewerThan(dir, time) {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined || stat.mtimeMs > time) return false;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) {
+      if (!notNewerThan(path, time)) return false;
+    } else {
+      const file = statSync(path, { throwIfNoEntry: false });
+      if (file === undefined || file.mtimeMs > time) return false;
     }
   }
   return true;
+}
+
+/**
+ * Whether dist/ is at least as new as every file and folder in the build's folders. It runs before every command,
+ * `--help` too, so it walks the folders itself: Node 20's `readdirSync(dir, { recursive: true })` took about 30 ms
+ * for the ~250 entries, this walk 1–4 ms.
+ */
+function freshBuild() {
+  if (process.env.FEDTUNE_FROM_SOURCE === '1') return false;
+  const base = fileURLToPath(root);
+  let build;
+  try {
+    build = JSON.parse(readFileSync(`${base}dist/build.json`, 'utf8'));
+  } catch {
+    return false;
+  }
+  return build.folders.every((folder) => notNewerThan(`${base}${folder}`, build.builtAt));
 }
 
 let cli;

@@ -1,5 +1,10 @@
 // Process-wide logger construction: pretty on a terminal, JSON lines otherwise. Libraries take a Logger as a parameter.
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger, LevelWithSilent } from 'pino';
+
+// pino (CommonJS, about 30 modules, 15-30 ms) is required when a logger is made, not when a command's file is
+// imported: `fedtune <command> --help` imports the command's file and makes no logger (#13).
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -17,6 +22,7 @@ export function createLogger({
   pretty = process.stderr.isTTY === true,
   name = 'fedtune',
 }: CreateLoggerParameters = {}): Logger {
+  const { pino } = require('pino') as typeof import('pino');
   if (pretty) {
     return pino({
       name,

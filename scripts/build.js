@@ -5,10 +5,12 @@
 // @polkadot/api and the @polkadot packages beside it are the one exception: they are bundled into dist/vendor/ (one
 // module per package, shared code in common chunks), because Node resolving, reading and compiling their ~900 files
 // one by one cost a chain command about 0.5 s of its start (#19). devchain/ keeps the installed packages, as
-// chopsticks, which it runs, imports them itself.
+// chopsticks, which it runs, imports them itself. yargs, with cliui and the rest of its help rendering, is bundled into
+// dist/vendor/yargs.js too, so that `fedtune --help` reads one file instead of about 45 (#13), with string-width
+// answering printable ASCII at once (scripts/ascii-width.ts).
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** What runs as `fedtune`; a new top-level folder that the CLI imports is added here. Tests and bench run through tsx. */
@@ -42,7 +44,9 @@ export const VENDORED = [
   '@polkadot/util',
   '@polkadot/util-crypto',
 ];
-const vendorFile = (pkg) => join(dist, 'vendor', `${pkg.slice('@polkadot/'.length)}.js`);
+/** The packages bundled into dist/vendor/<name>.js on their own, no chunk shared with the others: the CLI's start. */
+export const VENDORED_ALONE = ['yargs'];
+const vendorFile = (pkg) => join(dist, 'vendor', `${pkg.replace(/^@polkadot\//, '')}.js`);
 
 /**
  * Every import stays an import (nothing is bundled); a relative `./x.ts` becomes `./x.js`, and a vendored package,
@@ -53,7 +57,10 @@ const keepImports = {
   setup(b) {
     b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind === 'entry-point') return undefined;
-      if (VENDORED.includes(args.path) && !relative(root, args.importer).startsWith('devchain')) {
+      if (
+        [...VENDORED, ...VENDORED_ALONE].includes(args.path) &&
+        !relative(root, args.importer).startsWith('devchain')
+      ) {
         const from = dirname(join(dist, relative(root, args.importer)));
         return {
           path: `./${relative(from, vendorFile(args.path))}`.replace(/^\.\/\.\./, '..'),
@@ -93,6 +100,64 @@ async function buildVendor() {
   rmSync(entries, { recursive: true, force: true });
 }
 
+const yargsShim = /yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/;
+
+/**
+ * Every `string-width` import in the bundle goes through asciiWidth, in front of the version that importer would have
+ * had, which is required (so bundled as a module initialised on first use) only for a string that is not printable
+ * ASCII: its import alone costs 40-60 ms (an Intl.Segmenter, ICU's break-iterator data; Unicode property regexes).
+ * yargs' platform shim finds its locales and the project's package.json (`--version`) from its own location: in the
+ * bundle that location is node_modules/yargs' as seen from dist/vendor/, as it was before.
+ */
+const yargsPlugin = {
+  name: 'yargs-vendor',
+  setup(b) {
+    b.onResolve({ filter: /^string-width$/ }, (args) =>
+      args.namespace === 'ascii-width' ? undefined : { path: args.resolveDir, namespace: 'ascii-width' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'ascii-width' }, (args) => ({
+      contents: [
+        `import { asciiWidth } from ${JSON.stringify(join(root, 'scripts', 'ascii-width.ts'))};`,
+        'let real;',
+        "export default asciiWidth((...args) => (real ??= require('string-width').default)(...args));",
+      ].join('\n'),
+      resolveDir: args.path,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: yargsShim }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      // As installed under the project's node_modules (args.path is the real path, a linked node_modules resolved).
+      const installed = args.path.slice(args.path.lastIndexOf('node_modules')).split(sep).join('/');
+      const own = `new URL(${JSON.stringify(`../../${installed}`)}, import.meta.url)`;
+      const patched = source.replace('fileURLToPath(import.meta.url)', `fileURLToPath(${own})`);
+      if (patched === source)
+        throw new Error(`build: ${args.path} no longer reads import.meta.url as expected`);
+      return { contents: patched, loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
+/** dist/vendor/yargs.js: yargs and everything it imports as one ES module (see yargsPlugin). */
+async function buildYargs() {
+  await build({
+    stdin: {
+      contents: "export * from 'yargs';\nexport { default } from 'yargs';\n",
+      resolveDir: root,
+      loader: 'js',
+    },
+    outfile: vendorFile('yargs'),
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    plugins: [yargsPlugin],
+    banner: {
+      js: "import { createRequire as __vendorRequire } from 'node:module'; const require = __vendorRequire(import.meta.url);",
+    },
+  });
+}
+
 const started = Date.now();
 rmSync(dist, { recursive: true, force: true });
 const entryPoints = [];
@@ -121,6 +186,7 @@ await build({
   logLevel: 'warning',
 });
 await buildVendor();
+await buildYargs();
 writeFileSync(join(dist, 'build.json'), `${JSON.stringify({ folders: FOLDERS, builtAt: Date.now() })}\n`);
 process.stdout.write(
   `build: ${entryPoints.length} files from ${FOLDERS.length} folders into dist/ in ${Date.now() - started} ms\n`,

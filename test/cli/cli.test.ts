@@ -11,14 +11,43 @@ import { BLOCK_MODES, DEFAULT_DEVNET_PORT } from '../../devchain/index.ts';
 
 const TRACE = fileURLToPath(new URL('../trace-packages.mjs', import.meta.url));
 
-/** The npm packages a real `fedtune ARGS` process imports. */
-function packagesLoadedBy(args: string[]): string[] {
+/**
+ * What a real `fedtune ARGS` process loads: npm packages by name, and the build's dist/vendor/ modules as
+ * `dist/vendor/FILE` (bundled packages). `env` is added to the process's environment; `status` is the exit status
+ * expected.
+ */
+function loadedBy(
+  args: string[],
+  { env = {}, status = 0 }: { env?: Record<string, string>; status?: number } = {},
+): string[] {
   const result = spawnSync(process.execPath, ['--import', TRACE, BIN, ...args], {
     encoding: 'utf8',
     timeout: 60_000,
+    env: { ...process.env, ...env },
   });
-  expect(result.status, result.stderr).to.equal(0);
-  return [...result.stderr.matchAll(/^package (\S+)$/gm)].map((m) => m[1]!);
+  expect(result.status, result.stderr).to.equal(status);
+  return [...result.stderr.matchAll(/^(package|vendored) (\S+)$/gm)].map((m) =>
+    m[1] === 'package' ? m[2]! : `dist/vendor/${m[2]!}`,
+  );
+}
+
+/**
+ * Checks that help loaded yargs (installed, or its bundle in dist/vendor/yargs.js) and nothing heavy: no TensorFlow.js,
+ * no @polkadot package, no ws, no protobufjs, no pino (required with the first logger), and none of dist/vendor/'s
+ * other modules (@polkadot/api and the code it brings, ws among it, bundled).
+ */
+function expectLightHelp(loaded: string[], what: string): void {
+  expect(loaded, what).to.satisfy((l: string[]) => l.includes('yargs') || l.includes('dist/vendor/yargs.js'));
+  const heavy = loaded.filter(
+    (p) =>
+      p.startsWith('@tensorflow/') ||
+      p.startsWith('@polkadot/') ||
+      p === 'ws' ||
+      p === 'protobufjs' ||
+      p === 'pino' ||
+      (p.startsWith('dist/vendor/') && p !== 'dist/vendor/yargs.js'),
+  );
+  expect(heavy, what).to.deep.equal([]);
 }
 
 describe('fedtune CLI', function () {
@@ -105,7 +134,7 @@ describe('fedtune CLI', function () {
     expect(choices.DEFAULT_DEVNET_PORT).to.equal(DEFAULT_DEVNET_PORT);
   });
 
-  it('loads no TensorFlow.js and no @polkadot/api for `--help` and `<command> --help`', () => {
+  it('loads no TensorFlow.js, @polkadot/api, ws, protobufjs or pino for `--help` and `<command> --help`', () => {
     const helps = [
       ['--help'],
       ...commands.map((c) => [c.command, '--help']),
@@ -113,13 +142,22 @@ describe('fedtune CLI', function () {
       ['worker', 'run', '--help'],
       ['checkpoint', 'attest', '--help'],
     ];
-    for (const args of helps) {
-      const loaded = packagesLoadedBy(args);
-      expect(loaded, args.join(' ')).to.include('yargs');
-      expect(
-        loaded.filter((p) => p.startsWith('@tensorflow/') || p.startsWith('@polkadot/')),
-        args.join(' '),
-      ).to.deep.equal([]);
+    // From the build when it is fresh (`npm test` builds first), else from the sources.
+    for (const args of helps) expectLightHelp(loadedBy(args), args.join(' '));
+    // From the sources too, whatever the build.
+    for (const args of [['--help'], ['coordinator', '--help']]) {
+      expectLightHelp(loadedBy(args, { env: { FEDTUNE_FROM_SOURCE: '1' } }), `${args.join(' ')} (sources)`);
     }
+  });
+
+  it('sees what a command loads, a bundled @polkadot/api and CommonJS required by CommonJS included', () => {
+    // So that the test above can fail: a chain command loads @polkadot/api (from dist/vendor/ when built) and pino,
+    // which requires sonic-boom from CommonJS, where no ES module resolution sees it. Nothing listens on port 1.
+    const loaded = loadedBy(['chain', 'state', '--chain', 'ws://127.0.0.1:1'], { status: 1 });
+    expect(loaded).to.include('sonic-boom');
+    expect(loaded).to.satisfy(
+      (l: string[]) => l.includes('@polkadot/api') || l.includes('dist/vendor/api.js'),
+    );
+    expect(() => expectLightHelp(loaded, 'chain state')).to.throw();
   });
 });
