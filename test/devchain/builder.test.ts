@@ -162,20 +162,25 @@ describe('devchain: a block in one runtime task', function () {
       ] as const) {
         const seen: string[][] = [[], [], []];
         statuses[name] = seen;
+        const unsubscribes: Promise<() => void>[] = [];
         const settled = [drain, late, other].map(
           (tx, i) =>
             new Promise<void>((resolve, reject) => {
-              r.api.rpc.author
-                .submitAndWatchExtrinsic(r.api.createType('Extrinsic', tx), (status) => {
+              const watch = r.api.rpc.author.submitAndWatchExtrinsic(
+                r.api.createType('Extrinsic', tx),
+                (status) => {
                   seen[i]!.push(status.type);
                   if (status.isFinalized || status.isInvalid || status.isDropped) resolve();
-                })
-                .catch(reject);
+                },
+              );
+              watch.catch(reject);
+              unsubscribes.push(watch);
             }),
         );
         await waitForPool(r.api, 3);
         await r.devnet.newBlock();
         await Promise.all(settled);
+        for (const unsubscribe of await Promise.all(unsubscribes)) unsubscribe();
       }
       expect(fast.devnet.blockBuildStats()).to.deep.equal({
         oneTask: before.oneTask,
