@@ -167,7 +167,8 @@ export function installOneTaskBuilder(
     await chain.onNewBlock(block);
   };
 
-  // One build at a time, in the order asked, as chopsticks' own queue does.
+  // One build at a time, in the order asked, as chopsticks' own queue does. `txPool.upcomingBlocks()` still counts
+  // only chopsticks' queue: its builder awaits that method, so it cannot wait on this queue (nothing here calls it).
   txPool.buildBlockWithParams = (params: BuildBlockParams) => {
     const built = queue.then(() => build(params));
     queue = built.catch(() => undefined);
