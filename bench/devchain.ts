@@ -90,6 +90,32 @@ async function modes(ctx: BenchContext, signers: KeyringPair[]): Promise<void> {
   }
 }
 
+/** Median ms to build an empty block and a block of 20 system.remark from Alice (each checked to hold all 20). */
+async function buildTimes(ctx: BenchContext, devnet: Devnet): Promise<{ empty: number; full: number }> {
+  const empty = await timeIt(() => devnet.newBlock(), { minMs: ctx.quick ? 1000 : 4000, minRuns: 5 });
+  const api = await connect(devnet.url);
+  try {
+    const keyring = new Keyring({ type: 'sr25519' });
+    const alice = keyring.addFromUri('//Alice');
+    const perBlock = 20;
+    const txs = await presign(api, [alice], (ctx.quick ? 3 : 10) * perBlock);
+    const full: number[] = [];
+    for (let i = 0; i < txs.length; i += perBlock) {
+      await Promise.all(txs.slice(i, i + perBlock).map((tx) => api.rpc.author.submitExtrinsic(tx)));
+      const t = performance.now();
+      const { hash } = await devnet.newBlock();
+      full.push(performance.now() - t);
+      const { block } = await api.rpc.chain.getBlock(hash);
+      const signed = block.extrinsics.filter((x) => x.isSigned).length;
+      if (signed !== perBlock) throw new Error(`a bench block holds ${signed} remarks, not ${perBlock}`);
+    }
+    full.sort((a, b) => a - b);
+    return { empty: empty * 1000, full: full[full.length >> 1]! };
+  } finally {
+    await api.disconnect();
+  }
+}
+
 async function blocksAndStartup(ctx: BenchContext): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'fedtune-bench-devchain-'));
   try {
@@ -110,35 +136,43 @@ async function blocksAndStartup(ctx: BenchContext): Promise<void> {
       note: 'ref: RSS before start',
     });
 
-    const empty = await timeIt(() => devnet.newBlock(), { minMs: ctx.quick ? 1000 : 4000, minRuns: 5 });
+    const { empty, full } = await buildTimes(ctx, devnet);
     ctx.report({
       name: 'devchain.block_build.empty',
-      value: empty * 1000,
+      value: empty,
       unit: 'ms',
-      note: 'inherents only, saved',
+      note: 'inherents only, saved; one runtime task',
     });
-
-    const api = await connect(devnet.url);
-    const keyring = new Keyring({ type: 'sr25519' });
-    const alice = keyring.addFromUri('//Alice');
-    const perBlock = 20;
-    const txs = await presign(api, [alice], (ctx.quick ? 3 : 10) * perBlock);
-    const full: number[] = [];
-    for (let i = 0; i < txs.length; i += perBlock) {
-      await Promise.all(txs.slice(i, i + perBlock).map((tx) => api.rpc.author.submitExtrinsic(tx)));
-      const t = performance.now();
-      await devnet.newBlock();
-      full.push(performance.now() - t);
-    }
-    full.sort((a, b) => a - b);
     ctx.report({
       name: 'devchain.block_build.20_remarks',
-      value: full[full.length >> 1]!,
+      value: full,
       unit: 'ms',
-      ref: empty * 1000,
+      ref: empty,
       note: 'median; ref: empty block',
     });
-    await api.disconnect();
+    const stats = devnet.blockBuildStats();
+    ctx.progress(`blocks in one runtime task: ${stats.oneTask}, by chopsticks' builder: ${stats.fallback}`);
+    // The same at the same moment with chopsticks' own builder (a task a call): the ratio is the figure to trust.
+    const reference = await startDevnet({ port: 0, logger, blockMode: 'manual', blockBuilder: 'chopsticks' });
+    try {
+      const chopsticks = await buildTimes(ctx, reference);
+      ctx.report({
+        name: 'devchain.block_build.empty.chopsticks_builder',
+        value: chopsticks.empty,
+        unit: 'ms',
+        ref: empty,
+        note: "chopsticks' own builder; ref: one runtime task",
+      });
+      ctx.report({
+        name: 'devchain.block_build.20_remarks.chopsticks_builder',
+        value: chopsticks.full,
+        unit: 'ms',
+        ref: full,
+        note: "median, chopsticks' own builder; ref: one runtime task",
+      });
+    } finally {
+      await reference.close();
+    }
     const head = (await devnet.newBlock()).number;
     await devnet.close();
 

@@ -15,6 +15,7 @@ import { loadChopsticks } from './chopsticks.ts';
 import { FileDatabase } from './database.ts';
 import { installFutureQueue } from './pool.ts';
 import { startBlockTicker, type BlockTicker } from './interval.ts';
+import { installOneTaskBuilder, type BlockBuildStats, type OneTaskBuilder } from './builder.ts';
 
 export { DevnetError } from './errors.ts';
 export {
@@ -25,10 +26,13 @@ export {
   type DevAccountName,
 } from './accounts.ts';
 export { FileDatabase, type FileDatabaseOptions } from './database.ts';
+export type { BlockBuildStats } from './builder.ts';
 
 export type BlockMode = 'instant' | 'batch' | 'manual';
 export const BLOCK_MODES: readonly BlockMode[] = ['instant', 'batch', 'manual'];
 export const DEFAULT_DEVNET_PORT = 9944;
+/** `one-task`: a block in one runtime task, chopsticks' builder as the fallback; `chopsticks`: always chopsticks'. */
+export type BlockBuilder = 'one-task' | 'chopsticks';
 
 export interface StartDevnetOptions {
   /** 0 picks a free port. Default 9944. */
@@ -46,6 +50,8 @@ export interface StartDevnetOptions {
   blockIntervalMs?: number;
   /** Fork a live chain at this ws(s):// URL instead of running the built-in genesis. */
   fork?: string;
+  /** Default `one-task` (docs/devnet.md, "Building a block"). */
+  blockBuilder?: BlockBuilder;
   logger: Logger;
 }
 
@@ -64,6 +70,8 @@ export interface Devnet {
   accounts: DevAccount[];
   /** Builds a block now (the only way blocks appear in manual mode). */
   newBlock(): Promise<{ number: number; hash: string }>;
+  /** How many blocks were built in one runtime task, and how many by chopsticks' own builder, since start-up. */
+  blockBuildStats(): BlockBuildStats;
   close(): Promise<void>;
 }
 
@@ -144,6 +152,13 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     throw new DevnetError(
       'E_DEVNET_BLOCK_MODE',
       `block mode must be one of ${BLOCK_MODES.join(', ')}, got ${JSON.stringify(blockMode)}`,
+      { exitCode: 2 },
+    );
+  }
+  if (options.blockBuilder !== undefined && !['one-task', 'chopsticks'].includes(options.blockBuilder)) {
+    throw new DevnetError(
+      'E_DEVNET_BLOCK_BUILDER',
+      `block builder must be one-task or chopsticks, got ${JSON.stringify(options.blockBuilder)}`,
       { exitCode: 2 },
     );
   }
@@ -244,6 +259,10 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     await built.saveBlockToDB(block);
     await built.setHead(block);
   };
+  const builder: OneTaskBuilder | null =
+    (options.blockBuilder ?? 'one-task') === 'one-task'
+      ? installOneTaskBuilder(core, chain, core.inherentProviders, logger)
+      : null;
 
   let resumed = false;
   let timer: NodeJS.Timeout | null = null;
@@ -315,6 +334,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     if (timer) clearTimeout(timer);
     await ticker?.dispose();
     futureQueue?.dispose();
+    await builder?.dispose();
     await chain.close().catch(() => undefined);
     await release();
     if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
@@ -349,6 +369,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       const block = await chain.newBlock();
       return { number: block.number, hash: block.hash };
     },
+    blockBuildStats: () => builder?.stats() ?? { oneTask: 0, fallback: 0 },
     async close() {
       if (closed) return;
       closed = true;
@@ -357,6 +378,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       futureQueue.dispose();
       await building.catch(() => undefined);
       await server.close();
+      await builder?.dispose();
       await chain.close();
       await db.close();
       await release();
