@@ -1,5 +1,9 @@
-// README.md's walkthrough, run as written: every command below must appear verbatim in the README, and runs through
-// bash as a newcomer would type it (a temporary HOME and working folder, `fedtune` on PATH). Prints each step's time.
+// README.md's walkthrough, run as written: every command below must appear verbatim in the README, and bash reads it as
+// a newcomer would type it (a temporary HOME and working folder, `fedtune` on PATH). The services (`… &`: the devnet,
+// the coordinator, the trainers) and `ls` run as bash runs them, `fedtune` as its own process; the one-shot `fedtune`
+// commands run in this process: bash expands the line (variables, quotes, `~`) and hands its words to a shell function
+// named `fedtune` instead of the binary, and main() runs those words in the shell's HOME, environment and working folder
+// (a process of its own would cost each about 1.3 CPU-seconds of Node start and module loading). Prints each step's time.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -25,6 +29,7 @@ import {
   type Hex32,
   type ProtocolState,
 } from '../pallet-bindings/index.ts';
+import { main } from '../cli/index.ts';
 import { BIN } from './run-cli.ts';
 
 const README = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
@@ -136,6 +141,53 @@ function run(shell: Shell, command: string, timeoutMs = 180_000) {
   });
 }
 
+/** The words bash hands to `fedtune` for this line: the line run with `fedtune` a function that prints its arguments. */
+async function fedtuneWords(shell: Shell, command: string): Promise<string[]> {
+  const printWords = `fedtune() { printf '%s\\0' "$@"; }; ${local(shell, command)}`;
+  const result = await run(shell, printWords);
+  if (result.status !== 0) throw new Error(`bash could not expand ${command}:\n${result.stderr}`);
+  const words = result.stdout.split('\0');
+  words.pop(); // after the last NUL
+  return words;
+}
+
+/**
+ * A one-shot `fedtune` command of the walkthrough, in this process: bash's words for it, run by main() with the shell's
+ * environment and working folder, what the command writes to stdout and stderr (through main's io or directly, as
+ * @polkadot/api's notices do) captured. Logs (pino, straight to fd 2) go to this process's stderr at warn.
+ */
+async function runInProcess(shell: Shell, command: string) {
+  const words = await fedtuneWords(shell, command);
+  const env: NodeJS.ProcessEnv = { ...shell.env, FEDTUNE_LOG_LEVEL: 'warn' };
+  const saved = { ...process.env };
+  const cwd = process.cwd();
+  const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+  let stdout = '';
+  let stderr = '';
+  const capture = (into: 'stdout' | 'stderr') =>
+    ((chunk: string | Uint8Array) => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      if (into === 'stdout') stdout += text;
+      else stderr += text;
+      return true;
+    }) as typeof process.stdout.write;
+  for (const k of Object.keys(process.env)) if (!(k in env)) delete process.env[k];
+  Object.assign(process.env, env);
+  process.chdir(shell.cwd);
+  process.stdout.write = capture('stdout');
+  process.stderr.write = capture('stderr');
+  try {
+    const status = await main(words, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+    return { status, stdout, stderr };
+  } finally {
+    process.stdout.write = writes.stdout;
+    process.stderr.write = writes.stderr;
+    process.chdir(cwd);
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
 interface Service {
   child: ChildProcess;
   out: () => string;
@@ -189,10 +241,12 @@ describe('README walkthrough, end to end', function () {
   let network = '';
   const started = performance.now();
 
-  /** Runs a README command, expects success, records its time. */
+  /** Runs a README command (a `fedtune` one in this process), expects success, records its time. */
   async function step(name: string, command: string) {
     const t0 = performance.now();
-    const result = await run(shell, command);
+    const result = command.startsWith('fedtune ')
+      ? await runInProcess(shell, command)
+      : await run(shell, command);
     timings.push([name, performance.now() - t0]);
     expect(result.status, `${command}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`).to.equal(0);
     // No @polkadot/api notice, and no stack trace, on a newcomer's terminal.

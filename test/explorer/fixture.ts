@@ -33,6 +33,7 @@ import {
   type Hex32,
   type KeyringPair,
   type NetworkState,
+  type ProtocolState,
   type ProposeRound,
 } from '../../pallet-bindings/index.ts';
 
@@ -200,8 +201,12 @@ export async function buildFixture(dir: string, logger: Logger): Promise<Fixture
     calls: FedtuneCall[],
     transfers: { dest: string; value: string }[] = [],
   ) => submit(client, { signer, network, calls, transfers });
-  const net = async () =>
-    (await syncState(client, { state: initialState({ only: network }) })).networks[network]!;
+  // Folded on from the last read, not replayed from genesis on every call (half a CPU-second each at 21 blocks).
+  let known: ProtocolState = initialState({ only: network });
+  const net = async () => {
+    known = await syncState(client, { state: known });
+    return known.networks[network]!;
+  };
 
   const dataset = (name: string, root: Hex32): FedtuneCall => ({
     type: 'registerDataset',

@@ -1,4 +1,5 @@
 // Shared test fixtures for model/: tiny configs and synthetic data.
+import { expect } from 'chai';
 import { createRng } from '../../model/rng.ts';
 import { modelConfig, type ClassExample, type ModelConfig } from '../../model/index.ts';
 
@@ -24,4 +25,24 @@ export function classExamples(count: number, seed = 2): ClassExample[] {
     if (label === 1) tokens[rng.int(n)] = 120;
     return { tokens, label };
   });
+}
+
+/**
+ * Every element of `actual` within `tolerance` of `expected` (a number, or one computed from the expected element), and
+ * the same length: what `actual.forEach((x, j) => expect(x).to.be.closeTo(expected[j], tol))` checks, as one chai
+ * assertion on the first element that is off, since tens of thousands of chai assertions cost seconds of CPU.
+ */
+export function expectAllClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance: number | ((expected: number) => number),
+  what = 'element',
+): void {
+  expect(actual.length, `${what}: length`).to.equal(expected.length);
+  for (let j = 0; j < actual.length; j++) {
+    const e = expected[j]!;
+    const tol = typeof tolerance === 'number' ? tolerance : tolerance(e);
+    // Written as chai's closeTo is, so NaN is never close.
+    if (!(Math.abs(actual[j]! - e) <= tol)) expect(actual[j], `${what} ${j}`).to.be.closeTo(e, tol);
+  }
 }
