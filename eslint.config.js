@@ -131,7 +131,18 @@ const lazyCli = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'out/**', 'demo-out*/**', '**/*.cjs', 'explorer/dist/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'dist.next-*/**',
+      'dist.old-*/**',
+      'out/**',
+      'demo-out*/**',
+      '**/*.cjs',
+      'explorer/dist/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -9,7 +9,16 @@
 // dist/vendor/yargs.js too, so that `fedtune --help` reads one file instead of about 45 (#13), with string-width
 // answering printable ASCII at once (scripts/ascii-width.ts).
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,7 +43,13 @@ export const FOLDERS = [
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = join(root, 'dist');
+/**
+ * The build goes to a staging folder beside dist/ and replaces dist/ only once whole, so that a `fedtune` already
+ * running from dist/ (or starting meanwhile) never reads a half-written build. Being a sibling, it gives every
+ * relative path inside the build as dist/ would.
+ */
+const target = join(root, 'dist');
+const dist = join(root, `dist.next-${process.pid}`);
 
 /** The packages bundled into dist/vendor/<name>.js; only their package roots are imported as values by our code. */
 export const VENDORED = [
@@ -159,7 +174,8 @@ async function buildYargs() {
 }
 
 const started = Date.now();
-rmSync(dist, { recursive: true, force: true });
+// A build that fails leaves no staging folder behind.
+process.on('exit', () => rmSync(dist, { recursive: true, force: true }));
 const entryPoints = [];
 for (const folder of FOLDERS) {
   for (const entry of readdirSync(join(root, folder), { recursive: true, withFileTypes: true })) {
@@ -187,7 +203,12 @@ await build({
 });
 await buildVendor();
 await buildYargs();
-writeFileSync(join(dist, 'build.json'), `${JSON.stringify({ folders: FOLDERS, builtAt: Date.now() })}\n`);
+// builtAt is when the build started reading the sources: a file saved while it ran is newer, so the build is stale.
+writeFileSync(join(dist, 'build.json'), `${JSON.stringify({ folders: FOLDERS, builtAt: started })}\n`);
+const old = join(root, `dist.old-${process.pid}`);
+if (existsSync(target)) renameSync(target, old);
+renameSync(dist, target);
+rmSync(old, { recursive: true, force: true });
 process.stdout.write(
   `build: ${entryPoints.length} files from ${FOLDERS.length} folders into dist/ in ${Date.now() - started} ms\n`,
 );
