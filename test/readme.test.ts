@@ -29,8 +29,7 @@ import {
   type Hex32,
   type ProtocolState,
 } from '../pallet-bindings/index.ts';
-import { main } from '../cli/index.ts';
-import { BIN } from './run-cli.ts';
+import { BIN, inProcess } from './run-cli.ts';
 
 const README = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
 
@@ -153,39 +152,15 @@ async function fedtuneWords(shell: Shell, command: string): Promise<string[]> {
 
 /**
  * A one-shot `fedtune` command of the walkthrough, in this process: bash's words for it, run by main() with the shell's
- * environment and working folder, what the command writes to stdout and stderr (through main's io or directly, as
- * @polkadot/api's notices do) captured. Logs (pino, straight to fd 2) go to this process's stderr at warn.
+ * environment (a copy of this process's with HOME, PATH and the walkthrough's variables) and working folder, what the
+ * command writes to stdout and stderr (through main's io or directly, as @polkadot/api's notices do) captured.
  */
 async function runInProcess(shell: Shell, command: string) {
-  const words = await fedtuneWords(shell, command);
-  const env: NodeJS.ProcessEnv = { ...shell.env, FEDTUNE_LOG_LEVEL: 'warn' };
-  const saved = { ...process.env };
-  const cwd = process.cwd();
-  const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
-  let stdout = '';
-  let stderr = '';
-  const capture = (into: 'stdout' | 'stderr') =>
-    ((chunk: string | Uint8Array) => {
-      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      if (into === 'stdout') stdout += text;
-      else stderr += text;
-      return true;
-    }) as typeof process.stdout.write;
-  for (const k of Object.keys(process.env)) if (!(k in env)) delete process.env[k];
-  Object.assign(process.env, env);
-  process.chdir(shell.cwd);
-  process.stdout.write = capture('stdout');
-  process.stderr.write = capture('stderr');
-  try {
-    const status = await main(words, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-    return { status, stdout, stderr };
-  } finally {
-    process.stdout.write = writes.stdout;
-    process.stderr.write = writes.stderr;
-    process.chdir(cwd);
-    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-    Object.assign(process.env, saved);
-  }
+  return inProcess(
+    await fedtuneWords(shell, command),
+    { ...shell.env, FEDTUNE_LOG_LEVEL: 'warn' },
+    { cwd: shell.cwd, direct: true },
+  );
 }
 
 interface Service {
