@@ -33,6 +33,7 @@ export const BLOCK_MODES: readonly BlockMode[] = ['instant', 'batch', 'manual'];
 export const DEFAULT_DEVNET_PORT = 9944;
 /** `one-task`: a block in one runtime task, chopsticks' builder as the fallback; `chopsticks`: always chopsticks'. */
 export type BlockBuilder = 'one-task' | 'chopsticks';
+export const BLOCK_BUILDERS: readonly BlockBuilder[] = ['one-task', 'chopsticks'];
 
 export interface StartDevnetOptions {
   /** 0 picks a free port. Default 9944. */
@@ -155,10 +156,10 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       { exitCode: 2 },
     );
   }
-  if (options.blockBuilder !== undefined && !['one-task', 'chopsticks'].includes(options.blockBuilder)) {
+  if (options.blockBuilder !== undefined && !BLOCK_BUILDERS.includes(options.blockBuilder)) {
     throw new DevnetError(
       'E_DEVNET_BLOCK_BUILDER',
-      `block builder must be one-task or chopsticks, got ${JSON.stringify(options.blockBuilder)}`,
+      `block builder must be one of ${BLOCK_BUILDERS.join(', ')}, got ${JSON.stringify(options.blockBuilder)}`,
       { exitCode: 2 },
     );
   }
