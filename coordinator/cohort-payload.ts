@@ -7,6 +7,7 @@ export {
   decodeCohortPayload,
   encodeCohortPayload,
   cohortAggregate,
+  hexBytes,
   hierarchyRefusal,
   isCohortPayload,
   type CohortHeader,

@@ -17,6 +17,7 @@ import { checkTask, checkUpdate, type Rejection } from './accept.ts';
 import type { Assignment } from './assign.ts';
 import {
   decodeCohortPayload,
+  hexBytes,
   hierarchyRefusal,
   isCohortPayload,
   type CohortHeader,
@@ -28,12 +29,6 @@ import { verifyInline } from './server/crypto-pool.ts';
 /** Whether an account takes part as a sub-coordinator: one of the network's coordinators (never this one). */
 export const isCohortAccount = (net: NetworkState | undefined, account: string, me: string): boolean =>
   net !== undefined && account !== me && isCoordinator(net, account);
-
-/** A member's signature as bytes; what is not even hex decodes to nothing, and nothing verifies. */
-const hexSignature = (hex: string): Uint8Array =>
-  /^(0x)?([0-9a-fA-F]{2})*$/.test(hex)
-    ? new Uint8Array(Buffer.from(hex.replace(/^0x/, ''), 'hex'))
-    : new Uint8Array(0);
 
 /** Members of the cohorts accepted into a round, by the round's accepted map: no worker counts twice. */
 const membersByRound = new WeakMap<ReadonlyMap<string, unknown>, Map<string, string>>();
@@ -118,7 +113,7 @@ export function acceptCohortUpdate(params: {
       payloadSha256,
     });
     // sr25519 in WebAssembly (loaded with the server's crypto pool): a thousand members cost ~4 s in JavaScript.
-    if (!verifyInline(signed, hexSignature(m.signature), m.account))
+    if (!verifyInline(signed, hexBytes(m.signature), m.account))
       return bad('E_BAD_SIGNATURE', `${m.account}'s signature does not verify for this update`);
     const leaf = {
       proposal: a.proposal,

@@ -117,7 +117,8 @@ export function decodeCohortPayload(payload: Uint8Array): { header: CohortHeader
 }
 
 /** Bytes of any 0x-hex string (fromHex takes 32-byte hashes only; a signature is 64 bytes or more). */
-const hexBytes = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
+export const hexBytes = (hex: string): Uint8Array =>
+  new Uint8Array(Buffer.from(hex.replace(/^0x/, ''), 'hex'));
 
 /** Whether `signature` (0x-hex) over `message` verifies for `account`; a malformed one does not. */
 export function signedBy(message: Uint8Array, signature: string, account: string): boolean {

@@ -36,6 +36,7 @@ export {
   cohortAggregate,
   decodeCohortPayload,
   encodeCohortPayload,
+  hexBytes,
   hierarchyRefusal,
   isCohortPayload,
   isHierarchical,
