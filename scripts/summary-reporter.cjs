@@ -4,9 +4,11 @@
 // which mocha reports in both (in parallel mode the events of a file arrive together when the file ends).
 // Every file's time also goes into out/test-durations.json (kept across runs, each run updating its files): copied to
 // scripts/ after a full run, it is the order in which `npm test` starts the files, longest first (scripts/test.js).
+// In a --parallel run the table also gives each file's CPU seconds (its process and the processes it started), which
+// scripts/test-cpu.cjs appends to out/test-cpu.jsonl as each file ends.
 'use strict';
 const Mocha = require('mocha');
-const { mkdirSync, readFileSync, writeFileSync } = require('node:fs');
+const { mkdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { dirname, join, relative } = require('node:path');
 const { Spec } = Mocha.reporters;
 const { EVENT_RUN_END, EVENT_TEST_END, EVENT_HOOK_END, EVENT_TEST_FAIL } = Mocha.Runner.constants;
@@ -14,6 +16,7 @@ const { EVENT_RUN_END, EVENT_TEST_END, EVENT_HOOK_END, EVENT_TEST_FAIL } = Mocha
 class SummaryReporter extends Spec {
   constructor(runner, options) {
     super(runner, options);
+    rmSync(CPU_LOG, { force: true });
     /** @type {Map<string, number>} ms per test file */
     const perFile = new Map();
     const add = (runnable) => {
@@ -28,12 +31,23 @@ class SummaryReporter extends Spec {
       const byTime = [...perFile].sort((a, b) => b[1] - a[1]);
       writeDurations(byTime);
       const slowest = byTime.slice(0, 10);
+      const cpu = readCpu();
       if (slowest.length > 0) {
-        process.stdout.write('\nslowest test files (time in tests and hooks):\n');
-        for (const [file, ms] of slowest)
-          process.stdout.write(
-            `  ${(ms / 1000).toFixed(1).padStart(7)} s  ${relative(process.cwd(), file)}\n`,
-          );
+        const cpuHeader = cpu.size > 0 ? ' and CPU seconds' : '';
+        process.stdout.write(`\nslowest test files (time in tests and hooks${cpuHeader}):\n`);
+        for (const [file, ms] of slowest) {
+          const name = relative(process.cwd(), file).split('\\').join('/');
+          const cpuSeconds = cpu.get(name);
+          const cpuColumn =
+            cpu.size > 0
+              ? `${cpuSeconds === undefined ? '' : cpuSeconds.toFixed(1)}`.padStart(7) + ' cpu '
+              : '';
+          process.stdout.write(`  ${(ms / 1000).toFixed(1).padStart(7)} s ${cpuColumn} ${name}\n`);
+        }
+        if (cpu.size > 0) {
+          const total = [...cpu.values()].reduce((a, b) => a + b, 0);
+          process.stdout.write(`  CPU in test files: ${total.toFixed(0)} s over ${cpu.size} files\n`);
+        }
       }
       const { passes, failures, pending } = runner.stats;
       const skipped = pending > 0 ? `, ${pending} skipped` : '';
@@ -41,6 +55,28 @@ class SummaryReporter extends Spec {
     });
   }
 }
+const CPU_LOG = join(process.cwd(), 'out', 'test-cpu.jsonl');
+
+/** file → CPU seconds from this run's out/test-cpu.jsonl (empty when there is none: a serial run). */
+function readCpu() {
+  const cpu = new Map();
+  let text = '';
+  try {
+    text = readFileSync(CPU_LOG, 'utf8');
+  } catch {
+    return cpu;
+  }
+  for (const line of text.split('\n')) {
+    try {
+      const { file, cpuSeconds } = JSON.parse(line);
+      if (typeof file === 'string' && typeof cpuSeconds === 'number') cpu.set(file, cpuSeconds);
+    } catch {
+      // a torn or empty line
+    }
+  }
+  return cpu;
+}
+
 /**
  * `{ "test/x.test.ts": seconds }`, longest first: the files of this run replace their earlier entries, others stay. A
  * failure to write it never fails the run.
