@@ -156,7 +156,9 @@ export async function startCoordinatorServer(options: CoordinatorServerOptions):
     if (conn.state === 'closed') return;
     forget(conn);
     conn.ws.close(wsCode, reason.slice(0, 120));
-    // A peer that does not answer the close handshake is cut off.
+    // Reading resumes (a frame being handled had paused it) so the peer's close reply is read and the handshake ends
+    // at once; frames that still arrive are dropped (the connection is closed). A peer that does not answer is cut off.
+    conn.ws.resume();
     setTimeout(() => conn.ws.terminate(), 2000).unref();
   };
 
