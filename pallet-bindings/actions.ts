@@ -1,15 +1,8 @@
 // submitChecked: the one way fedtune puts protocol calls on chain. The calls are encoded and folded through the reducer
 // before anything is signed, then submitted, and counted only when the reducer's state at their block shows them applied.
 import { u8aToHex, hexToU8a } from '@polkadot/util';
-import {
-  buildCall,
-  submit,
-  syncState,
-  type CallBuilders,
-  type ChainClient,
-  type Inclusion,
-  type SubmitParameters,
-} from './client.ts';
+import { buildCall, syncState, type CallBuilders, type ChainClient } from './client.ts';
+import { submit, type Inclusion, type SubmitParameters } from './submit.ts';
 import { encodePayload } from './codec.ts';
 import { PalletError } from './errors.ts';
 import { reduceBlock } from './reducer.ts';

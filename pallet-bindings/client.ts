@@ -1,22 +1,19 @@
-// The chain client over @polkadot/api: connect, submit protocol calls (alone or with transfers, atomically), read blocks, sync the reducer.
+// The chain client over @polkadot/api: connect, build protocol calls (alone or with transfers, atomically), read
+// blocks, sync the reducer. submit.ts puts the calls on chain.
 import './quiet-api.ts';
 import { ApiPromise, WsProvider } from '@polkadot/api';
-import type { SubmittableExtrinsic } from '@polkadot/api/types';
-import type { KeyringPair } from '@polkadot/keyring/types';
 import type { EventRecord, Extrinsic } from '@polkadot/types/interfaces';
 import type { AnyTuple, CallBase } from '@polkadot/types/types';
 
 type Call = CallBase<AnyTuple>;
 import type { Logger } from 'pino';
 import { u8aToHex } from '@polkadot/util';
-import { encodePayload } from './codec.ts';
 import { toAccount } from './scale-types.ts';
 import { PalletError } from './errors.ts';
 import { markOutcomes, UTILITY_EVENTS, type UtilityEvent } from './outcomes.ts';
 import { reduceBlock } from './reducer.ts';
 import { decodeSnapshot } from './snapshot.ts';
 import { initialState, type ChainBlock, type ChainCall, type ProtocolState } from './state.ts';
-import type { FedtuneCall, Hex32 } from './types.ts';
 
 export interface ChainClient {
   readonly api: ApiPromise;
@@ -151,128 +148,6 @@ export function buildCall<C>(tx: CallBuilders<C>, payloads: Uint8Array[], transf
     ...remarks,
     ...transfers.map((t) => tx.balances.transferKeepAlive(toAccount(t.dest), BigInt(t.value))),
   ]);
-}
-
-export interface SubmitParameters {
-  signer: KeyringPair;
-  /** The network the calls address; null for createNetwork. */
-  network: Hex32 | null;
-  calls: FedtuneCall[];
-  transfers?: Transfer[];
-}
-
-export interface Inclusion {
-  blockHash: string;
-  blockNumber: number;
-  extrinsicIndex: number;
-  txHash: string;
-}
-
-/**
- * Signs, submits and waits for finality. Resolves with where the extrinsic landed; rejects with
- * E_DISPATCH_FAILED (it landed but failed: nothing it carried counts, its details name the block) or
- * E_SUBMIT_REJECTED (the node refused it: bad nonce, fees, …).
- */
-export async function submit(client: ChainClient, params: SubmitParameters): Promise<Inclusion> {
-  const { api, logger } = client;
-  const payloads = params.calls.map((call) => encodePayload({ network: params.network, call }));
-  const tx = buildCall(
-    api.tx as unknown as CallBuilders<SubmittableExtrinsic<'promise'>>,
-    payloads,
-    params.transfers ?? [],
-  );
-  const what = params.calls.map((c) => c.type).join('+');
-  logger.debug(
-    { calls: what, signer: params.signer.address, transfers: params.transfers?.length ?? 0 },
-    'submitting',
-  );
-  return new Promise<Inclusion>((resolve, reject) => {
-    let unsubscribe: (() => void) | undefined;
-    let settled = false;
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      unsubscribe?.();
-      fn();
-    };
-    tx.signAndSend(params.signer, { nonce: -1 }, (result) => {
-      const { status } = result;
-      if (status.isInvalid || status.isDropped || status.isUsurped) {
-        settle(() =>
-          reject(
-            new PalletError('E_SUBMIT_REJECTED', `the transaction pool dropped ${what}: ${status.type}`),
-          ),
-        );
-        return;
-      }
-      if (!status.isFinalized) return;
-      const blockHash = status.asFinalized.toHex();
-      const phase = result.events[0]?.phase;
-      const extrinsicIndex =
-        result.txIndex ?? (phase?.isApplyExtrinsic ? phase.asApplyExtrinsic.toNumber() : -1);
-      void api.rpc.chain.getHeader(blockHash).then(
-        (header) => {
-          const inclusion: Inclusion = {
-            blockHash,
-            blockNumber: header.number.toNumber(),
-            extrinsicIndex,
-            txHash: tx.hash.toHex(),
-          };
-          if (result.dispatchError) {
-            const error = describeDispatchError(api, result.dispatchError);
-            settle(() =>
-              reject(
-                new PalletError(
-                  'E_DISPATCH_FAILED',
-                  `${what} landed in block ${inclusion.blockNumber} but failed: ${error}`,
-                  {
-                    details: { ...inclusion, error },
-                  },
-                ),
-              ),
-            );
-          } else {
-            logger.info({ calls: what, ...inclusion }, 'finalized');
-            settle(() => resolve(inclusion));
-          }
-        },
-        (cause: unknown) =>
-          settle(() =>
-            reject(
-              new PalletError('E_CHAIN_UNREACHABLE', 'lost the chain while reading the block', { cause }),
-            ),
-          ),
-      );
-    })
-      .then((u) => {
-        unsubscribe = u;
-        if (settled) u();
-      })
-      .catch((cause: unknown) =>
-        settle(() =>
-          reject(
-            new PalletError('E_SUBMIT_REJECTED', `the node refused ${what}: ${(cause as Error).message}`, {
-              cause,
-            }),
-          ),
-        ),
-      );
-  });
-}
-
-function describeDispatchError(
-  api: ApiPromise,
-  error: NonNullable<import('@polkadot/api').SubmittableResult['dispatchError']>,
-): string {
-  if (error.isModule) {
-    try {
-      const meta = api.registry.findMetaError(error.asModule);
-      return `${meta.section}.${meta.name}`;
-    } catch {
-      return error.toString();
-    }
-  }
-  return error.type === 'Token' ? `Token.${error.asToken.type}` : error.toString();
 }
 
 // ---- reading blocks -------------------------------------------------------------------------------

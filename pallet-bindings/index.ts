@@ -70,17 +70,15 @@ export {
   follow,
   isCanonical,
   resumeFromSnapshot,
-  submit,
   syncState,
   type CallBuilders,
   type ChainClient,
   type ConnectParameters,
   type FollowParameters,
-  type Inclusion,
-  type SubmitParameters,
   type SyncParameters,
   type Transfer,
 } from './client.ts';
+export { submit, type Inclusion, type SubmitParameters } from './submit.ts';
 export {
   approvedRounds,
   certifiedCheckpoints,
