@@ -15,14 +15,18 @@ export interface CreateLoggerParameters {
   /** Human-readable output; defaults to whether stderr is a terminal. */
   pretty?: boolean;
   name?: string;
+  /** Where the JSON lines go instead of stderr (then never pretty). */
+  destination?: { write(text: string): void };
 }
 
 export function createLogger({
   level = 'info',
   pretty = process.stderr.isTTY === true,
   name = 'fedtune',
+  destination,
 }: CreateLoggerParameters = {}): Logger {
   const { pino } = require('pino') as typeof import('pino');
+  if (destination !== undefined) return pino({ name, level }, destination);
   if (pretty) {
     return pino({
       name,

@@ -18,6 +18,8 @@ export const LOG_LEVELS: readonly LevelWithSilent[] = [
 export interface Io {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Where commands' logs go (JSON lines); the process's stderr when absent. The demo captures them per command. */
+  logs?(text: string): void;
 }
 
 export const processIo: Io = {

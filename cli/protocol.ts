@@ -39,7 +39,9 @@ export function withNetwork<T>(yargs: Argv<T>, demand = true): Argv<T & NetworkA
 }
 
 export function logger(args: GlobalArgs): Logger {
-  return createLogger({ level: args.logLevel });
+  const io = args.io;
+  const destination = io?.logs ? { write: (text: string) => io.logs!(text) } : undefined;
+  return createLogger({ level: args.logLevel, ...(destination ? { destination } : {}) });
 }
 
 export function print(args: GlobalArgs, json: unknown, text: () => string): void {

@@ -37,7 +37,7 @@ export async function classifyStage(
 ): Promise<DemoClassify> {
   const { run, step } = deps;
   const { propose, roundArgs, waitCompleted, roundProposal } = deps.steps;
-  const { out, netEnv, evalExamples } = run;
+  const { out, netFlags, evalExamples } = run;
   const classifierConfig = { ...modelConfig(deps.model), kind: 'classifier', numLabels: 2, lora: LORA };
   const id = await propose(
     '//Charlie',
@@ -59,10 +59,10 @@ export async function classifyStage(
     f.metrics.extra.find((m) => m.name === 'accuracy')?.value ?? Number.NaN;
   const checkpointId = finalized.at(-1)!.checkpoint.id;
   const dir = join(out, 'classify-download');
-  await fedtune(['checkpoint', 'download', checkpointId, '--out', dir], netEnv);
-  await fedtune(['checkpoint', 'verify', dir], netEnv);
+  await fedtune(['checkpoint', 'download', checkpointId, '--out', dir], netFlags);
+  await fedtune(['checkpoint', 'verify', dir], netFlags);
   const sample = json<DemoClassify['sample']>(
-    await fedtune(['generate', '--checkpoint', dir, '--prompt', PROMPTS.classify, '--json'], netEnv),
+    await fedtune(['generate', '--checkpoint', dir, '--prompt', PROMPTS.classify, '--json'], netFlags),
   );
   const held = heldOutLabels(join(out, 'spam-assassin.manifest.json'), evalExamples);
   const result: DemoClassify = {

@@ -1,17 +1,18 @@
 // The whole network in one run: a dev chain, a DAO, two datasets, a coordinator and trainers as separate processes,
 // pre-training then LoRA fine-tuning, attestations, and a consumer who downloads, verifies and generates. Every step
-// goes through the `fedtune` CLI, as a person would type it; only the dev chain runs in this process. Steps that do
-// not depend on each other (and sign with different accounts) run at the same time, so the wall time goes to training.
+// goes through the `fedtune` CLI, as a person would type it: the dev chain and the one-shot commands (through the CLI's
+// main) run in this process, the coordinator and the trainers as processes of their own. Steps that do not depend on
+// each other (and sign with different accounts) run at the same time, so the wall time goes to training.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { startDevnet, type Devnet } from '../devchain/index.ts';
-import { modelConfig, type PresetName } from '../model/index.ts';
+import { initBackend, modelConfig, type PresetName } from '../model/index.ts';
 import { connect, signerFromSeed, type ChainClient, type Hex32 } from '../pallet-bindings/index.ts';
 import { classifyStage, type ClassifyOptions } from './classify.ts';
 import { explorerHint } from './explore.ts';
 import { CLASSIFY_ALPHA, DEMO_DEFAULTS, LORA, PROMPTS } from './defaults.ts';
-import { DemoError, fedtune, json, service, until, type Service } from './process.ts';
+import { DemoError, fedtune, json, quietNormalClosures, service, until, type Service } from './process.ts';
 import { fund, watchCoordinator } from './setup.ts';
 import { demoSteps, type DemoRun } from './steps.ts';
 import { chainFigures, summaryTable, type DemoSummary } from './summary.ts';
@@ -62,6 +63,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let network: Hex32 = '0x';
   let devnet: Devnet | null = null;
   let client: ChainClient | null = null;
+  const loud = quietNormalClosures();
   try {
     // 1. The dev chain, kept in the output folder; sharding needs no chain, so it starts at once.
     step(`starting the dev chain in ${join(out, 'chain')}`);
@@ -81,16 +83,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const sharded = Object.fromEntries(
       Object.entries(shardArgs).map(([name, args]) => {
         const file = join(out, `${name}.manifest.json`);
-        const done = fedtune(['dataset', 'shard', name, ...args, '--out', file, '--json'], {}).then(
-          (text) => ({
-            file,
-            ...json<{ root: string; shards: unknown[] }>(text),
-          }),
-        );
+        const done = fedtune(['dataset', 'shard', name, ...args, '--out', file, '--json']).then((text) => ({
+          file,
+          ...json<{ root: string; shards: unknown[] }>(text),
+        }));
         done.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         return [name, done];
       }),
     ) as Record<string, Promise<{ file: string; root: string; shards: unknown[] }>>;
+    // TensorFlow.js's backend, picked once before the commands that train, evaluate or generate run here side by side:
+    // tfjs's setBackend, called again before the first call has initialised the backend, makes a second instance and
+    // answers the first caller false, which then falls back to cpu under the other's tensors.
+    const backend = initBackend({ logger: options.logger });
+    backend.catch(() => undefined); // awaited below
     devnet = await startDevnet({
       port: 0,
       dataDir: join(out, 'chain'),
@@ -98,7 +103,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       logger: options.logger,
     });
     client = await connect({ url: devnet.url, logger: options.logger });
-    const env = { FEDTUNE_CHAIN: devnet.url };
+    await backend;
+    const chainFlags = ['--chain', devnet.url];
     const [alice, bob, charlie, ferdie] = await Promise.all(
       ['//Alice', '//Bob', '//Charlie', '//Ferdie'].map((s) => signerFromSeed(s)),
     );
@@ -109,16 +115,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         ['network', 'create', '--seed', '//Alice', '--name', 'fedtune-demo']
           .concat(...[alice!, bob!, charlie!].map((m) => ['--member', m.address]))
           .concat(['--quorum', '2/3', '--voting-period', '20', '--coordinator', ferdie!.address, '--json']),
-        env,
+        chainFlags,
       ),
     );
     network = created.network;
-    netEnv = { ...env, FEDTUNE_NETWORK: network };
+    // The services' environment; the one-shot commands get the same as flags (they share this process's environment).
+    netEnv = { FEDTUNE_CHAIN: devnet.url, FEDTUNE_NETWORK: network };
+    const netFlags = [...chainFlags, '--network', network];
     const run: DemoRun = {
       client,
       devnet,
       network,
-      netEnv,
+      netFlags,
       out,
       evalExamples,
       workers: options.workers,
@@ -142,7 +150,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     // 3. Datasets (Alice registers SOTU, Bob Moby Dick, at the same time) while the coordinator and trainers start.
     const register = async (name: string, seed: string) => {
       const s = await sharded[name]!;
-      await fedtune(['dataset', 'register', s.file, '--seed', seed, '--json'], netEnv);
+      await fedtune(['dataset', 'register', s.file, '--seed', seed, '--json'], netFlags);
       step(
         `dataset ${name} registered by ${seed.slice(2)}: root ${s.root.slice(0, 18)}…, ${s.shards.length} shards`,
       );
@@ -303,11 +311,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     // 8. A consumer: list, download, verify, provenance, generate.
     const downloadDir = join(out, 'download');
     const [listed] = await Promise.all([
-      fedtune(['checkpoint', 'list', '--certified'], netEnv),
-      fedtune(['checkpoint', 'download', finetuneCkpt, '--out', downloadDir], netEnv),
+      fedtune(['checkpoint', 'list', '--certified'], netFlags),
+      fedtune(['checkpoint', 'download', finetuneCkpt, '--out', downloadDir], netFlags),
     ]);
     say(listed.trimEnd());
-    await fedtune(['checkpoint', 'verify', downloadDir], netEnv);
+    await fedtune(['checkpoint', 'verify', downloadDir], netFlags);
     step(`downloaded ${finetuneCkpt.slice(0, 18)}… to ${downloadDir}; every byte verified against the chain`);
     samples.finetune = await generateFrom(downloadDir, PROMPTS.finetune, null, finetuneCkpt);
     step(`the fine-tuned checkpoint writes: ${JSON.stringify(samples.finetune.text.slice(0, 100))}`);
@@ -356,9 +364,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     say(explorerHint(out, summary));
     return summary;
   } finally {
-    await Promise.all(services.map((s) => s.stop()));
-    await client?.close();
-    await devnet?.close();
+    try {
+      await Promise.all(services.map((s) => s.stop()));
+      await client?.close();
+      await devnet?.close();
+    } finally {
+      loud();
+    }
   }
 }
 

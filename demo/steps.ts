@@ -9,10 +9,9 @@ import {
   type ProtocolState,
   type RoundProposal,
 } from '../pallet-bindings/index.ts';
-import { runFedtune } from '../bin/index.ts';
 import { join } from 'node:path';
 import { DEMO_DEFAULTS } from './defaults.ts';
-import { DemoError, fedtune, json, until } from './process.ts';
+import { DemoError, fedtune, json, runInProcess, stepFailed, until } from './process.ts';
 import { PLANCK_PER_ROC } from './setup.ts';
 import type { DemoSample, VerifiedRound } from './summary.ts';
 
@@ -21,8 +20,8 @@ export interface DemoRun {
   client: ChainClient;
   devnet: Devnet;
   network: Hex32;
-  /** The environment every `fedtune` command runs with (the chain and the network). */
-  netEnv: NodeJS.ProcessEnv;
+  /** The flags every `fedtune` command on the network runs with: `--chain URL --network ID`. */
+  netFlags: readonly string[];
   out: string;
   evalExamples: number;
   workers: number;
@@ -32,7 +31,7 @@ export interface DemoRun {
 export type DemoSteps = ReturnType<typeof demoSteps>;
 
 export function demoSteps(run: DemoRun) {
-  const { client, devnet, network, netEnv, out, evalExamples } = run;
+  const { client, devnet, network, netFlags, out, evalExamples } = run;
   let known: ProtocolState | undefined;
   return {
     readState,
@@ -65,12 +64,12 @@ export function demoSteps(run: DemoRun) {
   /** Proposes a round, then each voter votes aye once its own earlier transaction (`after`) is in. */
   async function propose(by: string, args: string[], voters: [string, Promise<unknown>][]): Promise<number> {
     const made = json<{ proposal: number }>(
-      await fedtune(['dao', 'propose-round', '--seed', by, ...args, '--json'], netEnv),
+      await fedtune(['dao', 'propose-round', '--seed', by, ...args, '--json'], netFlags),
     );
     await Promise.all(
       voters.map(async ([seed, after]) => {
         await after;
-        await fedtune(['dao', 'vote', String(made.proposal), 'aye', '--seed', seed, '--json'], netEnv);
+        await fedtune(['dao', 'vote', String(made.proposal), 'aye', '--seed', seed, '--json'], netFlags);
       }),
     );
     // The votes are in: move the dev chain to the end of the voting period (20 blocks leave room for votes that
@@ -106,15 +105,10 @@ export function demoSteps(run: DemoRun) {
     const round = (await roundProposal(id)).finalized.length - 1;
     const t0 = Date.now();
     const args = ['round', 'verify', '--proposal', String(id), '--round', String(round), '--recompute', '1'];
-    const { status, stdout, stderr } = await runFedtune(args.concat('--json'), netEnv, {
-      timeoutMs: 10 * 60_000,
-    });
+    const result = await runInProcess(args.concat('--json'), netFlags);
+    const { status, stdout } = result;
     const report = status === 0 || status === 1 ? json<{ ok: boolean; code?: string }>(stdout || '{}') : null;
-    if (!report || report.ok === undefined)
-      throw new DemoError(
-        'E_DEMO_STEP',
-        `\`fedtune ${args.join(' ')}\` exited ${status}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
-      );
+    if (!report || report.ok === undefined) throw stepFailed(result, args);
     return {
       proposal: id,
       round,
@@ -141,7 +135,7 @@ export function demoSteps(run: DemoRun) {
             '--out',
             join(out, 'attest', seed.slice(2), id.slice(2, 14)),
           ].concat(['--max-examples', String(evalExamples), '--recompute', '0']),
-          netEnv,
+          netFlags,
         ),
       ),
     );
@@ -171,7 +165,7 @@ export function demoSteps(run: DemoRun) {
       '--seed',
       '1',
     ];
-    const text = (await fedtune(cache === null ? args : [...args, '--cache', cache], netEnv)).trim();
+    const text = (await fedtune(cache === null ? args : [...args, '--cache', cache], netFlags)).trim();
     return { checkpointId: id, prompt, text };
   }
 }
