@@ -124,6 +124,21 @@ const wasmFilePlugin = {
 };
 
 /**
+ * rxjs' package exports give Node its CommonJS build first; bundled, each of the ~90 @polkadot modules that import it
+ * copied its few hundred exports into an ES module facade of its own (esbuild's __toESM), about 0.1 s of every chain
+ * command's start. Its ES module build is the same library, imported as a module once, and only what is used.
+ */
+const rxjsEsmPlugin = {
+  name: 'rxjs-esm',
+  setup(b) {
+    b.onResolve({ filter: /^rxjs(\/|$)/ }, (args) => {
+      if (args.path !== 'rxjs') throw new Error(`build: no ES module path known for ${args.path}`);
+      return { path: join(root, 'node_modules', 'rxjs', 'dist', 'esm', 'index.js') };
+    });
+  },
+};
+
+/**
  * dist/vendor/polkadot.js: runs dist/vendor/polkadot.cjs, every vendored package in one script, through V8's code
  * cache. Node 20 caches no compiled code for ES modules (module.enableCompileCache came in Node 22), so each chain
  * command compiled the ~2.6 MB of @polkadot code again, its top level at load and each function when first called
@@ -191,7 +206,7 @@ async function buildVendor() {
     logOverride: { 'empty-import-meta': 'silent' },
     logLevel: 'warning',
     nodePaths: [join(root, 'node_modules')],
-    plugins: [wasmFilePlugin],
+    plugins: [wasmFilePlugin, rxjsEsmPlugin],
   });
   writeFileSync(join(dist, 'vendor', 'polkadot.js'), VENDOR_LOADER);
   for (const [i, pkg] of VENDORED.entries()) {
