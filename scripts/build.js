@@ -3,8 +3,9 @@
 // no type check here, `npm run typecheck` does that), copies their other files (proto/fedtune.proto, …) beside it,
 // and writes dist/build.json, which bin/fedtune.js reads to tell a build older than the sources.
 // @polkadot/api and the @polkadot packages beside it are the one exception: they are bundled into dist/vendor/ (one
-// module per package, shared code in common chunks), because Node resolving, reading and compiling their ~900 files
-// one by one cost a chain command about 0.5 s of its start (#19). devchain/ keeps the installed packages, as
+// script, dist/vendor/polkadot.cjs, run through V8's code cache, behind an ES module face per package), because Node
+// resolving, reading and compiling their ~900 files one by one cost a chain command about 0.5 s of its start (#19),
+// and compiling the bundle afresh in every process most of what was left (#13). devchain/ keeps the installed packages, as
 // chopsticks, which it runs, imports them itself. yargs, with cliui and the rest of its help rendering, is bundled into
 // dist/vendor/yargs.js too, so that `fedtune --help` reads one file instead of about 45 (#13), with string-width
 // answering printable ASCII at once (scripts/ascii-width.ts).
@@ -181,6 +182,8 @@ if (cachedData === undefined || script.cachedDataRejected) {
     }
   });
 }
+/** What became of the cache: 'none' (there was none), 'rejected' (V8 refused it) or 'accepted'. For tests. */
+export const codeCache = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted';
 export default module.exports;
 `;
 
