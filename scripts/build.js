@@ -3,8 +3,9 @@
 // no type check here, `npm run typecheck` does that), copies their other files (proto/fedtune.proto, …) beside it,
 // and writes dist/build.json, which bin/fedtune.js reads to tell a build older than the sources.
 // @polkadot/api and the @polkadot packages beside it are the one exception: they are bundled into dist/vendor/ (one
-// module per package, shared code in common chunks), because Node resolving, reading and compiling their ~900 files
-// one by one cost a chain command about 0.5 s of its start (#19). devchain/ keeps the installed packages, as
+// script, dist/vendor/polkadot.cjs, run through V8's code cache, behind an ES module face per package), because Node
+// resolving, reading and compiling their ~900 files one by one cost a chain command about 0.5 s of its start (#19),
+// and compiling the bundle afresh in every process most of what was left (#13). devchain/ keeps the installed packages, as
 // chopsticks, which it runs, imports them itself. yargs, with cliui and the rest of its help rendering, is bundled into
 // dist/vendor/yargs.js too, so that `fedtune --help` reads one file instead of about 45 (#13), with string-width
 // answering printable ASCII at once (scripts/ascii-width.ts).
@@ -58,6 +59,8 @@ export const VENDORED = [
   '@polkadot/types',
   '@polkadot/util',
   '@polkadot/util-crypto',
+  // pallet-bindings/keys.ts derives and signs sr25519 keys with it: the one instance util-crypto initialises.
+  '@polkadot/wasm-crypto',
 ];
 /** The packages bundled into dist/vendor/<name>.js on their own, no chunk shared with the others: the CLI's start. */
 export const VENDORED_ALONE = ['yargs'];
@@ -88,31 +91,139 @@ const keepImports = {
   },
 };
 
-/** dist/vendor/: each vendored package as one ES module, with the code they share split into chunks. */
-async function buildVendor() {
-  const entries = join(dist, '.vendor-entries');
-  mkdirSync(entries, { recursive: true });
-  const entryPoints = VENDORED.map((pkg) => {
-    const file = join(entries, `${pkg.slice('@polkadot/'.length)}.js`);
-    writeFileSync(file, `export * from '${pkg}';\n`);
-    return file;
+const wasmBytesModule = /wasm-crypto-wasm[\\/]bundle\.js$/;
+const WASM_FILE = 'wasm-crypto.wasm';
+
+/**
+ * @polkadot/wasm-crypto-wasm ships its WebAssembly as a base64 string of deflated bytes, and decodes and inflates it
+ * (fflate, in JavaScript) when its module is evaluated, which every chain command pays, about 0.1 s of CPU on this
+ * machine. The build inflates it once into dist/vendor/wasm-crypto.wasm, and the bundle reads that file instead: the
+ * same bytes, so the same module is instantiated.
+ */
+const wasmFilePlugin = {
+  name: 'wasm-crypto-file',
+  setup(b) {
+    b.onLoad({ filter: wasmBytesModule }, async (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes('export const wasmBytes = /*#__PURE__*/ unzlibSync(base64Decode(bytes'))
+        throw new Error(`build: ${args.path} no longer inflates its wasmBytes as expected`);
+      const { wasmBytes } = await import('@polkadot/wasm-crypto-wasm');
+      writeFileSync(join(dist, 'vendor', WASM_FILE), wasmBytes);
+      return {
+        contents: [
+          "import { readFileSync as __readWasm } from 'node:fs';",
+          "import { join as __joinWasm } from 'node:path';",
+          "export { packageInfo } from './packageInfo.js';",
+          // __dirname: the bundle's folder, dist/vendor/ (see VENDOR_LOADER).
+          `export const wasmBytes = new Uint8Array(__readWasm(__joinWasm(__dirname, '${WASM_FILE}')));`,
+        ].join('\n'),
+        loader: 'js',
+        resolveDir: dirname(args.path),
+      };
+    });
+  },
+};
+
+/**
+ * rxjs' package exports give Node its CommonJS build first; bundled, each of the ~90 @polkadot modules that import it
+ * copied its few hundred exports into an ES module facade of its own (esbuild's __toESM), about 0.1 s of every chain
+ * command's start. Its ES module build is the same library, imported as a module once, and only what is used.
+ */
+const rxjsEsmPlugin = {
+  name: 'rxjs-esm',
+  setup(b) {
+    b.onResolve({ filter: /^rxjs(\/|$)/ }, (args) => {
+      if (args.path !== 'rxjs') throw new Error(`build: no ES module path known for ${args.path}`);
+      return { path: join(root, 'node_modules', 'rxjs', 'dist', 'esm', 'index.js') };
+    });
+  },
+};
+
+/**
+ * dist/vendor/polkadot.js: runs dist/vendor/polkadot.cjs, every vendored package in one script, through V8's code
+ * cache. Node 20 caches no compiled code for ES modules (module.enableCompileCache came in Node 22), so each chain
+ * command compiled the ~2.6 MB of @polkadot code again, its top level at load and each function when first called
+ * (decoding the chain's metadata calls many). A vm.Script takes the bytecode V8 wrote at the end of an earlier
+ * command (dist/vendor/polkadot.cache, written once, when there was none or V8 refused it: another Node or other V8
+ * flags); V8 checks that it fits this source and these flags, and compiles as before when it does not.
+ */
+const VENDOR_LOADER = `// Generated by scripts/build.js: see its VENDOR_LOADER.
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+const path = fileURLToPath(new URL('./polkadot.cjs', import.meta.url));
+const cachePath = fileURLToPath(new URL('./polkadot.cache', import.meta.url));
+let cachedData;
+try {
+  cachedData = readFileSync(cachePath);
+} catch {
+  cachedData = undefined;
+}
+const source = readFileSync(path, 'utf8');
+const script = new Script(\`(function (exports, require, module, __filename, __dirname) {\${source}\\n})\`, {
+  filename: path,
+  cachedData,
+});
+const module = { exports: {} };
+script.runInThisContext()(module.exports, createRequire(path), module, path, dirname(path));
+if (cachedData === undefined || script.cachedDataRejected) {
+  // At exit the cache holds the functions this command compiled too, not only the top level. A folder that cannot be
+  // written (a read-only install) only means no cache.
+  process.once('exit', () => {
+    const next = \`\${cachePath}.\${process.pid}\`;
+    try {
+      writeFileSync(next, script.createCachedData());
+      renameSync(next, cachePath);
+    } catch {
+      rmSync(next, { force: true });
+    }
   });
+}
+/** What became of the cache: 'none' (there was none), 'rejected' (V8 refused it) or 'accepted'. For tests. */
+export const codeCache = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted';
+export default module.exports;
+`;
+
+/**
+ * dist/vendor/: dist/vendor/polkadot.cjs holds every vendored package (CommonJS, so that it runs as a vm.Script: see
+ * VENDOR_LOADER), and dist/vendor/<name>.js is each package's ES module face, its named exports (listed here by
+ * importing the package) taken from the bundle.
+ */
+async function buildVendor() {
+  mkdirSync(join(dist, 'vendor'), { recursive: true });
   await build({
-    entryPoints,
-    outdir: join(dist, 'vendor'),
+    stdin: {
+      contents: VENDORED.map((pkg, i) => `export * as p${i} from '${pkg}';`).join('\n'),
+      resolveDir: root,
+      loader: 'js',
+    },
+    outfile: join(dist, 'vendor', 'polkadot.cjs'),
     bundle: true,
-    splitting: true,
-    format: 'esm',
+    format: 'cjs',
     platform: 'node',
     target: 'node20',
+    // The packages' packageInfo reads import.meta.url only to name their folder in a duplicate-version warning.
+    logOverride: { 'empty-import-meta': 'silent' },
     logLevel: 'warning',
     nodePaths: [join(root, 'node_modules')],
-    // Bundled CommonJS (ws, bn.js) calls require for Node's own modules and optional add-ons.
-    banner: {
-      js: "import { createRequire as __vendorRequire } from 'node:module'; const require = __vendorRequire(import.meta.url);",
-    },
+    plugins: [wasmFilePlugin, rxjsEsmPlugin],
   });
-  rmSync(entries, { recursive: true, force: true });
+  writeFileSync(join(dist, 'vendor', 'polkadot.js'), VENDOR_LOADER);
+  for (const [i, pkg] of VENDORED.entries()) {
+    const names = Object.keys(await import(pkg)).filter((name) => name !== 'default');
+    writeFileSync(
+      vendorFile(pkg),
+      [
+        `// Generated by scripts/build.js: ${pkg}, from the bundle in polkadot.cjs.`,
+        "import bundle from './polkadot.js';",
+        `export const { ${names.join(', ')} } = bundle.p${i};`,
+        '',
+      ].join('\n'),
+    );
+  }
 }
 
 const yargsShim = /yargs[\\/]lib[\\/]platform-shims[\\/]esm\.mjs$/;
