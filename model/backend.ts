@@ -63,8 +63,21 @@ async function tryWasm(threads: number | undefined, logger: Logger | undefined):
   }
 }
 
-/** Picks and initialises the TensorFlow.js backend, logs the choice and returns it. */
-export async function initBackend({
+/** The last initBackend call, settled or not: calls in one process run one after the other. */
+let initialising: Promise<unknown> = Promise.resolve();
+
+/**
+ * Picks and initialises the TensorFlow.js backend, logs the choice and returns it. Calls made at the same time (commands
+ * run side by side in one process, as the demo runs them) wait for each other: tfjs' setBackend, called again before
+ * the first call has initialised the backend, makes a second instance and answers the first caller false.
+ */
+export function initBackend(parameters: InitBackendParameters = {}): Promise<InitBackendResult> {
+  const run = initialising.then(() => initBackendNow(parameters));
+  initialising = run.catch(() => undefined);
+  return run;
+}
+
+async function initBackendNow({
   backend = 'auto',
   logger,
   threads,
