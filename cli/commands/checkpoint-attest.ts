@@ -142,7 +142,7 @@ export const attest: CommandModule<GlobalArgs, AttestArgs> = {
           onStep: (s) => log.info({ step: s.step, ok: s.ok, ms: Math.round(s.ms) }, s.detail),
         });
       }
-      const { bytes } = await fetchInto(client, net, id, out, [], log);
+      const { bytes } = await fetchInto(client, net, id, out, [], log, args.io);
       const dataset = net.datasets[p.round.dataset];
       if (!dataset)
         throw new FedtuneError('E_UNKNOWN_DATASET', `dataset ${p.round.dataset} is not registered`);

@@ -19,7 +19,7 @@ import {
 import type { ChainClient, NetworkState } from '../../pallet-bindings/index.ts';
 import { FedtuneError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { withChain, type ChainArgs, type GlobalArgs } from '../options.ts';
+import { processIo, withChain, type ChainArgs, type GlobalArgs, type Io } from '../options.ts';
 import {
   logger,
   networkOf,
@@ -50,9 +50,12 @@ export function record(net: NetworkState, id: string) {
   return c;
 }
 
-/** A one-line progress bar on a terminal; nothing otherwise (the downloader logs). */
-function progressBar(label: string): { update(p: DownloadProgress): void; done(): void } {
-  const tty = process.stderr.isTTY === true;
+/**
+ * A one-line progress bar when the command writes to this process's stderr and that is a terminal; nothing otherwise
+ * (the downloader logs), e.g. for a command the demo runs in its own process with its output captured.
+ */
+function progressBar(label: string, io: Io | undefined): { update(p: DownloadProgress): void; done(): void } {
+  const tty = (io ?? processIo) === processIo && process.stderr.isTTY === true;
   const started = Date.now();
   return {
     update(p) {
@@ -81,10 +84,11 @@ export async function fetchInto(
   outDir: string,
   extraSources: string[],
   log: Logger,
+  io?: Io,
 ): Promise<{ provenance: Provenance; bytes: Uint8Array }> {
   const c = record(net, id);
   await mkdir(outDir, { recursive: true });
-  const bar = progressBar(`download ${short(id)}`);
+  const bar = progressBar(`download ${short(id)}`, io);
   try {
     await downloadCheckpoint({
       id,
@@ -210,7 +214,7 @@ const download: CommandModule<GlobalArgs, DownloadArgs> = {
     await withClient(args, log, async (client) => {
       const net = await loadNetwork(client, args);
       const out = resolve(args.out);
-      const { provenance } = await fetchInto(client, net, id, out, args.source, log);
+      const { provenance } = await fetchInto(client, net, id, out, args.source, log, args.io);
       print(args, { dir: out, ...provenance }, () =>
         [
           fields([

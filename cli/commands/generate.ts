@@ -67,7 +67,7 @@ async function checkpointFor(
         'E_NOT_CERTIFIED',
         `checkpoint ${id} is not certified (pass --allow-uncertified to use it anyway)`,
       );
-    return fetchInto(client, net, id, join(resolve(args.cache), id.slice(2)), [], log);
+    return fetchInto(client, net, id, join(resolve(args.cache), id.slice(2)), [], log, args.io);
   });
 }
 
