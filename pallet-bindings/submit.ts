@@ -79,7 +79,9 @@ export async function submit(client: ChainClient, params: SubmitParameters): Pro
     const onStatus = (status: ExtrinsicStatus) => {
       if (status.isInvalid || status.isDropped || status.isUsurped) {
         settle(() =>
-          reject(new PalletError('E_SUBMIT_REJECTED', `the transaction pool dropped ${what}: ${status.type}`)),
+          reject(
+            new PalletError('E_SUBMIT_REJECTED', `the transaction pool dropped ${what}: ${status.type}`),
+          ),
         );
         return;
       }
@@ -104,7 +106,9 @@ export async function submit(client: ChainClient, params: SubmitParameters): Pro
         },
         (cause: unknown) =>
           settle(() =>
-            reject(new PalletError('E_CHAIN_UNREACHABLE', 'lost the chain while reading the block', { cause })),
+            reject(
+              new PalletError('E_CHAIN_UNREACHABLE', 'lost the chain while reading the block', { cause }),
+            ),
           ),
       );
     };
