@@ -5,43 +5,12 @@
 // Only when it cannot build (another process is building, or the build fails) does it run the TypeScript sources
 // through tsx, which costs every start about 1.5 s.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isFresh } from './fresh.js';
 
 const root = new URL('../', import.meta.url);
-
-/** Whether `dir` and everything under it is no newer than `time` (ms). */
-function notNewerThan(dir, time) {
-  const stat = statSync(dir, { throwIfNoEntry: false });
-  if (stat === undefined || stat.mtimeMs > time) return false;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = `${dir}/${entry.name}`;
-    if (entry.isDirectory()) {
-      if (!notNewerThan(path, time)) return false;
-    } else {
-      const file = statSync(path, { throwIfNoEntry: false });
-      if (file === undefined || file.mtimeMs > time) return false;
-    }
-  }
-  return true;
-}
-
-/**
- * Whether dist/ is at least as new as every file and folder in the build's folders. It runs before every command,
- * `--help` too, so it walks the folders itself: Node 20's `readdirSync(dir, { recursive: true })` took about 30 ms
- * for the ~250 entries, this walk 1–4 ms.
- */
-function freshBuild() {
-  if (process.env.FEDTUNE_FROM_SOURCE === '1') return false;
-  const base = fileURLToPath(root);
-  let build;
-  try {
-    build = JSON.parse(readFileSync(`${base}dist/build.json`, 'utf8'));
-  } catch {
-    return false;
-  }
-  return build.folders.every((folder) => notNewerThan(`${base}${folder}`, build.builtAt));
-}
+const freshBuild = () => process.env.FEDTUNE_FROM_SOURCE !== '1' && isFresh(fileURLToPath(root));
 
 /** A lock older than this was left by a build that died: it is taken over. */
 const STALE_LOCK_MS = 120_000;

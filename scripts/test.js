@@ -1,5 +1,5 @@
-// `npm test`: builds dist/ (so the `fedtune` processes that tests start run the current sources), then runs mocha
-// (configured in .mocharc.json: two files at a time) and passes its exit code through.
+// `npm test`: builds dist/ when it is stale (so the `fedtune` processes that tests start run the current sources), then
+// runs mocha (configured in .mocharc.json: two files at a time) and passes its exit code through.
 // Extra arguments go to mocha, e.g. `npm test -- test/devchain`, `npm test -- --grep reducer`, or
 // `npm test -- --no-parallel test/x.test.ts` to run serially.
 // With no path given, every test file, the longest first (scripts/test-durations.json): mocha hands files to its two
@@ -8,11 +8,20 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+// Plain JavaScript run by node, so not through bin/index.ts (TypeScript): the same check bin/fedtune.js makes.
+// eslint-disable-next-line fedtune/boundaries
+import { isFresh } from '../bin/fresh.js';
 
-const build = spawnSync(process.execPath, ['scripts/build.js'], { stdio: 'inherit' });
-if (build.status !== 0) {
-  process.stdout.write('the build failed\n0 passed, 1 failed\n');
-  process.exit(1);
+// dist/ is built again unless it is newer than the sources, the build script and the lockfile (npm ci has just built
+// it through `prepare`, so CI does not build twice).
+const root = fileURLToPath(new URL('../', import.meta.url));
+if (!isFresh(root, ['scripts', 'package.json', 'package-lock.json'])) {
+  const build = spawnSync(process.execPath, ['scripts/build.js'], { stdio: 'inherit' });
+  if (build.status !== 0) {
+    process.stdout.write('the build failed\n0 passed, 1 failed\n');
+    process.exit(1);
+  }
 }
 const require = createRequire(import.meta.url);
 const mochaBin = require.resolve('mocha/bin/mocha.js');
