@@ -161,50 +161,42 @@ export function createFedtuneRegistry(): TypeRegistry {
 }
 
 /**
- * Accounts already put in canonical form, by the text they came as: a round's commit converts the same thousand
- * contributors several times (dry run, the extrinsic, the reducer's fold of its block), ~0.3 ms each through base58 and
- * two blake2 checksums. Bounded: emptied when full.
+ * Answers already given, by the text they came from: a round's commit converts the same thousand contributors several
+ * times (dry run, the extrinsic, the reducer's fold of its block), ~0.3 ms each through base58 and blake2 checksums.
+ * Bounded: a table that fills up is emptied.
  */
-const canonical = new Map<string, Account>();
-const CANONICAL_MAX = 100_000;
-
 const publicKeys = new Map<string, Uint8Array>();
+const canonical = new Map<string, Account>();
+const REMEMBERED_MAX = 100_000;
 
-/** An account's 32-byte public key (any SS58 prefix or 0x hex); throws E_BAD_ACCOUNT. Bounded memo, as toAccount's. */
-export function publicKeyOf(address: string): Uint8Array {
-  const known = publicKeys.get(address);
+function remembered<T>(table: Map<string, T>, key: string, compute: () => T): T {
+  const known = table.get(key);
   if (known !== undefined) return known;
-  let key: Uint8Array;
-  try {
-    key = decodeAddress(address);
-  } catch (cause) {
-    throw new PalletError('E_BAD_ACCOUNT', `not an SS58 address or 32-byte public key: ${address}`, {
-      exitCode: 2,
-      cause,
-    });
-  }
-  if (publicKeys.size >= CANONICAL_MAX) publicKeys.clear();
-  publicKeys.set(address, key);
-  return key;
+  const value = compute();
+  if (table.size >= REMEMBERED_MAX) table.clear();
+  table.set(key, value);
+  return value;
 }
 
-/** The canonical account form: SS58 with prefix 42. Accepts any SS58 prefix or a 0x public key; throws E_BAD_ACCOUNT. */
-export function toAccount(address: string | Uint8Array): Account {
-  if (typeof address === 'string') {
-    const known = canonical.get(address);
-    if (known !== undefined) return known;
-  }
+/** What `convert` makes of `address`, any failure of it an E_BAD_ACCOUNT. */
+function asAccount<T>(address: string | Uint8Array, convert: () => T): T {
   try {
-    const account = encodeAddress(decodeAddress(address), SS58_PREFIX);
-    if (typeof address === 'string') {
-      if (canonical.size >= CANONICAL_MAX) canonical.clear();
-      canonical.set(address, account);
-    }
-    return account;
+    return convert();
   } catch (cause) {
     throw new PalletError('E_BAD_ACCOUNT', `not an SS58 address or 32-byte public key: ${String(address)}`, {
       exitCode: 2,
       cause,
     });
   }
+}
+
+/** An account's 32-byte public key (any SS58 prefix or 0x hex); throws E_BAD_ACCOUNT. Remembered: do not modify it. */
+export function publicKeyOf(address: string): Uint8Array {
+  return remembered(publicKeys, address, () => asAccount(address, () => decodeAddress(address)));
+}
+
+/** The canonical account form: SS58 with prefix 42. Accepts any SS58 prefix or a 0x public key; throws E_BAD_ACCOUNT. */
+export function toAccount(address: string | Uint8Array): Account {
+  const convert = () => asAccount(address, () => encodeAddress(decodeAddress(address), SS58_PREFIX));
+  return typeof address === 'string' ? remembered(canonical, address, convert) : convert();
 }
