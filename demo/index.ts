@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { startDevnet, type Devnet } from '../devchain/index.ts';
-import { initBackend, modelConfig, type PresetName } from '../model/index.ts';
+import { modelConfig, type PresetName } from '../model/index.ts';
 import { connect, signerFromSeed, type ChainClient, type Hex32 } from '../pallet-bindings/index.ts';
 import { classifyStage, type ClassifyOptions } from './classify.ts';
 import { explorerHint } from './explore.ts';
@@ -91,11 +91,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         return [name, done];
       }),
     ) as Record<string, Promise<{ file: string; root: string; shards: unknown[] }>>;
-    // TensorFlow.js's backend, picked once before the commands that train, evaluate or generate run here side by side:
-    // tfjs's setBackend, called again before the first call has initialised the backend, makes a second instance and
-    // answers the first caller false, which then falls back to cpu under the other's tensors.
-    const backend = initBackend({ logger: options.logger });
-    backend.catch(() => undefined); // awaited below
     devnet = await startDevnet({
       port: 0,
       dataDir: join(out, 'chain'),
@@ -103,7 +98,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       logger: options.logger,
     });
     client = await connect({ url: devnet.url, logger: options.logger });
-    await backend;
     const chainFlags = ['--chain', devnet.url];
     const [alice, bob, charlie, ferdie] = await Promise.all(
       ['//Alice', '//Bob', '//Charlie', '//Ferdie'].map((s) => signerFromSeed(s)),
