@@ -39,9 +39,8 @@ export function withNetwork<T>(yargs: Argv<T>, demand = true): Argv<T & NetworkA
 }
 
 export function logger(args: GlobalArgs): Logger {
-  const io = args.io;
-  const destination = io?.logs ? { write: (text: string) => io.logs!(text) } : undefined;
-  return createLogger({ level: args.logLevel, ...(destination ? { destination } : {}) });
+  const logs = args.io?.logs;
+  return createLogger({ level: args.logLevel, ...(logs ? { destination: { write: logs } } : {}) });
 }
 
 export function print(args: GlobalArgs, json: unknown, text: () => string): void {
