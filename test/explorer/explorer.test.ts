@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { Metrics } from '../../coordinator/index.ts';
 import { startExplorer, type Explorer } from '../../explorer/index.ts';
 import type { RoundProposal } from '../../pallet-bindings/index.ts';
-import { openBrowser, type Browser } from './browser.ts';
+import { INSTALL_WAIT_MS, openBrowser, type Browser } from './browser.ts';
 import { buildFixture, chainRelay, closedPort, lossAt, type Fixture } from './fixture.ts';
 
 const logger = pino({ level: 'silent' });
@@ -49,7 +49,8 @@ describe('fedtune explorer in Chromium', function () {
       (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data,
     );
 
-  before(async () => {
+  before(async function () {
+    this.timeout(180_000 + INSTALL_WAIT_MS);
     dir = mkdtempSync(join(tmpdir(), 'fedtune-explorer-'));
     fx = await buildFixture(dir, logger);
     metrics.inc('fedtune_updates_total', 'Updates by outcome', { outcome: 'accepted', code: '' }, 6);
