@@ -188,6 +188,22 @@ export default module.exports;
 `;
 
 /**
+ * Each @polkadot package's packageDetect.js registers it with @polkadot/util's duplicate-version check, which warns on
+ * stderr when a package is loaded twice. The bundle leaves that out: `fedtune demo` runs chopsticks in its own process,
+ * and devchain/ keeps the installed @polkadot packages that chopsticks imports (the same versions, see the lockfile), so
+ * both copies load there on purpose, and the check printed five warnings into the demo's output.
+ */
+const noPackageDetect = {
+  name: 'no-package-detect',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]@polkadot[\\/][^\\/]+[\\/]packageDetect\.js$/ }, () => ({
+      contents: '',
+      loader: 'js',
+    }));
+  },
+};
+
+/**
  * dist/vendor/: dist/vendor/polkadot.cjs holds every vendored package (CommonJS, so that it runs as a vm.Script: see
  * VENDOR_LOADER), and dist/vendor/<name>.js is each package's ES module face, its named exports (listed here by
  * importing the package) taken from the bundle.
@@ -209,7 +225,7 @@ async function buildVendor() {
     logOverride: { 'empty-import-meta': 'silent' },
     logLevel: 'warning',
     nodePaths: [join(root, 'node_modules')],
-    plugins: [wasmFilePlugin, rxjsEsmPlugin],
+    plugins: [wasmFilePlugin, rxjsEsmPlugin, noPackageDetect],
   });
   writeFileSync(join(dist, 'vendor', 'polkadot.js'), VENDOR_LOADER);
   for (const [i, pkg] of VENDORED.entries()) {

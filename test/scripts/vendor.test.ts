@@ -71,4 +71,17 @@ describe('dist/vendor (the build)', function () {
     expect(load(dir).codeCache).to.equal('accepted');
     expect(readdirSync(dir).filter((f) => f.startsWith('polkadot.cache.'))).to.deep.equal([]);
   });
+
+  it("loads beside the installed @polkadot packages (chopsticks' own, in `fedtune demo`) without a duplicate-version warning", () => {
+    const script = `
+      await import(${JSON.stringify(pathToFileURL(face(dir, '@polkadot/api')).href)});
+      await import('@polkadot/api');
+      await import('@polkadot/util-crypto');`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      cwd: join(vendor, '..', '..'),
+    });
+    expect(run.status, run.stderr).to.equal(0);
+    expect(run.stderr + run.stdout).to.not.match(/multiple versions/);
+  });
 });
