@@ -15,6 +15,7 @@ import { loadChopsticks } from './chopsticks.ts';
 import { FileDatabase } from './database.ts';
 import { installFutureQueue } from './pool.ts';
 import { startBlockTicker, type BlockTicker } from './interval.ts';
+import { acquireExecutor, releaseExecutor } from './executor.ts';
 import { installOneTaskBuilder, type BlockBuildStats, type OneTaskBuilder } from './builder.ts';
 
 export { DevnetError } from './errors.ts';
@@ -95,8 +96,6 @@ async function ensurePortFree(port: number, host: string): Promise<void> {
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
 }
-
-let openDevnets = 0;
 
 /**
  * A data dir belongs to one chain: devnet.json names it (the genesis hash, or the URL a fork came from), so that blocks
@@ -199,7 +198,15 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     );
   }
   const unrouteLogs = routeChopsticksLogs(core, logger);
-  openDevnets++;
+  try {
+    await acquireExecutor(core);
+  } catch (error) {
+    unrouteLogs();
+    await db.close();
+    if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
+    const reason = `chopsticks' runtime executor did not start: ${(error as Error).message}`;
+    throw new DevnetError('E_DEVNET_START', reason, { cause: error });
+  }
   if (db.truncatedBytes > 0)
     logger.warn(
       { bytes: db.truncatedBytes },
@@ -248,9 +255,9 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
 
   async function release(): Promise<void> {
     unrouteLogs();
-    // chopsticks runs the runtime in one worker thread per process, shared by every chain in it; it keeps the process
-    // alive, so the last devnet to close ends it.
-    if (--openDevnets === 0) await core.destroyWorker();
+    // chopsticks runs the runtime in one worker thread per process, shared by every chain in it; it stays for the next
+    // devnet, but holds the process open only while one is (executor.ts).
+    await releaseExecutor(core);
   }
 
   // chopsticks announces a new head and only then saves the block; a client could see a transaction finalized that a
