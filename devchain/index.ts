@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { DevnetError } from './errors.ts';
 import { devAccounts, type DevAccount } from './accounts.ts';
-import { devGenesis, genesisProvider } from './genesis.ts';
+import { devGenesisProvider } from './genesis.ts';
+import { shareRuntime } from './runtime.ts';
 import { routeChopsticksLogs } from './logs.ts';
 import { loadChopsticks } from './chopsticks.ts';
 import { FileDatabase } from './database.ts';
@@ -226,10 +227,9 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   // so the chain is put together here, and the first block built only on a new chain.
   let chain: InstanceType<typeof core.Blockchain>;
   try {
+    const genesis = options.fork ? null : await devGenesisProvider(core, accounts);
     const { api, blockHash } = await core.processOptions({
-      ...(options.fork
-        ? { endpoint: options.fork }
-        : { genesis: await genesisProvider(core, devGenesis(accounts)) }),
+      ...(genesis ? { genesis: genesis.provider } : { endpoint: options.fork }),
       db: db as unknown as InstanceType<typeof core.Database>,
     });
     const header = await api.getHeader(blockHash);
@@ -244,6 +244,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       processQueuedMessages: false,
       registeredTypes: {},
     });
+    if (genesis) shareRuntime(chain.head, genesis.runtime);
   } catch (error) {
     await db.close();
     await release();
