@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { DevnetError } from './errors.ts';
 import { devAccounts, type DevAccount } from './accounts.ts';
 import { devGenesisProvider } from './genesis.ts';
@@ -214,6 +215,9 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       'cut off a block torn by a crash; resuming from the last whole one',
     );
   const accounts = await devAccounts();
+  // chopsticks hashes through @polkadot/util-crypto (block hashes, its registry's key: an xxhash of the metadata) and
+  // does not load its WebAssembly, without which it falls back to JavaScript, 7 times slower on the metadata.
+  await cryptoWaitReady();
 
   const modes = {
     instant: core.BuildBlockMode.Instant,
