@@ -7,6 +7,7 @@ import { blake2AsHex, blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex, hexToU8a, bnToU8a } from '@polkadot/util';
 import type { HexString } from '@polkadot/util/types';
 import { DEV_BALANCE, type DevAccount } from './accounts.ts';
+import type { Runtime } from './runtime.ts';
 
 export interface RawChainSpec {
   name: string;
@@ -89,8 +90,8 @@ export async function genesisProvider(core: ChopsticksCore, spec: RawChainSpec):
 
 export interface DevGenesis {
   provider: GenesisProvider;
-  /** Names the runtime the chain starts with: the spec's id and properties, and the runtime's code (runtime.ts). */
-  runtime: string;
+  /** The runtime the chain starts with. */
+  runtime: Runtime;
 }
 
 const made = new Map<string, Promise<DevGenesis>>();
@@ -105,10 +106,10 @@ export function devGenesisProvider(core: ChopsticksCore, accounts: DevAccount[])
   let genesis = made.get(key);
   if (!genesis) {
     const spec = devGenesis(accounts);
-    const code = spec.genesis.raw.top[CODE_KEY] ?? '';
+    const code = (spec.genesis.raw.top[CODE_KEY] ?? '0x') as HexString;
     genesis = genesisProvider(core, spec).then((provider) => ({
       provider,
-      runtime: `${spec.id}\n${JSON.stringify(spec.properties ?? {})}\n${code}`,
+      runtime: { spec: { id: spec.id, properties: spec.properties ?? {} }, code },
     }));
     made.set(key, genesis);
     genesis.catch(() => made.delete(key));

@@ -11,7 +11,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { DevnetError } from './errors.ts';
 import { devAccounts, type DevAccount } from './accounts.ts';
 import { devGenesisProvider } from './genesis.ts';
-import { shareRuntime } from './runtime.ts';
+import { shareRuntime, type SharedRuntime } from './runtime.ts';
 import { routeChopsticksLogs } from './logs.ts';
 import { loadChopsticks } from './chopsticks.ts';
 import { FileDatabase } from './database.ts';
@@ -56,6 +56,11 @@ export interface StartDevnetOptions {
   fork?: string;
   /** Default `one-task` (docs/devnet.md, "Building a block"). */
   blockBuilder?: BlockBuilder;
+  /**
+   * A folder where what a start learns from the runtime (its metadata, its slot duration) is kept for the next process,
+   * one small file per runtime code. Absent: nothing is kept on disk (devnets in one process still share it).
+   */
+  runtimeCacheDir?: string;
   logger: Logger;
 }
 
@@ -230,6 +235,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   // chopsticks' setup() builds block 1 at once on a genesis chain, which on a resume would replace the saved block 1;
   // so the chain is put together here, and the first block built only on a new chain.
   let chain: InstanceType<typeof core.Blockchain>;
+  let runtime: SharedRuntime | null = null;
   try {
     const genesis = options.fork ? null : await devGenesisProvider(core, accounts);
     const { api, blockHash } = await core.processOptions({
@@ -248,7 +254,8 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       processQueuedMessages: false,
       registeredTypes: {},
     });
-    if (genesis) shareRuntime(chain.head, genesis.runtime);
+    if (genesis)
+      runtime = shareRuntime(core, chain.head, genesis.runtime, options.runtimeCacheDir ?? null, logger);
   } catch (error) {
     await db.close();
     await release();
@@ -301,6 +308,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     } else if (!options.fork) {
       await chain.newBlock();
     }
+    await runtime?.save();
 
     // batch with a block time: the first transaction into an empty pool opens a block, built blockTime ms later with
     // everything that arrived meanwhile.
