@@ -30,7 +30,7 @@ process.once('beforeExit', () => console.log(JSON.stringify({ workers, head, hel
 `;
 
 describe('devchain: the runtime worker between devnets', function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
 
   let dir: string;
   before(() => {

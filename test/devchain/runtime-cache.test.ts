@@ -34,7 +34,7 @@ interface Report {
 }
 
 describe('devchain: the runtime cache folder', function () {
-  this.timeout(180_000);
+  this.timeout(400_000);
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'fedtune-runtime-cache-'));
