@@ -20,7 +20,7 @@ type Shared = Pick<Block, 'metadata' | 'registry' | 'meta'>;
 const SHARED: readonly (keyof Shared)[] = ['metadata', 'registry', 'meta'];
 const byRuntime = new Map<string, Shared>();
 const ids = new WeakMap<Runtime, string>();
-/** Runtimes whose cache file is known to hold all there is to keep. */
+/** Cache files known to hold all there is to keep. */
 const complete = new Set<string>();
 
 /** What the cache folder keeps per runtime: `<id>.json`, the id a SHA-256 of everything in `Runtime`. */
@@ -99,8 +99,8 @@ export function shareRuntime(
   const id = idOf(runtime);
   const known = byRuntime.get(id);
   const file = cacheDir === null ? null : join(cacheDir, `${id}.json`);
-  const saved = known || file === null || complete.has(id) ? null : readSaved(file, id);
-  if (saved?.slotDuration !== undefined) complete.add(id);
+  const saved = known || file === null || complete.has(file) ? null : readSaved(file, id);
+  if (file !== null && saved?.slotDuration !== undefined) complete.add(file);
   if (known) {
     for (const name of SHARED) Object.defineProperty(first, name, { value: known[name], configurable: true });
   } else {
@@ -121,7 +121,7 @@ export function shareRuntime(
   }
   return {
     async save() {
-      if (file === null || complete.has(id)) return;
+      if (file === null || complete.has(file)) return;
       try {
         const memo = core.getAuraSlotDuration.cache;
         const slotDuration = memo.has(runtime.code)
@@ -132,7 +132,7 @@ export function shareRuntime(
           metadata: await first.metadata,
           ...(slotDuration === undefined ? {} : { slotDuration }),
         });
-        if (slotDuration !== undefined) complete.add(id);
+        if (slotDuration !== undefined) complete.add(file);
       } catch (error) {
         logger.debug({ err: error, file }, 'could not keep what the runtime said in the cache folder');
       }
