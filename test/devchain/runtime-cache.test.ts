@@ -1,5 +1,5 @@
-// runtimeCacheDir: a process's first devnet takes the runtime's metadata and slot duration from the cache folder
-// instead of asking the runtime; a cache file that is not one is ignored and written afresh.
+// runtimeCacheDir: a devnet keeps the runtime's metadata and slot duration in the cache folder, and a process's first
+// devnet takes them from there instead of asking the runtime.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,6 +7,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { startDevnet } from '../../devchain/index.ts';
+import { logger } from './helpers.ts';
 
 const DEVCHAIN = pathToFileURL(join(import.meta.dirname, '../../devchain/index.ts')).href;
 const PINO = pathToFileURL(createRequire(import.meta.url).resolve('pino')).href;
@@ -41,8 +43,8 @@ describe('devchain: the runtime cache folder', function () {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** With `trace`, chopsticks logs every runtime call (and every storage read, which costs a few CPU seconds). */
-  const run = async (name: string, cacheDir: string, trace = true): Promise<Report> => {
+  /** chopsticks logs every runtime call at trace level (and every storage read, which costs a few CPU seconds). */
+  const run = async (name: string, cacheDir: string): Promise<Report> => {
     const script = join(dir, `${name}.mjs`);
     writeFileSync(script, child(cacheDir));
     const stdout = await new Promise<string>((resolve, reject) =>
@@ -51,11 +53,7 @@ describe('devchain: the runtime cache folder', function () {
         ['--import', 'tsx', script],
         {
           cwd: join(import.meta.dirname, '../..'),
-          env: {
-            ...process.env,
-            FEDTUNE_CHOPSTICKS_LOG_LEVEL: trace ? 'trace' : 'warn',
-            LOG_LEVEL: trace ? 'trace' : 'warn',
-          },
+          env: { ...process.env, FEDTUNE_CHOPSTICKS_LOG_LEVEL: 'trace', LOG_LEVEL: 'trace' },
           maxBuffer: 64 << 20,
         },
         (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
@@ -64,28 +62,23 @@ describe('devchain: the runtime cache folder', function () {
     return JSON.parse(stdout.trim().split('\n').pop()!) as Report;
   };
 
-  it('asks the runtime once for its metadata and slot (a torn file is none); a later process reads them', async () => {
+  it('keeps the metadata and slot in the folder, and a later process asks the runtime for neither', async () => {
     const cacheDir = join(dir, 'cache');
-    // An empty folder: the runtime is asked (untraced here; the third run shows what tracing sees).
-    const first = await run('first', cacheDir, false);
+    // In this process; the runtime may be known here already, but what is not in the folder is written to it.
+    const devnet = await startDevnet({ port: 0, logger, runtimeCacheDir: cacheDir });
+    await devnet.close();
     const [file, ...others] = readdirSync(cacheDir);
     expect(others).to.deep.equal([]);
     expect(file).to.match(/^[0-9a-f]{64}\.json$/);
-    const path = join(cacheDir, file!);
-    const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    const saved = JSON.parse(readFileSync(join(cacheDir, file!), 'utf8')) as Record<string, unknown>;
     expect(saved.metadata).to.match(/^0x[0-9a-f]+$/);
     expect(saved.slotDuration).to.equal(12_000);
 
-    // A torn file is no cache: the runtime is asked again, and the file written whole.
-    writeFileSync(path, readFileSync(path, 'utf8').slice(0, 1000));
-    await run('second', cacheDir, false);
-    expect(JSON.parse(readFileSync(path, 'utf8'))).to.deep.equal(saved);
-
-    const third = await run('third', cacheDir);
-    expect(third.calls).to.include('Core_initialize_block').and.include('BlockBuilder_finalize_block');
-    expect(third.calls).to.not.include('Metadata_metadata');
-    expect(third.calls).to.not.include('AuraApi_slot_duration');
-    expect(third.genesisHash).to.equal(first.genesisHash);
-    expect(third.head).to.equal(1);
+    const later = await run('later', cacheDir);
+    expect(later.calls).to.include('Core_initialize_block').and.include('BlockBuilder_finalize_block');
+    expect(later.calls).to.not.include('Metadata_metadata');
+    expect(later.calls).to.not.include('AuraApi_slot_duration');
+    expect(later.genesisHash).to.equal(devnet.genesisHash);
+    expect(later.head).to.equal(1);
   });
 });
