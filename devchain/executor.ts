@@ -81,8 +81,8 @@ async function startExecutor(core: ChopsticksCore): Promise<Worker | null> {
   const worker = created[0]!;
   worker.once('exit', () => {
     executor = null;
-    // chopsticks would keep handing out the dead worker.
-    void core.destroyWorker();
+    // chopsticks would keep handing out the dead worker; forgetting it is all that is left to do.
+    core.destroyWorker().catch(() => undefined);
   });
   return worker;
 }
