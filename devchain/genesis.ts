@@ -1,5 +1,5 @@
 // The dev chain's genesis: Rococo Asset Hub's raw chain spec from @substrate/connect-known-chains, runtime included,
-// with the dev accounts' balances written into its raw storage.
+// with the dev accounts' balances written into its raw storage; made once per process.
 import { chainSpec } from '@substrate/connect-known-chains/rococo_v2_2_asset_hub';
 import type { GenesisProvider } from '@acala-network/chopsticks-core';
 import type { ChopsticksCore } from './chopsticks.ts';
@@ -7,6 +7,7 @@ import { blake2AsHex, blake2AsU8a, xxhashAsU8a } from '@polkadot/util-crypto';
 import { u8aConcat, u8aToHex, hexToU8a, bnToU8a } from '@polkadot/util';
 import type { HexString } from '@polkadot/util/types';
 import { DEV_BALANCE, type DevAccount } from './accounts.ts';
+import type { Runtime } from './runtime.ts';
 
 export interface RawChainSpec {
   name: string;
@@ -61,6 +62,7 @@ export function devGenesis(accounts: DevAccount[]): RawChainSpec {
   return spec;
 }
 
+const CODE_KEY = u8aToHex(new TextEncoder().encode(':code'));
 const ZERO_HASH = `0x${'00'.repeat(32)}` as HexString;
 
 /**
@@ -84,4 +86,33 @@ export async function genesisProvider(core: ChopsticksCore, spec: RawChainSpec):
   provider.getHeader = async () => header;
   Object.defineProperty(provider, 'blockHash', { get: () => hash });
   return provider;
+}
+
+export interface DevGenesis {
+  provider: GenesisProvider;
+  /** The runtime the chain starts with. */
+  runtime: Runtime;
+}
+
+const made = new Map<string, Promise<DevGenesis>>();
+
+/**
+ * The genesis provider for `devGenesis(accounts)`, made once per process and shared by its devnets: parsing the spec
+ * and computing its state root (a runtime task) need doing only once. The provider only answers from the spec; what
+ * a chain does to it (connect, disconnect) only flips a flag that nothing reads.
+ */
+export function devGenesisProvider(core: ChopsticksCore, accounts: DevAccount[]): Promise<DevGenesis> {
+  const key = accounts.map((account) => u8aToHex(account.publicKey)).join(',');
+  let genesis = made.get(key);
+  if (!genesis) {
+    const spec = devGenesis(accounts);
+    const code = (spec.genesis.raw.top[CODE_KEY] ?? '0x') as HexString;
+    genesis = genesisProvider(core, spec).then((provider) => ({
+      provider,
+      runtime: { spec: { id: spec.id, properties: spec.properties ?? {} }, code },
+    }));
+    made.set(key, genesis);
+    genesis.catch(() => made.delete(key));
+  }
+  return genesis;
 }

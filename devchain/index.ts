@@ -7,14 +7,17 @@ import { join } from 'node:path';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { DevnetError } from './errors.ts';
 import { devAccounts, type DevAccount } from './accounts.ts';
-import { devGenesis, genesisProvider } from './genesis.ts';
+import { devGenesisProvider } from './genesis.ts';
+import { shareRuntime, type SharedRuntime } from './runtime.ts';
 import { routeChopsticksLogs } from './logs.ts';
 import { loadChopsticks } from './chopsticks.ts';
 import { FileDatabase } from './database.ts';
 import { installFutureQueue } from './pool.ts';
 import { startBlockTicker, type BlockTicker } from './interval.ts';
+import { acquireExecutor, releaseExecutor } from './executor.ts';
 import { installOneTaskBuilder, type BlockBuildStats, type OneTaskBuilder } from './builder.ts';
 
 export { DevnetError } from './errors.ts';
@@ -53,6 +56,11 @@ export interface StartDevnetOptions {
   fork?: string;
   /** Default `one-task` (docs/devnet.md, "Building a block"). */
   blockBuilder?: BlockBuilder;
+  /**
+   * A folder where what a start learns from the runtime (its metadata, its slot duration) is kept for the next process,
+   * one small file per runtime code. Absent: nothing is kept on disk (devnets in one process still share it).
+   */
+  runtimeCacheDir?: string;
   logger: Logger;
 }
 
@@ -95,8 +103,6 @@ async function ensurePortFree(port: number, host: string): Promise<void> {
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
 }
-
-let openDevnets = 0;
 
 /**
  * A data dir belongs to one chain: devnet.json names it (the genesis hash, or the URL a fork came from), so that blocks
@@ -199,13 +205,24 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     );
   }
   const unrouteLogs = routeChopsticksLogs(core, logger);
-  openDevnets++;
+  try {
+    await acquireExecutor(core);
+  } catch (error) {
+    unrouteLogs();
+    await db.close();
+    if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
+    const reason = `chopsticks' runtime executor did not start: ${(error as Error).message}`;
+    throw new DevnetError('E_DEVNET_START', reason, { cause: error });
+  }
   if (db.truncatedBytes > 0)
     logger.warn(
       { bytes: db.truncatedBytes },
       'cut off a block torn by a crash; resuming from the last whole one',
     );
   const accounts = await devAccounts();
+  // chopsticks hashes through @polkadot/util-crypto (block hashes, its registry's key: an xxhash of the metadata) and
+  // does not load its WebAssembly, without which it falls back to JavaScript, 7 times slower on the metadata.
+  await cryptoWaitReady();
 
   const modes = {
     instant: core.BuildBlockMode.Instant,
@@ -218,11 +235,11 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   // chopsticks' setup() builds block 1 at once on a genesis chain, which on a resume would replace the saved block 1;
   // so the chain is put together here, and the first block built only on a new chain.
   let chain: InstanceType<typeof core.Blockchain>;
+  let runtime: SharedRuntime | null = null;
   try {
+    const genesis = options.fork ? null : await devGenesisProvider(core, accounts);
     const { api, blockHash } = await core.processOptions({
-      ...(options.fork
-        ? { endpoint: options.fork }
-        : { genesis: await genesisProvider(core, devGenesis(accounts)) }),
+      ...(genesis ? { genesis: genesis.provider } : { endpoint: options.fork }),
       db: db as unknown as InstanceType<typeof core.Database>,
     });
     const header = await api.getHeader(blockHash);
@@ -237,6 +254,8 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       processQueuedMessages: false,
       registeredTypes: {},
     });
+    if (genesis)
+      runtime = shareRuntime(core, chain.head, genesis.runtime, options.runtimeCacheDir ?? null, logger);
   } catch (error) {
     await db.close();
     await release();
@@ -248,9 +267,9 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
 
   async function release(): Promise<void> {
     unrouteLogs();
-    // chopsticks runs the runtime in one worker thread per process, shared by every chain in it; it keeps the process
-    // alive, so the last devnet to close ends it.
-    if (--openDevnets === 0) await core.destroyWorker();
+    // chopsticks runs the runtime in one worker thread per process, shared by every chain in it; it stays for the next
+    // devnet, but holds the process open only while one is (executor.ts).
+    await releaseExecutor(core);
   }
 
   // chopsticks announces a new head and only then saves the block; a client could see a transaction finalized that a
@@ -289,6 +308,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     } else if (!options.fork) {
       await chain.newBlock();
     }
+    await runtime?.save();
 
     // batch with a block time: the first transaction into an empty pool opens a block, built blockTime ms later with
     // everything that arrived meanwhile.

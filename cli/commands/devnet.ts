@@ -1,5 +1,6 @@
 // `fedtune devnet`: the embedded dev chain (devchain/) in the foreground until SIGINT/SIGTERM.
-import { resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { BlockMode } from '../../devchain/index.ts';
 import { BLOCK_MODES, DEFAULT_DEVNET_PORT } from '../choices.ts';
@@ -26,6 +27,16 @@ interface DevnetArgs extends GlobalArgs {
 export const DEFAULT_BLOCK_INTERVAL_S = 6;
 
 export const DEFAULT_DATA_DIR = '.fedtune/devnet';
+
+/**
+ * Where a devnet keeps what it learned from the runtime (its metadata, its slot duration) for the next start:
+ * $FEDTUNE_DEVNET_CACHE (`off`: nowhere) or ~/.cache/fedtune/devnet.
+ */
+export function devnetCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env.FEDTUNE_DEVNET_CACHE;
+  if (v === 'off') return undefined;
+  return v !== undefined && v !== '' ? resolve(v) : join(homedir(), '.cache', 'fedtune', 'devnet');
+}
 
 export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
   command: 'devnet',
@@ -120,6 +131,7 @@ export const devnetCommand: CommandModule<GlobalArgs, DevnetArgs> = {
       blockTime: argv.blockTime,
       blockIntervalMs: Math.round(blockInterval * 1000),
       fork: argv.fork,
+      runtimeCacheDir: devnetCacheDir(),
       logger,
     });
     // Handlers first, then the ready line: a SIGTERM sent as soon as a script reads that line must find them.

@@ -1,5 +1,5 @@
-// The one-task block builder against chopsticks' own: the same block from the same parent, the fallback when an
-// extrinsic fails to apply, and the one-task path taken for empty and ordinary blocks.
+// The one-task block builder against chopsticks' own: the same block from the same parent (block 1 included), the
+// fallback when an extrinsic fails to apply, and the one-task path taken for empty and ordinary blocks.
 import { expect } from 'chai';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -96,7 +96,7 @@ describe('devchain: a block in one runtime task', function () {
   before(async () => {
     [alice, bob, ferdie] = await Promise.all(['//Alice', '//Bob', '//Ferdie'].map(pair));
     base = tempDir();
-    // Block 1 of a new chain always comes from chopsticks' builder; block 2 is past that.
+    // Block 2 is past block 1's special case (below).
     const devnet = await startDevnet({ port: 0, logger, blockMode: 'manual', dataDir: base });
     await devnet.newBlock();
     await devnet.close();
@@ -142,6 +142,46 @@ describe('devchain: a block in one runtime task', function () {
     } finally {
       await stop(fast);
       await stop(slow);
+    }
+  });
+
+  it('builds block 1 in one task, the same block as chopsticks on the same genesis', async () => {
+    // Block 1's timestamp (and the slot in its digest) comes from the clock, as the genesis has none: both chains
+    // start at the same moment.
+    const realNow = Date.now;
+    const moment = realNow();
+    Date.now = () => moment;
+    const started: Running[] = [];
+    try {
+      for (const blockBuilder of ['one-task', 'chopsticks'] as const) {
+        const dataDir = tempDir();
+        const devnet = await startDevnet({ port: 0, logger, blockMode: 'manual', dataDir, blockBuilder });
+        started.push({ devnet, api: await connect(devnet.url), dataDir });
+      }
+    } finally {
+      Date.now = realNow;
+    }
+    const [fast, slow] = started as [Running, Running];
+    try {
+      expect(fast.devnet.blockBuildStats()).to.deep.equal({ oneTask: 1, fallback: 0 });
+      expect(slow.devnet.blockBuildStats()).to.deep.equal({ oneTask: 0, fallback: 0 });
+      expect(fast.devnet.genesisHash).to.equal(slow.devnet.genesisHash);
+      const [a, b] = await Promise.all([
+        savedHead(fast.dataDir, tempDir()),
+        savedHead(slow.dataDir, tempDir()),
+      ]);
+      expect(a.number).to.equal(1);
+      expect(a.extrinsics).to.have.length(2);
+      expect(a.hash).to.equal(b.hash);
+      expect(a.header).to.deep.equal(b.header);
+      expect(a.extrinsics).to.deep.equal(b.extrinsics);
+      expect(Object.keys(a.storageDiff ?? {}).length).to.be.greaterThan(10);
+      await expectSameState(slow.api, slow.devnet.genesisHash, a.storageDiff as Diff, b.storageDiff as Diff);
+      // chopsticks writes System.ParentHash after initialize; the runtime had written the same genesis hash.
+      const parentHash = await fast.api.query.system.parentHash.at(a.hash);
+      expect(parentHash.toHex()).to.equal(fast.devnet.genesisHash);
+    } finally {
+      for (const r of started) await stop(r);
     }
   });
 
