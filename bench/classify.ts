@@ -2,7 +2,8 @@
 // common label. In process, no chain: a tiny LM pre-trained on SOTU, then LoRA (rank 8, all four projections) and a
 // 2-label head trained federated over spam-assassin in 4 shards with Dirichlet(0.5) label skew, dealt to 2 clients (2
 // shards each, as the demo's 2 trainers), FedAvg of the clients' adapter and head values each round (the demo's
-// `--classify` stage, docs/model.md), on wasm.
+// `--classify` stage, docs/model.md), on wasm; twice: A and B training (`classify.accuracy`), then A frozen
+// (`freezeA`, FFA-LoRA: `classify.accuracy_freeze_a`).
 import {
   buildManifest,
   examplesFor,
@@ -101,70 +102,86 @@ const bench: Bench = async ({ quick, report, progress }) => {
   progress(`clients: ${spamShare.join(', ')}; held out: ${held.length}, majority ${majority.toFixed(3)}`);
 
   // Every client starts each round from the base (pre-trained trunk, seeded head, fresh adapters) plus the global values.
-  const fresh = (): Model => {
-    const withHead = withClassifierHead(lm, config, { seed: 2 });
-    const model = addLora(withHead, LORA, { seed: 3 });
-    disposeModel(withHead);
-    return model;
-  };
-  const scored = async (values: NamedTensors | null) => {
-    const model = fresh();
-    if (values !== null) setWeights(model, values, { partial: true });
-    const r = await evaluate(model, held as Example[], { batchSize: 64 });
-    disposeModel(model);
-    return r.accuracy ?? NaN;
-  };
-
-  const accuracy: number[] = [await scored(null)];
-  let global: NamedTensors | null = null;
-  const t0 = performance.now();
-  for (let r = 1; r <= rounds; r++) {
-    const updates: { values: NamedTensors; samples: number }[] = [];
-    for (let c = 0; c < CLIENTS; c++) {
-      progress(`round ${r}/${rounds}: client ${c + 1}/${CLIENTS}, ${localSteps} steps`);
+  const federated = async (lora: LoraConfig) => {
+    const fresh = (): Model => {
+      const withHead = withClassifierHead(lm, config, { seed: 2 });
+      const model = addLora(withHead, lora, { seed: 3 });
+      disposeModel(withHead);
+      return model;
+    };
+    const scored = async (values: NamedTensors | null) => {
       const model = fresh();
-      if (global !== null) setWeights(model, global, { partial: true });
-      const res = await trainLocal({
-        model,
-        examples: clients[c]!,
-        steps: localSteps,
-        batchSize,
-        lr,
-        seed: 100 * r + c,
-      });
-      updates.push({ values: res.update, samples: res.samples });
+      if (values !== null) setWeights(model, values, { partial: true });
+      const r = await evaluate(model, held as Example[], { batchSize: 64 });
       disposeModel(model);
+      return r.accuracy ?? NaN;
+    };
+    const accuracy: number[] = [await scored(null)];
+    let global: NamedTensors | null = null;
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    for (let r = 1; r <= rounds; r++) {
+      const updates: { values: NamedTensors; samples: number }[] = [];
+      for (let c = 0; c < CLIENTS; c++) {
+        progress(
+          `${lora.freezeA ? 'B only' : 'A and B'}: round ${r}/${rounds}: client ${c + 1}/${CLIENTS}, ${localSteps} steps`,
+        );
+        const model = fresh();
+        if (global !== null) setWeights(model, global, { partial: true });
+        const res = await trainLocal({
+          model,
+          examples: clients[c]!,
+          steps: localSteps,
+          batchSize,
+          lr,
+          seed: 100 * r + c,
+        });
+        updates.push({ values: res.update, samples: res.samples });
+        disposeModel(model);
+      }
+      global = fedAvg(updates);
+      accuracy.push(await scored(global));
     }
-    global = fedAvg(updates);
-    accuracy.push(await scored(global));
-  }
-  const trainSeconds = (performance.now() - t0) / 1000;
-  disposeModel(lm);
-  const trainable = global === null ? 0 : global.reduce((n, t) => n + t.data.length, 0);
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      accuracy,
+      seconds: (performance.now() - t0) / 1000,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      trainable: global === null ? 0 : global.reduce((n, t) => n + t.data.length, 0),
+    };
+  };
 
-  const setup = `${CLIENTS} clients of ${SHARDS / CLIENTS} spam-assassin shards each (Dirichlet(${ALPHA}) label skew), ${rounds} rounds × ${localSteps} local steps, batch ${batchSize}, lr ${lr}, LoRA rank ${LORA.rank} on all four projections + 2-label head (${trainable} trainable values), tiny LM pre-trained ${pretrainSteps} steps on SOTU, FedAvg, ${backend}`;
-  report({
-    name: 'classify.accuracy',
-    value: accuracy.at(-1)!,
-    unit: 'fraction',
-    ref: majority,
-    ratio: accuracy.at(-1)! / majority,
-    note: `held-out accuracy after the last round on all ${held.length} held-out e-mails; ref: the majority-class rate (always answering the most common label); per round: ${accuracy.map((a) => a.toFixed(3)).join(' → ')} (round 0: the seeded head); ${setup}`,
-  });
-  report({
-    name: 'classify.accuracy_before',
-    value: accuracy[0]!,
-    unit: 'fraction',
-    ref: majority,
-    ratio: accuracy[0]! / majority,
-    note: 'the pre-trained trunk with its seeded head and fresh adapters, before any round',
-  });
-  report({
-    name: 'classify.train_seconds',
-    value: trainSeconds,
-    unit: 's',
-    note: `wall time of the ${rounds} rounds (${rounds * CLIENTS * localSteps} local steps, one process, no chain)`,
-  });
+  // Today's LoRA (A and B train, each averaged apart) against FFA-LoRA (A frozen at its seeded init, B alone trains).
+  for (const [suffix, lora] of [
+    ['', LORA],
+    ['_freeze_a', { ...LORA, freezeA: true }],
+  ] as const) {
+    const { accuracy, seconds, cpuSeconds, trainable } = await federated(lora);
+    const setup = `${CLIENTS} clients of ${SHARDS / CLIENTS} spam-assassin shards each (Dirichlet(${ALPHA}) label skew), ${rounds} rounds × ${localSteps} local steps, batch ${batchSize}, lr ${lr}, LoRA rank ${LORA.rank} on all four projections${lora.freezeA ? ' with A frozen (freezeA: B alone trains)' : ''} + 2-label head (${trainable} trainable values), tiny LM pre-trained ${pretrainSteps} steps on SOTU, FedAvg, ${backend}`;
+    report({
+      name: `classify.accuracy${suffix}`,
+      value: accuracy.at(-1)!,
+      unit: 'fraction',
+      ref: majority,
+      ratio: accuracy.at(-1)! / majority,
+      note: `held-out accuracy after the last round on all ${held.length} held-out e-mails; ref: the majority-class rate (always answering the most common label); per round: ${accuracy.map((a) => a.toFixed(3)).join(' → ')} (round 0: the seeded head); ${setup}`,
+    });
+    report({
+      name: `classify.accuracy_before${suffix}`,
+      value: accuracy[0]!,
+      unit: 'fraction',
+      ref: majority,
+      ratio: accuracy[0]! / majority,
+      note: 'the pre-trained trunk with its seeded head and fresh adapters, before any round',
+    });
+    report({
+      name: `classify.train_seconds${suffix}`,
+      value: seconds,
+      unit: 's',
+      note: `wall time of the ${rounds} rounds (${rounds * CLIENTS * localSteps} local steps, one process, no chain); ${cpuSeconds.toFixed(1)} CPU s`,
+    });
+  }
+  disposeModel(lm);
 };
 
 export default bench;

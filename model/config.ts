@@ -10,6 +10,11 @@ export interface LoraConfig {
   /** The adapter's output is scaled by alpha / rank. */
   alpha: number;
   targets: LoraTarget[];
+  /**
+   * Train B only (FFA-LoRA, Sun et al. 2024): A stays at its seeded init, the same on every trainer, so a weighted mean
+   * of the trainers' B is exactly that of their A@B. Default false: both train.
+   */
+  freezeA?: boolean;
 }
 
 export interface ModelConfig {
@@ -101,7 +106,7 @@ export function validateConfig(config: ModelConfig): ModelConfig {
     );
   }
   if (config.lora !== undefined) {
-    const { rank, alpha, targets } = config.lora;
+    const { rank, alpha, targets, freezeA } = config.lora;
     if (!Number.isInteger(rank) || rank < 1)
       throw new ModelError('E_MODEL_CONFIG', `config.lora.rank must be a positive integer, got ${rank}`);
     if (typeof alpha !== 'number' || !Number.isFinite(alpha))
@@ -120,6 +125,11 @@ export function validateConfig(config: ModelConfig): ModelConfig {
         );
       }
     }
+    if (freezeA !== undefined && typeof freezeA !== 'boolean')
+      throw new ModelError(
+        'E_MODEL_CONFIG',
+        `config.lora.freezeA must be true or false, got ${JSON.stringify(freezeA)}`,
+      );
   }
   return config;
 }

@@ -89,11 +89,15 @@ export function isLoraParam(name: string): boolean {
   return name.endsWith('.lora_a') || name.endsWith('.lora_b');
 }
 
-/** The parameters that train: all of them, or with LoRA only the adapters (and a classifier's new head). */
+/** Whether a parameter trains: all do, or with LoRA only the adapters (B alone under freezeA) and a classifier's new head. */
+function trains(config: ModelConfig, name: string): boolean {
+  if (config.lora === undefined || name.startsWith('cls.') || name.endsWith('.lora_b')) return true;
+  return name.endsWith('.lora_a') && config.lora.freezeA !== true;
+}
+
+/** The parameters that train, in the canonical order: what an update carries and a strategy aggregates. */
 export function trainableNames(model: Model): string[] {
-  const names = [...model.params.keys()];
-  if (model.config.lora === undefined) return names;
-  return names.filter((n) => isLoraParam(n) || n.startsWith('cls.'));
+  return [...model.params.keys()].filter((n) => trains(model.config, n));
 }
 
 function initValues(spec: ParamSpec, config: ModelConfig, rng: Rng): Float32Array {
@@ -139,9 +143,7 @@ export function param(model: Model, name: string): tf.Variable {
 
 export function countParams(config: ModelConfig, { trainableOnly = false } = {}): number {
   return paramSpecs(config)
-    .filter(
-      (s) => !trainableOnly || config.lora === undefined || isLoraParam(s.name) || s.name.startsWith('cls.'),
-    )
+    .filter((s) => !trainableOnly || trains(config, s.name))
     .reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 }
 

@@ -2,11 +2,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { validateConfig, type LoraConfig } from './config.ts';
 import { ModelError } from './errors.ts';
-import { createModel, isLoraParam, param, type Model } from './gpt.ts';
+import { createModel, param, trainableNames, type Model } from './gpt.ts';
 
 /**
  * A new model with the base's weights (copied) and fresh adapters (A random, B zero, so its outputs start equal to
- * the base's). Only the adapters (and a classifier's head) train.
+ * the base's). Only the adapters (B alone with `freezeA`) and a classifier's head train.
  */
 export function addLora(base: Model, lora: LoraConfig, { seed = 0 }: { seed?: number } = {}): Model {
   if (base.config.lora !== undefined)
@@ -36,7 +36,8 @@ export function mergeLora(model: Model): Model {
   return merged;
 }
 
-/** The base weights' names of a LoRA model (everything that stays frozen). */
+/** The names of a LoRA model's weights that stay frozen: the base's, and the adapters' A under freezeA. */
 export function frozenNames(model: Model): string[] {
-  return [...model.params.keys()].filter((n) => !isLoraParam(n) && !n.startsWith('cls.'));
+  const trainable = new Set(trainableNames(model));
+  return [...model.params.keys()].filter((n) => !trainable.has(n));
 }

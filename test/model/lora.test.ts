@@ -4,6 +4,7 @@ import {
   addLora,
   batchLoss,
   classProbabilities,
+  countParams,
   createModel,
   disposeModel,
   evaluate,
@@ -16,6 +17,8 @@ import {
   setWeights,
   trainLocal,
   withClassifierHead,
+  type LoraConfig,
+  type LoraTarget,
 } from '../../model/index.ts';
 import { classExamples, expectAllClose, lmWindows, tinyLm } from './helpers.ts';
 
@@ -53,6 +56,58 @@ describe('model: LoRA and the classifier head (cpu backend)', () => {
     );
     disposeModel(base);
     disposeModel(model);
+  });
+
+  it('with freezeA trains only B (FFA-LoRA): A stays at its seeded init, the update is B and the head', async () => {
+    const base = createModel(modelConfig('tiny', { kind: 'classifier', numLabels: 2, context: 16 }), {
+      seed: 1,
+    });
+    const config = { rank: 2, alpha: 4, targets: ['attn.c_attn', 'mlp.c_fc'] as LoraTarget[], freezeA: true };
+    const model = addLora(base, config, { seed: 2 });
+    expect(model.config.lora!.freezeA).to.equal(true);
+    expect(frozenNames(model)).to.include.members(['h.0.attn.c_attn.lora_a', 'h.0.mlp.c_fc.lora_a', 'wte']);
+    const frozen = getWeights(model, { names: frozenNames(model) });
+    const r = await trainLocal({ model, examples: classExamples(32), steps: 5, batchSize: 8, lr: 1e-2 });
+    expect(r.update.map((u) => u.name)).to.deep.equal([
+      'cls.w',
+      'cls.b',
+      'h.0.attn.c_attn.lora_b',
+      'h.0.mlp.c_fc.lora_b',
+    ]);
+    for (const u of r.update.filter((t) => t.name.endsWith('lora_b')))
+      expect(
+        u.data.some((x) => x !== 0),
+        u.name,
+      ).to.equal(true);
+    getWeights(model, { names: frozenNames(model) }).forEach((t, i) =>
+      expect(Buffer.from(t.data.buffer).equals(Buffer.from(frozen[i]!.data.buffer)), t.name).to.equal(true),
+    );
+    // The same seed gives every trainer the same A; without freezeA it trains, and the counts say which travel.
+    const plain = addLora(base, { ...config, freezeA: false }, { seed: 2 });
+    expect(Array.from(plain.params.get('h.0.mlp.c_fc.lora_a')!.dataSync())).to.deep.equal(
+      Array.from(frozen.find((t) => t.name === 'h.0.mlp.c_fc.lora_a')!.data),
+    );
+    const aValues = 32 * 2 + 32 * 2;
+    expect(countParams(plain.config, { trainableOnly: true })).to.equal(
+      countParams(model.config, { trainableOnly: true }) + aValues,
+    );
+    for (const m of [base, model, plain]) disposeModel(m);
+  });
+
+  it('validates freezeA: true or false, absent by default so existing configs are unchanged', () => {
+    const targets: LoraTarget[] = ['attn.c_attn'];
+    expect(modelConfig('tiny', { lora: { rank: 2, alpha: 4, targets } }).lora).to.deep.equal({
+      rank: 2,
+      alpha: 4,
+      targets,
+    });
+    expect(
+      modelConfig('tiny', { lora: { rank: 2, alpha: 4, targets, freezeA: true } }).lora!.freezeA,
+    ).to.equal(true);
+    const bad = { rank: 2, alpha: 4, targets, freezeA: 'yes' } as unknown as LoraConfig;
+    expect(() => modelConfig('tiny', { lora: bad }))
+      .to.throw(/config\.lora\.freezeA must be true or false, got "yes"/)
+      .with.property('code', 'E_MODEL_CONFIG');
   });
 
   it('starts equal to the base, and merging gives the same outputs as base + adapters', async () => {

@@ -2,26 +2,25 @@
 // Moby Dick, certified, then LoRA adapters and a new head trained on spam-assassin dealt to shards with Dirichlet label
 // skew. The committed accuracy is on chain and beats always answering the held-out split's most common label.
 //
-// Why it can fail by chance, measured (out/-scratch sweep, Dec 2026): the initial weights, head and adapters follow the
-// network id, so each run is one draw. The sweep replays this test's pipeline in process (seededBase, the eligible order,
-// slot shards, taskFrame, the trainer's trainTask and payload, deriveAggregate, evaluateHeldOut; on the chain's network
-// id it gave the chain's accuracy) over up to 20 ids. A trainer's own model often beats the majority (up to 0.91), but their
-// FedAvg often answers the majority label for every e-mail (solos 0.809/0.824 → 0.6875; 0.754/0.855 → 0.6875), sometimes
-// the minority (0.3125): the two clients' adapters and head learn different features, which averaging cancels. Shorter,
-// longer, larger-batch, higher- or lower-rate, SGD or server-lr-2 local training, and a longer pre-training, did not fix
-// it in one cheaper round; a second round of 300 steps does, so the settings stay as they were:
-//   pre-training → classifier (rounds × steps, batch, lr)      pass (margin > 0.03)  min / median margin  cls CPU/seed
-//   150 st, b8, lr .01 → 1 × 100, b16, .005                     5/20                  -0.023 / 0.000        8 s
-//   150 → 1 × 150, b16, .02                                     0/5                   -0.375 / 0.000       13 s
-//   150 → 1 × 150, b8, .01                                      1/4                   -0.375 / 0.000        8 s
-//   150 → 1 × 300, b8, .005 | 3 × 50, b8, .01 | 2 × 75, b8, .01  0/2 each              ≤ 0.000              14 / 11 / 12 s
-//   150 → 1 × 150, b32, .01 | 2 × 150, b8, .01                  0/1 | 0/2             0.000                 22 / 17 s
-//   150 → 1 × 150, b16, .01, FedAvg server lr 2 | SGD lr .1, .5  0/4 | 0/2             -0.375 / 0.000        9–15 s
-//   400 st, b8, lr .01 → 1 × 150, b16, .01                      4/6 (+ 1 chain run: 0.6875, fail)  0.000 / 0.059  12 s
-//   150 → 2 × 150, b16, .01                                     5/10                  0.000 / 0.018        20 s
-//   150 → 2 × 300, b16, .005 (these settings)                   11/11 (round 0 alone 7/11)  0.125 / 0.215  41 s
-// Yet on chain 2 of the last 4 runs failed (once 0.828 → 0.664): not reproduced in 11 ids here, so unexplained. Load
-// average 5–14 on 2 shared cores; on chain these settings took 82 CPU s, 400 st → 1 × 150 took 57.5 (about 25 not training).
+// Why it could fail by chance, and the settings, measured (out/-scratch sweeps, Dec 2026): the initial weights, head and
+// adapters follow the network id, so each run is one draw. The sweeps replay this test's pipeline in process (seededBase,
+// slot shards, taskFrame, the trainer's trainTask, the mean of the two updates, evaluateHeldOut) over network ids. One
+// round mostly fails: at 32 bytes the trunk barely tells spam (a head alone stayed at the majority label, one id), so
+// the adapters build the features, and two trainers doing so from one start land on different ones; their FedAvg then
+// answers the majority label though each beats it (0.852/0.730 → 0.684, A frozen or not). After one short round they
+// share a start, and later rounds improve the shared model. FFA-LoRA (lora.freezeA: A stays at its seeded init, B alone
+// trains, so FedAvg of B is exactly FedAvg of A@B) is the steadier there (docs/model.md, LoRA). Batch 16, lr .01 unless said:
+//   classifier (rounds × steps)       A and B train: pass, min / median margin   freezeA: pass, min / median    CPU/seed
+//   1 × 150                           0/2   0.000 / 0.000                        1/2   0.020 / 0.035             8–10 s
+//   2 × 75                            7/10  0.000 / 0.092                        8/10  -0.016 / 0.090            9 s
+//   3 × 50                            7/10  -0.199 / 0.104                       10/10 0.043 / 0.096             10 s
+//   3 × 100 (these settings)          12/14 0.000 / 0.145                        23/24 0.000 / 0.170             18–19 s
+//   3 × 100 lr .005 | 4 × 75, ids 14–23  —                                       9/10 | 9/10 (the same id fails)  20 s
+//   2 × 300, lr 0.005 (the previous)  11/11 0.125 / 0.215 (last session)         —                               41 s
+// Margin: final accuracy − majority (0.6875), pass: above 0.03; CPU: both trainers' training, all rounds, wasm; load
+// average 3–20 on 2 shared cores. The one id of 24 that fails: trainers 0.742/0.789 in round 2, FedAvg 0.6875. On chain
+// a round can still dip (0.789 → 0.484 → 0.844 once), so only the last is asserted on; the file took 50–59 CPU s in
+// four runs here (load average 6–15), the previous settings 72.8 in the same hour.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -50,8 +49,14 @@ import {
 const EVAL_EXAMPLES = 256;
 /** The language model's pre-training and the classifier's fine-tune (the sweep above measured alternatives). */
 const PRETRAIN = { localSteps: 150, batchSize: 8, learningRate: 0.01 };
-const CLASSIFY = { rounds: 2, localSteps: 300, batchSize: 16, learningRate: 0.005 };
-const LORA = { rank: 8, alpha: 16, targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] };
+const CLASSIFY = { rounds: 3, localSteps: 100, batchSize: 16, learningRate: 0.01 };
+/** FFA-LoRA: A frozen at its seeded init (the same on both trainers), so FedAvg of B is FedAvg of the adapters' A@B. */
+const LORA = {
+  rank: 8,
+  alpha: 16,
+  targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'],
+  freezeA: true,
+};
 
 describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with label skew', function () {
   this.timeout(600_000);
@@ -144,13 +149,10 @@ describe('rounds: a classifier fine-tune (LoRA + head) on spam-assassin with lab
       accuracy.every((a) => typeof a === 'number' && a >= 0 && a <= 1),
       `${accuracy}`,
     ).to.equal(true);
-    // A certified checkpoint of this fine-tune beats the majority label: the best committed round. The last round alone
-    // fell to the majority label in 2 of 4 runs on chain (0.828 → 0.664 once): averaging two label-skewed trainers'
-    // adapters and heads can cancel what each learned (the sweep above), which #16's notes leave open.
-    expect(
-      Math.max(...(accuracy as number[])),
-      `accuracy by round ${accuracy}, majority ${majority}`,
-    ).to.be.greaterThan(majority + 0.03);
+    // The fine-tune's last checkpoint beats the majority label: a model answering "ham" to every e-mail fails here.
+    expect(accuracy.at(-1), `accuracy by round ${accuracy}, majority ${majority}`).to.be.greaterThan(
+      majority + 0.03,
+    );
     // The coordinator also reports round 0's base (the trunk with a fresh head and adapters) in its event.
     const first = closed.find((e) => e.proposal === classify && e.round === 0)!;
     expect(first.baseAccuracy).to.be.a('number');
