@@ -105,10 +105,11 @@ function sourceFor(url: string, chain: ChainIdentity | null): ApiPromise | undef
   return undefined;
 }
 
+/** Keeps `api` as the URL's source, the newest; the oldest goes once more than KEPT_SOURCES are kept. */
 function keepSource(url: string, api: ApiPromise): void {
   sources.delete(url);
   sources.set(url, api);
-  for (const old of sources.keys()) if (sources.size > KEPT_SOURCES) sources.delete(old);
+  if (sources.size > KEPT_SOURCES) sources.delete(sources.keys().next().value!);
 }
 
 /** Connects with retry and exponential backoff; E_CHAIN_UNREACHABLE when nothing answers at `url`. */
@@ -129,7 +130,6 @@ export async function connect({
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
       chain = await probe(url, timeoutMs);
-      lastError = undefined;
       break;
     } catch (error) {
       lastError = error;
