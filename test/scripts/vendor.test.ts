@@ -1,7 +1,17 @@
 // The build's dist/vendor/: the @polkadot packages' ES module faces export what the packages export, and the bundle
 // behind them runs through V8's code cache, written by the first process and taken by the next (scripts/build.js).
+// TensorFlow.js' packages are required through faces of their own, which dist/ imports instead of the packages.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -12,7 +22,7 @@ const face = (dir: string, pkg: string) => join(dir, `${pkg.replace(/^@polkadot\
 /** The vendored @polkadot packages: a face each, dist/vendor/<name>.js, beside the loader and yargs' bundle. */
 const vendored = (): string[] =>
   readdirSync(vendor)
-    .filter((f) => f.endsWith('.js') && f !== 'polkadot.js' && f !== 'yargs.js')
+    .filter((f) => f.endsWith('.js') && f !== 'polkadot.js' && f !== 'yargs.js' && !f.startsWith('tfjs'))
     .map((f) => `@polkadot/${f.slice(0, -'.js'.length)}`);
 
 /** In a fresh Node: the faces' export names, a hash through the WebAssembly, and what became of the code cache. */
@@ -83,5 +93,35 @@ describe('dist/vendor (the build)', function () {
     });
     expect(run.status, run.stderr).to.equal(0);
     expect(run.stderr + run.stdout).to.not.match(/multiple versions/);
+  });
+
+  it('requires TensorFlow.js through faces that export its names, and dist/ imports only the faces', () => {
+    const tfjs = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'];
+    const require = createRequire(import.meta.url);
+    const script = `
+      const names = {};
+      for (const pkg of ${JSON.stringify(tfjs)})
+        names[pkg] = Object.keys(await import(new URL(pkg.replace('@tensorflow/', './') + '.js', ${JSON.stringify(pathToFileURL(`${vendor}/`).href)})));
+      console.log(JSON.stringify(names));`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(run.status, run.stderr).to.equal(0);
+    const names = JSON.parse(run.stdout) as Record<string, string[]>;
+    for (const pkg of tfjs) {
+      const own = Object.keys(require(pkg) as object);
+      expect(own.length, pkg).to.be.greaterThan(0);
+      expect(names[pkg]!.sort(), pkg).to.deep.equal([...own, 'default'].sort());
+    }
+    // Every compiled module that loads TensorFlow.js goes through a face (the optional tfjs-node packages, imported by a
+    // name held in a variable, are not written in the source).
+    const dist = join(vendor, '..');
+    const sources = readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter(
+      (f) => f.endsWith('.js') && !f.startsWith('vendor'),
+    );
+    const bare = sources.filter((f) =>
+      /(from |import ?\(?)"@tensorflow\//.test(readFileSync(join(dist, f), 'utf8')),
+    );
+    expect(bare).to.deep.equal([]);
+    const faced = sources.filter((f) => readFileSync(join(dist, f), 'utf8').includes('vendor/tfjs.js'));
+    expect(faced).to.include('model/backend.js');
   });
 });
