@@ -69,14 +69,14 @@ export const VENDORED_ALONE = ['yargs'];
  * CommonJS packages that dist/ loads with require, through an ES module face in dist/vendor/ (see requireFace): Node
  * imports a CommonJS module into an ES module only after cjs-module-lexer has parsed all of its source for the names it
  * exports, which cost each coordinator and trainer process about 0.45 s of CPU for TensorFlow.js (2.6 MB in two files),
- * against ~0.1 s to require the same files.
+ * against ~0.1 s to require the same files, and 0.1 s for ws, whose ES module wrapper imports its eight CommonJS files.
  */
-export const REQUIRED = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'];
+export const REQUIRED = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'ws'];
 const vendorFile = (pkg) => join(dist, 'vendor', `${pkg.replace(/^@(polkadot|tensorflow)\//, '')}.js`);
 
 /**
- * Every import stays an import (nothing is bundled); a relative `./x.ts` becomes `./x.js`, and a vendored package,
- * outside devchain/, the relative path of its bundle.
+ * Every import stays an import (nothing is bundled); a relative `./x.ts` becomes `./x.js`, a vendored package, outside
+ * devchain/, the relative path of its bundle, and a REQUIRED package the relative path of its face.
  */
 const keepImports = {
   name: 'keep-imports',
@@ -84,8 +84,9 @@ const keepImports = {
     b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind === 'entry-point') return undefined;
       if (
-        [...VENDORED, ...VENDORED_ALONE, ...REQUIRED].includes(args.path) &&
-        !relative(root, args.importer).startsWith('devchain')
+        REQUIRED.includes(args.path) ||
+        ([...VENDORED, ...VENDORED_ALONE].includes(args.path) &&
+          !relative(root, args.importer).startsWith('devchain'))
       ) {
         const from = dirname(join(dist, relative(root, args.importer)));
         return {

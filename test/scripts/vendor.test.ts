@@ -1,6 +1,6 @@
 // The build's dist/vendor/: the @polkadot packages' ES module faces export what the packages export, and the bundle
 // behind them runs through V8's code cache, written by the first process and taken by the next (scripts/build.js).
-// TensorFlow.js' packages are required through faces of their own, which dist/ imports instead of the packages.
+// TensorFlow.js and ws are required through faces of their own, which dist/ imports instead of the packages.
 import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
@@ -22,7 +22,9 @@ const face = (dir: string, pkg: string) => join(dir, `${pkg.replace(/^@polkadot\
 /** The vendored @polkadot packages: a face each, dist/vendor/<name>.js, beside the loader and yargs' bundle. */
 const vendored = (): string[] =>
   readdirSync(vendor)
-    .filter((f) => f.endsWith('.js') && f !== 'polkadot.js' && f !== 'yargs.js' && !f.startsWith('tfjs'))
+    .filter(
+      (f) => f.endsWith('.js') && !['polkadot.js', 'yargs.js', 'ws.js'].includes(f) && !f.startsWith('tfjs'),
+    )
     .map((f) => `@polkadot/${f.slice(0, -'.js'.length)}`);
 
 /** In a fresh Node: the faces' export names, a hash through the WebAssembly, and what became of the code cache. */
@@ -95,33 +97,36 @@ describe('dist/vendor (the build)', function () {
     expect(run.stderr + run.stdout).to.not.match(/multiple versions/);
   });
 
-  it('requires TensorFlow.js through faces that export its names, and dist/ imports only the faces', () => {
-    const tfjs = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'];
+  it('requires TensorFlow.js and ws through faces that export their names, and dist/ imports only the faces', () => {
+    const required = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'ws'];
+    const faceOf = (pkg: string) => pathToFileURL(join(vendor, `${pkg.replace('@tensorflow/', '')}.js`)).href;
     const require = createRequire(import.meta.url);
     const script = `
       const names = {};
-      for (const pkg of ${JSON.stringify(tfjs)})
-        names[pkg] = Object.keys(await import(new URL(pkg.replace('@tensorflow/', './') + '.js', ${JSON.stringify(pathToFileURL(`${vendor}/`).href)})));
+      for (const [pkg, face] of ${JSON.stringify(required.map((pkg) => [pkg, faceOf(pkg)]))})
+        names[pkg] = Object.keys(await import(face));
       console.log(JSON.stringify(names));`;
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(run.status, run.stderr).to.equal(0);
     const names = JSON.parse(run.stdout) as Record<string, string[]>;
-    for (const pkg of tfjs) {
+    for (const pkg of required) {
       const own = Object.keys(require(pkg) as object);
       expect(own.length, pkg).to.be.greaterThan(0);
       expect(names[pkg]!.sort(), pkg).to.deep.equal([...own, 'default'].sort());
     }
-    // Every compiled module that loads TensorFlow.js goes through a face (the optional tfjs-node packages, imported by a
-    // name held in a variable, are not written in the source).
+    // Every compiled module that loads them goes through a face (the optional tfjs-node packages, imported by a name
+    // held in a variable, are not written in the source).
     const dist = join(vendor, '..');
     const sources = readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter(
       (f) => f.endsWith('.js') && !f.startsWith('vendor'),
     );
     const bare = sources.filter((f) =>
-      /(from |import ?\(?)"@tensorflow\//.test(readFileSync(join(dist, f), 'utf8')),
+      /(from |import ?\(?)"(@tensorflow\/|ws")/.test(readFileSync(join(dist, f), 'utf8')),
     );
     expect(bare).to.deep.equal([]);
-    const faced = sources.filter((f) => readFileSync(join(dist, f), 'utf8').includes('vendor/tfjs.js'));
-    expect(faced).to.include('model/backend.js');
+    const uses = (face: string) =>
+      sources.filter((f) => readFileSync(join(dist, f), 'utf8').includes(`vendor/${face}`));
+    expect(uses('tfjs.js')).to.include('model/backend.js');
+    expect(uses('ws.js')).to.include.members(['coordinator/server.js', 'worker/connection.js']);
   });
 });
