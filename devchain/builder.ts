@@ -16,10 +16,20 @@ export interface BlockBuildStats {
   oneTask: number;
   /** Blocks handed to chopsticks' own builder (one runtime task per call), e.g. because an extrinsic failed to apply. */
   fallback: number;
+  /** Of the one-task blocks, those built ahead, when their one extrinsic was submitted (see `ahead`). */
+  ahead: number;
 }
 
 export interface OneTaskBuilder {
   stats(): BlockBuildStats;
+  /**
+   * Instant mode, nothing pending or being built: builds now the block that `extrinsic` alone makes on the head, and
+   * keeps it for the build chopsticks asks for next, which then takes it as it is (same head, this extrinsic alone).
+   * true when every inherent and the extrinsic applied: the extrinsic is valid on the head, which is what the pool's
+   * validate_transaction call would have said, so the two runtime tasks of a transaction (validate, then build) become
+   * one. false when it did not apply or the block cannot be built so: the caller validates as usual.
+   */
+  ahead(extrinsic: HexString): Promise<boolean>;
   /** Puts chopsticks' own builder back, after the block being built, if any. */
   dispose(): Promise<void>;
 }
@@ -61,8 +71,12 @@ export function installOneTaskBuilder(
 ): OneTaskBuilder {
   const txPool = chain.txPool;
   const chopsticksBuild = txPool.buildBlockWithParams.bind(txPool);
-  const counts: BlockBuildStats = { oneTask: 0, fallback: 0 };
+  const counts: BlockBuildStats = { oneTask: 0, fallback: 0, ahead: 0 };
   let queue: Promise<unknown> = Promise.resolve();
+  /** Builds asked for and not yet done. */
+  let building = 0;
+  /** The block built ahead for one extrinsic on a head, until the next build asks for it or not. */
+  let kept: { head: string; extrinsic: HexString; block: InstanceType<typeof core.Block> } | null = null;
 
   const fallback = async (params: BuildBlockParams, reason: string): Promise<void> => {
     counts.fallback++;
@@ -155,11 +169,23 @@ export function installOneTaskBuilder(
     await chain.api.isReady;
     const reason = await unsupported(chain, params);
     if (reason) return fallback(params, reason);
+    const ready = kept;
+    kept = null;
     let block: Awaited<ReturnType<typeof oneTask>>;
-    try {
-      block = await oneTask(params);
-    } catch (error) {
-      block = `the task threw: ${(error as Error).message}`;
+    if (
+      ready !== null &&
+      ready.head === chain.head.hash &&
+      params.transactions.length === 1 &&
+      params.transactions[0] === ready.extrinsic
+    ) {
+      block = ready.block;
+      counts.ahead++;
+    } else {
+      try {
+        block = await oneTask(params);
+      } catch (error) {
+        block = `the task threw: ${(error as Error).message}`;
+      }
     }
     if (typeof block === 'string') return fallback(params, block);
     counts.oneTask++;
@@ -174,13 +200,36 @@ export function installOneTaskBuilder(
   // One build at a time, in the order asked, as chopsticks' own queue does. `txPool.upcomingBlocks()` still counts
   // only chopsticks' queue: its builder awaits that method, so it cannot wait on this queue (nothing here calls it).
   txPool.buildBlockWithParams = (params: BuildBlockParams) => {
-    const built = queue.then(() => build(params));
+    building++;
+    const built = queue.then(() => build(params)).finally(() => building--);
     queue = built.catch(() => undefined);
     return built;
   };
 
   return {
     stats: () => ({ ...counts }),
+    async ahead(extrinsic) {
+      if (txPool.mode !== core.BuildBlockMode.Instant || building > 0 || txPool.pendingExtrinsics.length > 0)
+        return false;
+      const params: BuildBlockParams = {
+        transactions: [extrinsic],
+        downwardMessages: [],
+        upwardMessages: {},
+        horizontalMessages: {},
+      };
+      await chain.api.isReady;
+      if ((await unsupported(chain, params)) !== null) return false;
+      const head = chain.head.hash;
+      let block: Awaited<ReturnType<typeof oneTask>>;
+      try {
+        block = await oneTask(params);
+      } catch {
+        return false;
+      }
+      if (typeof block === 'string' || chain.head.hash !== head) return false;
+      kept = { head, extrinsic, block };
+      return true;
+    },
     async dispose() {
       await queue;
       Reflect.deleteProperty(txPool, 'buildBlockWithParams');

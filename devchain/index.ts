@@ -323,7 +323,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
         );
       }, blockTime);
     };
-    const queue = installFutureQueue(core, chain, onPooled);
+    const queue = installFutureQueue(core, chain, onPooled, builder ? (x) => builder.ahead(x) : undefined);
     futureQueue = queue;
 
     // system_accountNextIndex is answered from the future queue, which knows every transaction not yet in a block;
@@ -390,7 +390,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
       const block = await chain.newBlock();
       return { number: block.number, hash: block.hash };
     },
-    blockBuildStats: () => builder?.stats() ?? { oneTask: 0, fallback: 0 },
+    blockBuildStats: () => builder?.stats() ?? { oneTask: 0, fallback: 0, ahead: 0 },
     async close() {
       if (closed) return;
       closed = true;

@@ -36,6 +36,16 @@ export interface FutureQueue {
 }
 
 /**
+ * The tags of a signed transaction that applies on the head, as validate_transaction gives them: it requires nothing,
+ * and provides what frame_system's CheckNonce tags it with, the SCALE encoding of (AccountId32, u32 nonce).
+ */
+export function checkNonceTags(signer: string, nonce: number): { requires: string[]; provides: string[] } {
+  const encoded = new Uint8Array(4);
+  new DataView(encoded.buffer).setUint32(0, nonce, true);
+  return { requires: [], provides: [u8aToHex(u8aConcat(hexToU8a(signer), encoded))] };
+}
+
+/**
  * Replaces `chain.submitExtrinsic`. Without it, two transactions with consecutive nonces sent at the same moment race
  * to the block builder: in instant mode the second can be built alone first, fail with a future nonce, and be reported
  * as invalid to its sender although the first lands a moment later.
@@ -45,6 +55,11 @@ export function installFutureQueue(
   chain: Blockchain,
   /** Called each time a transaction enters chopsticks' pool. */
   onPooled: () => void = () => undefined,
+  /**
+   * The one-task builder's `ahead`: builds the block of a transaction submitted to an idle pool at once, in place of
+   * validating it (a runtime task each). Without it, every transaction is validated.
+   */
+  ahead?: (extrinsic: HexString) => Promise<boolean>,
 ): FutureQueue {
   // Every transaction is validated here already; chain.submitExtrinsic would validate it again (a runtime call) before
   // it reaches the pool, so this goes to the pool directly.
@@ -88,16 +103,17 @@ export function installFutureQueue(
     const ok = result.asOk;
     return { requires: ok.requires.map((t) => t.toHex()), provides: ok.provides.map((t) => t.toHex()) };
   };
-  const describe = async (extrinsic: HexString, provides: string[]): Promise<Tx> => {
+  const describe = async (extrinsic: HexString): Promise<Omit<Tx, 'provides'> & { signed: boolean }> => {
     const registry = await chain.head.registry;
     const tx = registry.createType<GenericExtrinsic>('GenericExtrinsic', extrinsic);
     return {
       extrinsic,
+      signed: tx.isSigned,
       signer: registry.createType('AccountId', tx.signer.toString()).toHex(),
       nonce: tx.nonce.toNumber(),
-      provides,
     };
   };
+
   const providedTags = () => new Set([...pooled.values()].flatMap((tx) => tx.provides));
 
   /** Hands every held transaction whose requirements are now met to the pool, in the order they become ready. */
@@ -133,8 +149,19 @@ export function installFutureQueue(
 
   chain.submitExtrinsic = async (extrinsic: HexString) => {
     const validatedAt = chain.head.hash;
-    const { requires, provides } = await validity(extrinsic);
-    const tx = await describe(extrinsic, provides);
+    // What does not decode is for the runtime to refuse, as before (validity throws the error the sender gets).
+    const described = await describe(extrinsic).catch(() => null);
+    const builtAhead =
+      ahead !== undefined &&
+      described?.signed === true &&
+      pooled.size === 0 &&
+      held.length === 0 &&
+      (await ahead(extrinsic));
+    const { requires, provides } = builtAhead
+      ? checkNonceTags(described!.signer, described!.nonce)
+      : await validity(extrinsic);
+    const { signed: _signed, ...fields } = described ?? (await describe(extrinsic));
+    const tx: Tx = { ...fields, provides };
     const provided = providedTags();
     const hash = await (async () => {
       if (requires.every((t) => provided.has(t))) {

@@ -1,14 +1,17 @@
 // The one-task block builder against chopsticks' own: the same block from the same parent (block 1 included), the
-// fallback when an extrinsic fails to apply, and the one-task path taken for empty and ordinary blocks.
+// fallback when an extrinsic fails to apply, the one-task path taken for empty and ordinary blocks, and in instant mode
+// a transaction's block built when it is submitted, in place of its validation.
 import { expect } from 'chai';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiPromise } from '@polkadot/api';
 import type { KeyringPair } from '@polkadot/keyring/types';
-import { stringToHex } from '@polkadot/util';
+import { stringToHex, u8aToHex } from '@polkadot/util';
 import type { HexString } from '@polkadot/util/types';
+import type { TransactionValidity } from '@polkadot/types/interfaces';
 import { FileDatabase, startDevnet, type BlockBuilder, type Devnet } from '../../devchain/index.ts';
+import { checkNonceTags } from '../../devchain/pool.ts';
 import { connect, logger, pair } from './helpers.ts';
 
 interface Running {
@@ -125,8 +128,9 @@ describe('devchain: a block in one runtime task', function () {
       expect(fast.devnet.blockBuildStats()).to.deep.equal({
         oneTask: before.oneTask + 1,
         fallback: before.fallback,
+        ahead: 0,
       });
-      expect(slow.devnet.blockBuildStats()).to.deep.equal({ oneTask: 0, fallback: 0 });
+      expect(slow.devnet.blockBuildStats()).to.deep.equal({ oneTask: 0, fallback: 0, ahead: 0 });
       const [a, b] = await Promise.all([
         savedHead(fast.dataDir, tempDir()),
         savedHead(slow.dataDir, tempDir()),
@@ -163,8 +167,8 @@ describe('devchain: a block in one runtime task', function () {
     }
     const [fast, slow] = started as [Running, Running];
     try {
-      expect(fast.devnet.blockBuildStats()).to.deep.equal({ oneTask: 1, fallback: 0 });
-      expect(slow.devnet.blockBuildStats()).to.deep.equal({ oneTask: 0, fallback: 0 });
+      expect(fast.devnet.blockBuildStats()).to.deep.equal({ oneTask: 1, fallback: 0, ahead: 0 });
+      expect(slow.devnet.blockBuildStats()).to.deep.equal({ oneTask: 0, fallback: 0, ahead: 0 });
       expect(fast.devnet.genesisHash).to.equal(slow.devnet.genesisHash);
       const [a, b] = await Promise.all([
         savedHead(fast.dataDir, tempDir()),
@@ -225,6 +229,7 @@ describe('devchain: a block in one runtime task', function () {
       expect(fast.devnet.blockBuildStats()).to.deep.equal({
         oneTask: before.oneTask,
         fallback: before.fallback + 1,
+        ahead: 0,
       });
     } finally {
       await stop(fast);
@@ -255,6 +260,7 @@ describe('devchain: a block in one runtime task', function () {
       expect(devnet.blockBuildStats()).to.deep.equal({
         oneTask: start.oneTask + 1,
         fallback: start.fallback,
+        ahead: 0,
       });
       const emptyBlock = await api.rpc.chain.getBlock(empty.hash);
       expect(emptyBlock.block.extrinsics.filter((x) => x.isSigned)).to.have.length(0);
@@ -274,6 +280,7 @@ describe('devchain: a block in one runtime task', function () {
       expect(devnet.blockBuildStats()).to.deep.equal({
         oneTask: start.oneTask + 2,
         fallback: start.fallback,
+        ahead: 0,
       });
       const events = (await (await api.at(full.hash)).query.system.events()) as unknown as {
         event: { section: string; method: string };
@@ -285,6 +292,68 @@ describe('devchain: a block in one runtime task', function () {
     } finally {
       await api.disconnect();
       await devnet.close();
+    }
+  });
+
+  it('builds, in instant mode, the block of a transaction when it is submitted: the same block as chopsticks, one task fewer', async () => {
+    const started: Running[] = [];
+    for (const blockBuilder of ['one-task', 'chopsticks'] as const) {
+      const dataDir = tempDir();
+      cpSync(base, dataDir, { recursive: true });
+      const devnet = await startDevnet({ port: 0, logger, blockMode: 'instant', dataDir, blockBuilder });
+      started.push({ devnet, api: await connect(devnet.url), dataDir });
+    }
+    const [fast, slow] = started as [Running, Running];
+    try {
+      const { api } = fast;
+      const remark = await sign(api, api.tx.system.remarkWithEvent(stringToHex('ahead')), alice, 0);
+      // The tags the pool gives a transaction built ahead are the runtime's own for it.
+      const validity = (await api.call.taggedTransactionQueue.validateTransaction(
+        'External',
+        remark,
+        (await api.rpc.chain.getBlockHash()).toHex(),
+      )) as unknown as TransactionValidity;
+      expect(validity.isOk, validity.toString()).to.equal(true);
+      expect(validity.asOk.provides.map((t) => t.toHex())).to.deep.equal(
+        checkNonceTags(u8aToHex(alice.publicKey), 0).provides,
+      );
+      expect(validity.asOk.requires.map((t) => t.toHex())).to.deep.equal([]);
+
+      const before = fast.devnet.blockBuildStats();
+      for (const r of [fast, slow]) {
+        await new Promise<void>((resolve, reject) => {
+          r.api.rpc.author
+            .submitAndWatchExtrinsic(r.api.createType('Extrinsic', remark), (status) => {
+              if (status.isFinalized) resolve();
+              if (status.isInvalid || status.isDropped) reject(new Error(status.type));
+            })
+            .catch(reject);
+        });
+      }
+      expect(fast.devnet.blockBuildStats()).to.deep.equal({
+        oneTask: before.oneTask + 1,
+        fallback: before.fallback,
+        ahead: before.ahead + 1,
+      });
+      const [a, b] = await Promise.all([
+        savedHead(fast.dataDir, tempDir()),
+        savedHead(slow.dataDir, tempDir()),
+      ]);
+      expect(a.number).to.equal(3);
+      expect(a.hash).to.equal(b.hash);
+      expect(a.header).to.deep.equal(b.header);
+      expect(a.extrinsics).to.deep.equal(b.extrinsics);
+
+      // A transaction that does not apply on the head (a nonce already used) is validated as before: refused.
+      const stale = await sign(api, api.tx.system.remark(stringToHex('stale')), alice, 0);
+      const refused = await api.rpc.author.submitExtrinsic(stale).then(
+        () => null,
+        (error: Error) => error.message,
+      );
+      expect(refused).to.match(/1010|Invalid|Stale/i);
+      expect(fast.devnet.blockBuildStats().ahead).to.equal(before.ahead + 1);
+    } finally {
+      for (const r of started) await stop(r);
     }
   });
 });
