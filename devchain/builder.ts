@@ -206,29 +206,45 @@ export function installOneTaskBuilder(
     return built;
   };
 
+  /** A block is being built ahead: two at once would be on the same head, and the next build would take neither. */
+  let buildingAhead = false;
+  const buildAhead = async (extrinsic: HexString): Promise<boolean> => {
+    const params: BuildBlockParams = {
+      transactions: [extrinsic],
+      downwardMessages: [],
+      upwardMessages: {},
+      horizontalMessages: {},
+    };
+    await chain.api.isReady;
+    if ((await unsupported(chain, params)) !== null) return false;
+    const head = chain.head.hash;
+    let block: Awaited<ReturnType<typeof oneTask>>;
+    try {
+      block = await oneTask(params);
+    } catch {
+      return false;
+    }
+    if (typeof block === 'string' || chain.head.hash !== head) return false;
+    kept = { head, extrinsic, block };
+    return true;
+  };
+
   return {
     stats: () => ({ ...counts }),
     async ahead(extrinsic) {
-      if (txPool.mode !== core.BuildBlockMode.Instant || building > 0 || txPool.pendingExtrinsics.length > 0)
+      if (
+        txPool.mode !== core.BuildBlockMode.Instant ||
+        building > 0 ||
+        buildingAhead ||
+        txPool.pendingExtrinsics.length > 0
+      )
         return false;
-      const params: BuildBlockParams = {
-        transactions: [extrinsic],
-        downwardMessages: [],
-        upwardMessages: {},
-        horizontalMessages: {},
-      };
-      await chain.api.isReady;
-      if ((await unsupported(chain, params)) !== null) return false;
-      const head = chain.head.hash;
-      let block: Awaited<ReturnType<typeof oneTask>>;
+      buildingAhead = true;
       try {
-        block = await oneTask(params);
-      } catch {
-        return false;
+        return await buildAhead(extrinsic);
+      } finally {
+        buildingAhead = false;
       }
-      if (typeof block === 'string' || chain.head.hash !== head) return false;
-      kept = { head, extrinsic, block };
-      return true;
     },
     async dispose() {
       await queue;
