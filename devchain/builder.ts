@@ -165,28 +165,23 @@ export function installOneTaskBuilder(
     });
   };
 
+  /** oneTask, with a task that throws as one more reason not to keep its block. */
+  const attempt = (params: BuildBlockParams): ReturnType<typeof oneTask> =>
+    oneTask(params).catch((error: unknown) => `the task threw: ${(error as Error).message}`);
+
   const build = async (params: BuildBlockParams): Promise<void> => {
     await chain.api.isReady;
     const reason = await unsupported(chain, params);
     if (reason) return fallback(params, reason);
     const ready = kept;
     kept = null;
-    let block: Awaited<ReturnType<typeof oneTask>>;
-    if (
+    const taken =
       ready !== null &&
       ready.head === chain.head.hash &&
       params.transactions.length === 1 &&
-      params.transactions[0] === ready.extrinsic
-    ) {
-      block = ready.block;
-      counts.ahead++;
-    } else {
-      try {
-        block = await oneTask(params);
-      } catch (error) {
-        block = `the task threw: ${(error as Error).message}`;
-      }
-    }
+      params.transactions[0] === ready.extrinsic;
+    if (taken) counts.ahead++;
+    const block = taken ? ready.block : await attempt(params);
     if (typeof block === 'string') return fallback(params, block);
     counts.oneTask++;
     logger.debug(
@@ -218,13 +213,12 @@ export function installOneTaskBuilder(
     await chain.api.isReady;
     if ((await unsupported(chain, params)) !== null) return false;
     const head = chain.head.hash;
-    let block: Awaited<ReturnType<typeof oneTask>>;
-    try {
-      block = await oneTask(params);
-    } catch {
+    const block = await attempt(params);
+    if (typeof block === 'string' || chain.head.hash !== head) {
+      const reason = typeof block === 'string' ? block : 'the head moved meanwhile';
+      logger.debug({ reason }, 'no block built ahead: the transaction is validated instead');
       return false;
     }
-    if (typeof block === 'string' || chain.head.hash !== head) return false;
     kept = { head, extrinsic, block };
     return true;
   };
