@@ -36,6 +36,20 @@ function expectFrozenUnchanged(model: Model, before: ReturnType<typeof getWeight
   );
 }
 
+/**
+ * A tiny 2-label classifier with `config`'s adapters, the weights frozenNames lists taken before training, and 5 steps
+ * of training on it.
+ */
+async function trainClassifierLora(config: LoraConfig, options: { seed?: number } = {}) {
+  const base = createModel(modelConfig('tiny', { kind: 'classifier', numLabels: 2, context: 16 }), {
+    seed: 1,
+  });
+  const model = addLora(base, config, options);
+  const frozen = getWeights(model, { names: frozenNames(model) });
+  const r = await trainLocal({ model, examples: classExamples(32), steps: 5, batchSize: 8, lr: 1e-2 });
+  return { base, model, frozen, r };
+}
+
 describe('model: LoRA and the classifier head (cpu backend)', () => {
   before(async () => {
     await initBackend({ backend: 'cpu' });
@@ -64,15 +78,10 @@ describe('model: LoRA and the classifier head (cpu backend)', () => {
   });
 
   it('with freezeA trains only B (FFA-LoRA): A stays at its seeded init, the update is B and the head', async () => {
-    const base = createModel(modelConfig('tiny', { kind: 'classifier', numLabels: 2, context: 16 }), {
-      seed: 1,
-    });
     const config = { rank: 2, alpha: 4, targets: ['attn.c_attn', 'mlp.c_fc'] as LoraTarget[], freezeA: true };
-    const model = addLora(base, config, { seed: 2 });
+    const { base, model, frozen, r } = await trainClassifierLora(config, { seed: 2 });
     expect(model.config.lora!.freezeA).to.equal(true);
     expect(frozenNames(model)).to.include.members(['h.0.attn.c_attn.lora_a', 'h.0.mlp.c_fc.lora_a', 'wte']);
-    const frozen = getWeights(model, { names: frozenNames(model) });
-    const r = await trainLocal({ model, examples: classExamples(32), steps: 5, batchSize: 8, lr: 1e-2 });
     expect(r.update.map((u) => u.name)).to.deep.equal([
       'cls.w',
       'cls.b',
@@ -163,12 +172,11 @@ describe('model: LoRA and the classifier head (cpu backend)', () => {
   });
 
   it('fine-tunes a classifier with LoRA: adapters and the new head travel, the trunk stays', async () => {
-    const base = createModel(modelConfig('tiny', { kind: 'classifier', numLabels: 2, context: 16 }), {
-      seed: 1,
+    const { base, model, frozen, r } = await trainClassifierLora({
+      rank: 2,
+      alpha: 4,
+      targets: ['attn.c_attn'],
     });
-    const model = addLora(base, { rank: 2, alpha: 4, targets: ['attn.c_attn'] });
-    const frozen = getWeights(model, { names: frozenNames(model) });
-    const r = await trainLocal({ model, examples: classExamples(32), steps: 5, batchSize: 8, lr: 1e-2 });
     expect(r.update.map((u) => u.name)).to.deep.equal([
       'cls.w',
       'cls.b',
