@@ -193,6 +193,13 @@ async function blocksAndStartup(ctx: BenchContext): Promise<void> {
   }
 }
 
+/** The part of chopsticks' sqlite database (`@acala-network/chopsticks-db`) measured here. */
+interface SqliteLike {
+  saveBlock(block: unknown): Promise<void>;
+  queryHighestBlock(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
 /** saveBlock and reopen for FileDatabase and chopsticks' sqlite database, on blocks shaped like the dev chain's. */
 async function databases(ctx: BenchContext): Promise<void> {
   const count = ctx.quick ? 100 : 500;
@@ -226,9 +233,10 @@ async function databases(ctx: BenchContext): Promise<void> {
     });
     ctx.report({ name: 'devchain.db.file.open', value: fileOpen, unit: 'ms', note: `${count} blocks` });
 
-    let sqlite: typeof import('@acala-network/chopsticks-db') | undefined;
     try {
-      sqlite = await import('@acala-network/chopsticks-db');
+      // Not a dependency: installed on request (see the catch below), so named through a variable for the type check.
+      const name = '@acala-network/chopsticks-db';
+      const sqlite = (await import(name)) as { SqliteDatabase: new (path: string) => SqliteLike };
       const db = new sqlite.SqliteDatabase(join(dir, 'chain.sqlite'));
       t0 = performance.now();
       for (const b of blocks) await db.saveBlock(b);
@@ -255,10 +263,10 @@ async function databases(ctx: BenchContext): Promise<void> {
         note: 'ref: file',
       });
     } catch (error) {
-      // package.json denies sqlite3's install script (the dev chain never loads it), so its native module is built
-      // only on request, by the command its install script runs: `cd node_modules/sqlite3 && npx node-gyp rebuild`.
+      // chopsticks' sqlite database is not a dependency (fedtune never loads it): measured only once installed, with the
+      // native module its install script would build.
       ctx.progress(
-        `sqlite database not measured (build it: \`cd node_modules/sqlite3 && npx node-gyp rebuild\`): ${(error as Error).message.split('\n')[0]}`,
+        `sqlite database not measured (install it: \`npm install --no-save @acala-network/chopsticks-db@1.5.1 && cd node_modules/sqlite3 && npx node-gyp rebuild\`): ${(error as Error).message.split('\n')[0]}`,
       );
     }
   } finally {

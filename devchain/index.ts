@@ -18,6 +18,7 @@ import { FileDatabase } from './database.ts';
 import { installFutureQueue } from './pool.ts';
 import { startBlockTicker, type BlockTicker } from './interval.ts';
 import { acquireExecutor, releaseExecutor } from './executor.ts';
+import { startRpcServer, type RpcServer } from './rpc-server.ts';
 import { installOneTaskBuilder, type BlockBuildStats, type OneTaskBuilder } from './builder.ts';
 
 export { DevnetError } from './errors.ts';
@@ -187,7 +188,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   await ensurePortFree(port, host);
   if (options.fork !== undefined) await ensureReachable(options.fork);
 
-  const { core, createServer, handler } = await loadChopsticks();
+  const { core } = await loadChopsticks();
 
   const ephemeral = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'fedtune-devnet-'));
@@ -290,7 +291,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
   let building = Promise.resolve();
   let futureQueue: ReturnType<typeof installFutureQueue> | null = null;
   let ticker: BlockTicker | null = null;
-  let server: Awaited<ReturnType<typeof createServer>>;
+  let server: RpcServer;
   try {
     if (!ephemeral)
       checkDataDir(dataDir, options.fork ? { fork: options.fork } : { genesisHash: chain.head.hash });
@@ -328,9 +329,13 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
 
     // system_accountNextIndex is answered from the future queue, which knows every transaction not yet in a block;
     // AccountNonceApi_account_nonce from storage, without a runtime call.
-    const rpc = handler({ chain });
-    server = await createServer(
-      async (request: { method: string; params: unknown[] }, subscriptions: Parameters<typeof rpc>[1]) => {
+    // Everything else is chopsticks-core's method of that name (substrate's and its dev_* methods).
+    const methods = core.allHandlers as Record<
+      string,
+      (context: { chain: typeof chain }, params: unknown[], subscriptions: unknown) => Promise<unknown>
+    >;
+    server = await startRpcServer(
+      async (request, subscriptions) => {
         if (request.method === 'system_accountNextIndex' && typeof request.params[0] === 'string') {
           return queue.nextIndex(request.params[0]);
         }
@@ -345,10 +350,13 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
         ) {
           return queue.accountNonce(data);
         }
-        return rpc(request, subscriptions);
+        const run = Object.hasOwn(methods, request.method) ? methods[request.method] : undefined;
+        if (!run) throw new core.ResponseError(-32601, `Method not found: ${request.method}`);
+        return run({ chain }, request.params, subscriptions);
       },
       port,
       host,
+      logger,
     );
     if (blockIntervalMs > 0) ticker = startBlockTicker(chain, blockIntervalMs, logger);
   } catch (error) {
@@ -361,7 +369,7 @@ export async function startDevnet(options: StartDevnetOptions): Promise<Devnet> 
     if (ephemeral) rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
-  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${server.addr.split(':').pop()}`;
+  const url = `ws://${host.includes(':') ? `[${host}]` : host}:${server.port}`;
   const genesisHash = (await chain.getBlockAt(0))?.hash ?? '0x';
   const chainName = await chain.api.getSystemChain();
   logger.info(
