@@ -48,6 +48,8 @@ export interface DemoOptions {
   logger: Logger;
   /** Where progress lines go (default stderr). */
   print?: (line: string) => void;
+  /** Where the dev chain keeps what it learned from the runtime for the next start (`fedtune devnet`'s cache). */
+  runtimeCacheDir?: string;
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
@@ -95,6 +97,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       port: 0,
       dataDir: join(out, 'chain'),
       blockMode: 'instant',
+      ...(options.runtimeCacheDir === undefined ? {} : { runtimeCacheDir: options.runtimeCacheDir }),
       logger: options.logger,
     });
     client = await connect({ url: devnet.url, logger: options.logger });

@@ -1,6 +1,6 @@
 // What devnets learn about one runtime, worked out once instead of once per chain: in one process its metadata, type
-// registry and the metadata decorated for storage keys and calls; across processes (a cache folder) its metadata and
-// slot duration.
+// registry and the metadata decorated for storage keys and calls; across processes (a cache folder) its metadata, slot
+// duration and version.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +29,36 @@ interface Saved {
   metadata: HexString;
   /** Aura's slot duration (chopsticks asks the runtime for it before block 1's timestamp and slot). */
   slotDuration?: number;
+  /** The runtime's version as chopsticks' `getRuntimeVersion` gives it (about 0.9 CPU-s of the executor to read). */
+  runtimeVersion?: RuntimeVersion;
+}
+
+/** chopsticks' runtime version: names decoded, the APIs as [id, version] pairs. */
+interface RuntimeVersion {
+  specName: string;
+  implName: string;
+  specVersion: number;
+  apis: [string, number][];
+  [field: string]: unknown;
+}
+
+function isRuntimeVersion(value: unknown): value is RuntimeVersion {
+  const v = value as Partial<RuntimeVersion> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.specName === 'string' &&
+    typeof v.implName === 'string' &&
+    Number.isInteger(v.specVersion) &&
+    Array.isArray(v.apis) &&
+    v.apis.every(
+      (api) =>
+        Array.isArray(api) &&
+        typeof api[0] === 'string' &&
+        /^0x[0-9a-f]{16}$/.test(api[0]) &&
+        Number.isInteger(api[1]),
+    )
+  );
 }
 
 function idOf(runtime: Runtime): string {
@@ -48,15 +78,21 @@ function readSaved(file: string, id: string): Saved | null {
       return null;
     const slot = saved.slotDuration;
     if (slot !== undefined && !(Number.isInteger(slot) && slot > 0)) return null;
+    const version = saved.runtimeVersion;
+    if (version !== undefined && !isRuntimeVersion(version)) return null;
     return {
       id,
       metadata: saved.metadata as HexString,
       ...(slot === undefined ? {} : { slotDuration: slot }),
+      ...(version === undefined ? {} : { runtimeVersion: version }),
     };
   } catch {
     return null;
   }
 }
+
+/** Holds all a cache file keeps: nothing is left to add to it. */
+const isComplete = (saved: Saved) => saved.slotDuration !== undefined && saved.runtimeVersion !== undefined;
 
 /** Written whole or not at all: a temporary file renamed over the old one. */
 function writeSaved(file: string, saved: Saved): void {
@@ -86,8 +122,9 @@ export interface SharedRuntime {
  * registered types and no extra signed extensions here, so `runtime` names all it is built from.
  *
  * With a cache folder, a process's first chain on a runtime takes the metadata from there instead of a runtime task,
- * and Aura's slot duration too (put into chopsticks' own memo of `getAuraSlotDuration`, a lodash memoize keyed by
- * the code, as the slot is another task); both are functions of the code alone.
+ * and Aura's slot duration and the runtime's version too (put into chopsticks' own memos, `getAuraSlotDuration` and
+ * `getRuntimeVersion`, lodash memoizes keyed by the code, as each is another call to the executor); all three are
+ * functions of the code alone.
  */
 export function shareRuntime(
   core: ChopsticksCore,
@@ -100,7 +137,7 @@ export function shareRuntime(
   const known = byRuntime.get(id);
   const file = cacheDir === null ? null : join(cacheDir, `${id}.json`);
   const saved = known || file === null || complete.has(file) ? null : readSaved(file, id);
-  if (file !== null && saved?.slotDuration !== undefined) complete.add(file);
+  if (file !== null && saved && isComplete(saved)) complete.add(file);
   if (known) {
     for (const name of SHARED) Object.defineProperty(first, name, { value: known[name], configurable: true });
   } else {
@@ -111,6 +148,11 @@ export function shareRuntime(
       });
       if (saved.slotDuration !== undefined && !core.getAuraSlotDuration.cache.has(runtime.code))
         core.getAuraSlotDuration.cache.set(runtime.code, Promise.resolve(saved.slotDuration));
+      if (saved.runtimeVersion !== undefined && !core.getRuntimeVersion.cache.has(runtime.code))
+        core.getRuntimeVersion.cache.set(
+          runtime.code,
+          Promise.resolve(structuredClone(saved.runtimeVersion)),
+        );
     }
     const shared: Shared = { metadata: first.metadata, registry: first.registry, meta: first.meta };
     byRuntime.set(id, shared);
@@ -123,16 +165,18 @@ export function shareRuntime(
     async save() {
       if (file === null || complete.has(file)) return;
       try {
-        const memo = core.getAuraSlotDuration.cache;
-        const slotDuration = memo.has(runtime.code)
-          ? ((await memo.get(runtime.code)) as number | undefined)
-          : undefined;
-        writeSaved(file, {
+        const remembered = async (memo: { has(key: unknown): boolean; get(key: unknown): unknown }) =>
+          memo.has(runtime.code) ? await memo.get(runtime.code) : undefined;
+        const slotDuration = (await remembered(core.getAuraSlotDuration.cache)) as number | undefined;
+        const version = await remembered(core.getRuntimeVersion.cache);
+        const saved: Saved = {
           id,
           metadata: await first.metadata,
           ...(slotDuration === undefined ? {} : { slotDuration }),
-        });
-        if (slotDuration !== undefined) complete.add(file);
+          ...(isRuntimeVersion(version) ? { runtimeVersion: version } : {}),
+        };
+        writeSaved(file, saved);
+        if (isComplete(saved)) complete.add(file);
       } catch (error) {
         logger.debug({ err: error, file }, 'could not keep what the runtime said in the cache folder');
       }

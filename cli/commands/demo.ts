@@ -7,6 +7,7 @@ import { PRESET_NAMES } from '../choices.ts';
 import { DEMO_DEFAULTS } from '../../demo/defaults.ts';
 import type { GlobalArgs } from '../options.ts';
 import { logger, usage } from '../protocol.ts';
+import { devnetCacheDir } from './devnet.ts';
 
 /** The run's sizes as runDemo takes them; the rest as options parse them. */
 interface DemoArgs
@@ -176,6 +177,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         : {}),
       logger: logger({ ...args, logLevel: args.logLevel === 'info' ? 'warn' : args.logLevel }),
       print: (line) => process.stderr.write(`${line}\n`),
+      runtimeCacheDir: devnetCacheDir(),
     });
     if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`${out}\n`);

@@ -29,8 +29,8 @@ export const DEFAULT_BLOCK_INTERVAL_S = 6;
 export const DEFAULT_DATA_DIR = '.fedtune/devnet';
 
 /**
- * Where a devnet keeps what it learned from the runtime (its metadata, its slot duration) for the next start:
- * $FEDTUNE_DEVNET_CACHE (`off`: nowhere) or ~/.cache/fedtune/devnet.
+ * Where a devnet (`fedtune devnet`, `fedtune demo`) keeps what it learned from the runtime (its metadata, slot duration
+ * and version) for the next start: $FEDTUNE_DEVNET_CACHE (`off`: nowhere) or ~/.cache/fedtune/devnet.
  */
 export function devnetCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const v = env.FEDTUNE_DEVNET_CACHE;
