@@ -55,7 +55,7 @@ const W = {
   --member ${ALICE} \\
   --member 5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty \\
   --member 5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y \\
-  --quorum 2/3 --voting-period 20 --coordinator 5CiPPseXPECbkjWCa6MnjNokrgYjMqmKndv2rSnekmSK2DjL`),
+  --quorum 2/3 --voting-period 10 --coordinator 5CiPPseXPECbkjWCa6MnjNokrgYjMqmKndv2rSnekmSK2DjL`),
   shard: cmd('fedtune dataset shard sotu --scheme partition --out sotu.json'),
   register: cmd('fedtune dataset register sotu.json --seed //Alice'),
   coordinator: cmd(
@@ -69,7 +69,7 @@ const W = {
   --local-steps 10 --batch-size 8 --lr 0.005 --update-encoding int8`),
   voteBob: cmd('fedtune dao vote 0 aye --seed //Bob'),
   voteCharlie: cmd('fedtune dao vote 0 aye --seed //Charlie'),
-  advance: cmd('fedtune chain advance 20'),
+  advance: cmd('fedtune chain advance 10'),
   show: cmd('fedtune dao show 0'),
   list: cmd('fedtune checkpoint list'),
   attestAlice: cmd('fedtune checkpoint attest $CKPT --seed //Alice'),
@@ -334,8 +334,8 @@ describe('README walkthrough, end to end', function () {
     const bob = await step('dao vote (Bob)', W.voteBob);
     expect(bob.stdout).to.match(/decided at block \d+, when the voting period ends/);
     await step('dao vote (Charlie)', W.voteCharlie);
-    // The deadline block comes on its own within 20 x 6 s; a script does not wait for it.
-    await step('chain advance 20', W.advance);
+    // The deadline block comes on its own within 10 x 6 s; a script does not wait for it.
+    await step('chain advance 10', W.advance);
     await untilStatus(0, 'completed', 'voting period, round trained and committed');
     const shown = await step('dao show', W.show);
     expect(shown.stdout).to.match(/status:\s+completed at block \d+/);
@@ -399,7 +399,7 @@ describe('README walkthrough, end to end', function () {
     await step('dao propose-round (own data)', W.proposeMine);
     await step('dao vote 1 (Bob)', W.voteBobMine);
     await step('dao vote 1 (Charlie)', W.voteCharlieMine);
-    await step('chain advance 20 (own data)', W.advance);
+    await step('chain advance 10 (own data)', W.advance);
     await untilStatus(1, 'completed', 'own data: voting period, round trained and committed');
     const shown = await step('dao show 1', W.showMine);
     expect(shown.stdout).to.match(/status:\s+completed at block \d+/);
