@@ -106,12 +106,23 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       ['//Alice', '//Bob', '//Charlie', '//Ferdie'].map((s) => signerFromSeed(s)),
     );
 
-    // 2. The DAO.
+    // 2. The DAO. Its voting period leaves room for every transaction that can land between a proposal and its last
+    // vote (steps.ts): each trainer's registration, Bob's dataset registration, Charlie's, the two votes; the rest of
+    // the period is empty blocks, built at once.
+    const votingPeriod = options.workers + 8;
     const created = json<{ network: Hex32 }>(
       await fedtune(
         ['network', 'create', '--seed', '//Alice', '--name', 'fedtune-demo']
           .concat(...[alice!, bob!, charlie!].map((m) => ['--member', m.address]))
-          .concat(['--quorum', '2/3', '--voting-period', '20', '--coordinator', ferdie!.address, '--json']),
+          .concat([
+            '--quorum',
+            '2/3',
+            '--voting-period',
+            String(votingPeriod),
+            '--coordinator',
+            ferdie!.address,
+            '--json',
+          ]),
         chainFlags,
       ),
     );

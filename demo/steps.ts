@@ -72,8 +72,8 @@ export function demoSteps(run: DemoRun) {
         await fedtune(['dao', 'vote', String(made.proposal), 'aye', '--seed', seed, '--json'], netFlags);
       }),
     );
-    // The votes are in: move the dev chain to the end of the voting period (20 blocks leave room for votes that
-    // race with other transactions), so the round starts at once.
+    // The votes are in: move the dev chain to the end of the voting period (workers + 8 blocks leave room for votes
+    // that race with other transactions), so the round starts at once.
     while ((await readState()).networks[network]!.proposals[made.proposal]!.status === 'voting')
       await devnet.newBlock();
     return made.proposal;
