@@ -82,10 +82,12 @@ function readBody(req: IncomingMessage): Promise<string | null> {
     const parts: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
+      if (size > MAX_REQUEST_BYTES) return;
       size += chunk.length;
       if (size > MAX_REQUEST_BYTES) {
+        // No more is read or kept: the reply says why, and the connection closes after it.
+        req.pause();
         resolve(null);
-        req.destroy();
         return;
       }
       parts.push(chunk);
@@ -133,8 +135,11 @@ export async function startRpcServer(
         error: { code: -32600, message: 'Only POST is supported' },
       });
     const body = await readBody(req).catch(() => null);
-    if (body === null)
+    if (body === null) {
+      res.setHeader('Connection', 'close');
+      res.once('finish', () => req.socket.destroy());
       return reply(413, { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Request too large' } });
+    }
     const parsed = parse(body);
     if (!parsed) return reply(200, { jsonrpc: '2.0', id: null, error: INVALID_REQUEST });
     const replies = await Promise.all(parsed.requests.map((r) => answer(r, NO_SUBSCRIPTIONS)));
