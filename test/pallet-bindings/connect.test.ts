@@ -9,7 +9,11 @@ import { connect } from '../../pallet-bindings/index.ts';
 
 const ALICE = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 
-/** A JSON-RPC proxy to `target` that adds `specVersionBump` to every runtime version it passes on. */
+/**
+ * A JSON-RPC proxy to `target` that adds `specVersionBump` to every runtime version it passes on: in replies
+ * (`state_getRuntimeVersion`) and in notifications (`state_subscribeRuntimeVersion`'s first one comes at once, and
+ * whichever of the two @polkadot/api reads last is the version it keeps).
+ */
 async function versionProxy(target: string) {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
@@ -19,9 +23,13 @@ async function versionProxy(target: string) {
     const pending: string[] = [];
     upstream.on('open', () => pending.splice(0).forEach((m) => upstream.send(m)));
     upstream.on('message', (data) => {
-      const reply = JSON.parse(data.toString()) as { result?: { specVersion?: unknown } };
-      if (proxy.specVersionBump && typeof reply.result?.specVersion === 'number')
-        reply.result.specVersion += proxy.specVersionBump;
+      const reply = JSON.parse(data.toString()) as {
+        result?: { specVersion?: unknown };
+        params?: { result?: { specVersion?: unknown } };
+      };
+      for (const version of [reply.result, reply.params?.result])
+        if (proxy.specVersionBump && typeof version?.specVersion === 'number')
+          version.specVersion += proxy.specVersionBump;
       client.send(JSON.stringify(reply));
     });
     upstream.on('close', () => client.close());
