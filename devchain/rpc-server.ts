@@ -77,14 +77,14 @@ const NO_SUBSCRIPTIONS: SubscriptionManager = {
   },
 };
 
-function readBody(req: IncomingMessage): Promise<string | null> {
+function readBody(req: IncomingMessage, maxBytes: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
-      if (size > MAX_REQUEST_BYTES) return;
+      if (size > maxBytes) return;
       size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) {
+      if (size > maxBytes) {
         // No more is read or kept: the reply says why, and the connection closes after it.
         req.pause();
         resolve(null);
@@ -106,6 +106,8 @@ export async function startRpcServer(
   port: number,
   host: string,
   logger: Logger,
+  /** The largest request (WebSocket message or HTTP body) in bytes; tests pass a small one. */
+  maxRequestBytes = MAX_REQUEST_BYTES,
 ): Promise<RpcServer> {
   const answer = async (request: RpcRequest, subscriptions: SubscriptionManager): Promise<Reply> => {
     try {
@@ -134,7 +136,7 @@ export async function startRpcServer(
         id: null,
         error: { code: -32600, message: 'Only POST is supported' },
       });
-    const body = await readBody(req).catch(() => null);
+    const body = await readBody(req, maxRequestBytes).catch(() => null);
     if (body === null) {
       res.setHeader('Connection', 'close');
       res.once('finish', () => req.socket.destroy());
@@ -149,7 +151,7 @@ export async function startRpcServer(
     return sent.length === 0 ? reply(204) : reply(200, sent);
   });
 
-  const wss = new WebSocketServer({ server: http, maxPayload: MAX_REQUEST_BYTES });
+  const wss = new WebSocketServer({ server: http, maxPayload: maxRequestBytes });
   wss.on('connection', (ws) => {
     const send = (data: unknown) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(data));

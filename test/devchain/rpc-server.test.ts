@@ -155,6 +155,26 @@ describe('devchain: the JSON-RPC server', function () {
     expect(await exchange('{"jsonrpc":"2.0","id":5,"method":"echo","params":[]}')).to.deep.include({ id: 5 });
   });
 
+  it('answers a request over the size limit on HTTP with 413 and a JSON-RPC error, and serves the next', async () => {
+    const small = await startRpcServer(async (req) => req.params, 0, '127.0.0.1', logger, 1024);
+    try {
+      const big = await post(
+        small.port,
+        `{"jsonrpc":"2.0","id":1,"method":"echo","params":["${'x'.repeat(4096)}"]}`,
+      );
+      expect(big.status).to.equal(413);
+      expect(JSON.parse(big.text)).to.deep.equal({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32600, message: 'Request too large' },
+      });
+      const ok = await post(small.port, '{"jsonrpc":"2.0","id":2,"method":"echo","params":[3]}');
+      expect(JSON.parse(ok.text)).to.deep.equal({ jsonrpc: '2.0', id: 2, result: [3] });
+    } finally {
+      await small.close();
+    }
+  });
+
   it('answers HTTP POST, and refuses subscriptions and other verbs there', async () => {
     const ok = await post(server.port, '{"jsonrpc":"2.0","id":1,"method":"echo","params":[2]}');
     expect(ok.status).to.equal(200);
