@@ -23,6 +23,9 @@ import {
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Plain JavaScript run by node, as bin/fedtune.js is: the hash it compares is made here.
+// eslint-disable-next-line fedtune/boundaries
+import { BUILD_INPUTS, contentHash } from '../bin/fresh.js';
 
 /** What runs as `fedtune`; a new top-level folder that the CLI imports is added here. Tests and bench run through tsx. */
 export const FOLDERS = [
@@ -329,6 +332,11 @@ async function buildYargs() {
 }
 
 const started = Date.now();
+// What the build reads, hashed before it reads it (bin/fresh.js compares a path newer than the build with its hash):
+// the folders, and the build's own inputs, which scripts/test.js checks too.
+const hashes = Object.fromEntries(
+  [...FOLDERS, ...BUILD_INPUTS].map((path) => [path, contentHash(`${root}${sep}`, path)]),
+);
 // A build that fails leaves no staging folder behind.
 process.on('exit', () => rmSync(dist, { recursive: true, force: true }));
 const entryPoints = [];
@@ -336,6 +344,7 @@ for (const folder of FOLDERS) {
   for (const entry of readdirSync(join(root, folder), { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const file = join(entry.parentPath, entry.name);
+    if (file.endsWith('.d.ts')) continue; // types only (bin/fresh.d.ts, for the TypeScript that imports fresh.js)
     if (file.endsWith('.ts')) entryPoints.push(file);
     else if (folder !== 'bin') {
       // bin/fedtune.js is the entry point that picks dist/ or the sources; it is not part of the build.
@@ -360,7 +369,10 @@ await buildVendor();
 await buildYargs();
 for (const pkg of REQUIRED) requireFace(pkg);
 // builtAt is when the build started reading the sources: a file saved while it ran is newer, so the build is stale.
-writeFileSync(join(dist, 'build.json'), `${JSON.stringify({ folders: FOLDERS, builtAt: started })}\n`);
+writeFileSync(
+  join(dist, 'build.json'),
+  `${JSON.stringify({ folders: FOLDERS, builtAt: started, hashes })}\n`,
+);
 const old = join(root, `dist.old-${process.pid}`);
 if (existsSync(target)) renameSync(target, old);
 renameSync(dist, target);

@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Plain JavaScript run by node, so not through bin/index.ts (TypeScript): the same check bin/fedtune.js makes.
 // eslint-disable-next-line fedtune/boundaries
-import { isFresh } from '../bin/fresh.js';
+import { BUILD_INPUTS, isFresh } from '../bin/fresh.js';
 
 // dist/ is built again unless it is newer than the sources, the build script and the lockfile (npm ci has just built
 // it through `prepare`, so CI does not build twice).
 const root = fileURLToPath(new URL('../', import.meta.url));
-if (!isFresh(root, ['scripts', 'package.json', 'package-lock.json'])) {
+if (!isFresh(root, BUILD_INPUTS)) {
   const build = spawnSync(process.execPath, ['scripts/build.js'], { stdio: 'inherit' });
   if (build.status !== 0) {
     process.stdout.write('the build failed\n0 passed, 1 failed\n');
