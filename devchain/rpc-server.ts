@@ -136,7 +136,14 @@ export async function startRpcServer(
         id: null,
         error: { code: -32600, message: 'Only POST is supported' },
       });
-    const body = await readBody(req, maxRequestBytes).catch(() => null);
+    let body: string | null;
+    try {
+      body = await readBody(req, maxRequestBytes);
+    } catch (error) {
+      // The request broke off (the client went away): nobody is left to answer.
+      logger.debug({ err: error }, 'rpc request over HTTP broke off');
+      return;
+    }
     if (body === null) {
       res.setHeader('Connection', 'close');
       res.once('finish', () => req.socket.destroy());
