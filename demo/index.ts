@@ -97,7 +97,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       port: 0,
       dataDir: join(out, 'chain'),
       blockMode: 'instant',
-      ...(options.runtimeCacheDir === undefined ? {} : { runtimeCacheDir: options.runtimeCacheDir }),
+      runtimeCacheDir: options.runtimeCacheDir,
       logger: options.logger,
     });
     client = await connect({ url: devnet.url, logger: options.logger });
