@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `fedtune` executable: runs the compiled CLI in dist/ (built by `npm install` through `prepare`, or by
-// `npm run build`). When there is no build, or a source file or folder changed after it, it rebuilds dist/ first
-// (about 2 s, once; the build's log goes to stderr), so an edit takes effect at once and later commands start fast.
+// `npm run build`). When there is no build, or a source file's contents changed since it (bin/fresh.js), it rebuilds
+// dist/ first (about 2 s, once; the build's log goes to stderr), so an edit takes effect at once and later commands
+// start fast.
 // Only when it cannot build (another process is building, or the build fails) does it run the TypeScript sources
 // through tsx, which costs every start about 1.5 s.
 import { spawnSync } from 'node:child_process';
