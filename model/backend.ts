@@ -7,6 +7,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { ModelError } from './errors.ts';
 import { installWasmKernels } from './wasm-kernels.ts';
+import { KERNELS_VERSION, kernelsActive, registerFedtuneKernels } from './kernels.ts';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -55,7 +56,10 @@ async function tryWasm(threads: number | undefined, logger: Logger | undefined):
     }
     if (threads !== undefined) setThreadsCount(threads);
     const ok = await tf.setBackend('wasm');
-    if (ok) installWasmKernels();
+    if (ok) {
+      installWasmKernels();
+      registerFedtuneKernels();
+    }
     return ok;
   } catch (err) {
     logger?.debug({ err: (err as Error).message }, 'wasm backend not available');
@@ -123,13 +127,15 @@ export function currentBackend(): string {
 }
 
 /**
- * The active backend with what decides its arithmetic: 'wasm-simd' or 'wasm' (the build without SIMD: their kernels
- * round differently, so they are different backends for a re-execution), 'cpu', 'tensorflow'.
+ * The active backend with what decides its arithmetic: 'wasm-simd-k1' (SIMD, with fedtune's kernels of that version:
+ * kernels.ts), 'wasm-simd', 'wasm' (the build without SIMD: their kernels round differently, so they are different
+ * backends for a re-execution), 'cpu', 'tensorflow'.
  */
 export async function backendFlavour(): Promise<string> {
   const name = tf.getBackend();
   if (name !== 'wasm') return name;
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = getThreadsCount();
-  return `wasm${simd ? '-simd' : ''}${threads > 1 ? `-threads${threads}` : ''}`;
+  const kernels = kernelsActive() ? `-k${KERNELS_VERSION}` : '';
+  return `wasm${simd ? '-simd' : ''}${threads > 1 ? `-threads${threads}` : ''}${kernels}`;
 }

@@ -8,10 +8,12 @@ import {
   embedding,
   gelu,
   layerNorm,
-  matMul2d,
+  matMul2d as matMul2dFast,
+  matMul2dNT,
   type AttentionOptions,
 } from './ops.ts';
 import { layerNormHost } from './fused.ts';
+import { kernelsActive, layerNormFused, linearFits, linearFused } from './kernels.ts';
 import { createRng, type Rng } from './rng.ts';
 
 export interface Model {
@@ -152,7 +154,11 @@ export interface ForwardOptions {
   training?: boolean;
   rng?: Rng;
   attention?: AttentionOptions;
-  /** Layer norm as one JS op over host copies (fused.ts). Default: on every backend but tensorflow; false: tf ops. */
+  /**
+   * The fast ops: on wasm fedtune's kernels (kernels.ts: linear layers, layer norm, embedding, cross-entropy), on cpu
+   * layer norm as one JS op over host copies (fused.ts). Default: on every backend but tensorflow; false: plain tf ops,
+   * the reference the tests compare them with.
+   */
   fused?: boolean;
 }
 
@@ -162,13 +168,19 @@ function dropout(x: tf.Tensor2D, config: ModelConfig, options: ForwardOptions): 
   return tf.dropout(x, config.dropout, undefined, seed) as tf.Tensor2D;
 }
 
-/** x[n, in] @ w + b, plus the LoRA adapter's (alpha/rank) · x @ A @ B where one sits on this projection; with `gelu_`, GELU of that. */
-function linear(model: Model, prefix: string, x: tf.Tensor2D, gelu_ = false): tf.Tensor2D {
+/**
+ * x[n, in] @ w + b, plus the LoRA adapter's (alpha/rank) · x @ A @ B where one sits on this projection; with `gelu_`,
+ * GELU of that. `fused`: fedtune's kernels where they fit, else tf.matMul.
+ */
+function linear(model: Model, prefix: string, x: tf.Tensor2D, fused: boolean, gelu_ = false): tf.Tensor2D {
   const w = param(model, `${prefix}.w`) as tf.Tensor2D;
   const bias = param(model, `${prefix}.b`);
-  let y = matMul2d(x, w);
   const a = model.params.get(`${prefix}.lora_a`);
   const lora = model.config.lora;
+  if (fused && a === undefined && linearFits(x.shape[0], w.shape[0], w.shape[1]))
+    return linearFused(x, w, bias, gelu_);
+  const matMul2d = fused ? matMul2dFast : (p: tf.Tensor2D, q: tf.Tensor2D) => tf.matMul(p, q) as tf.Tensor2D;
+  let y = matMul2d(x, w);
   if (a !== undefined && lora !== undefined) {
     const low = matMul2d(x, a as tf.Tensor2D); // [n, rank]
     y = tf.add(
@@ -199,26 +211,27 @@ export function trunk(
       `expected ${b} sequences of 1..${config.context} tokens, got ${ids.length} ids for t=${t}`,
     );
   }
-  const attention = options.attention ?? defaultAttention();
+  const attention = options.attention ?? defaultAttention(d, config.nHead);
   const fused = options.fused ?? tf.getBackend() !== 'tensorflow';
-  const norm = (x: tf.Tensor2D, name: string) =>
-    (fused ? layerNormHost : layerNorm)(x, param(model, `${name}.g`), param(model, `${name}.b`));
+  const ln = !fused ? layerNorm : kernelsActive() ? layerNormFused : layerNormHost;
+  const norm = (x: tf.Tensor2D, name: string) => ln(x, param(model, `${name}.g`), param(model, `${name}.b`));
   const wpe = param(model, 'wpe');
   const pos = t === config.context ? wpe : tf.slice(wpe, [0, 0], [t, d]);
-  const tok = tf.reshape(embedding(param(model, 'wte') as tf.Tensor2D, ids), [b, t, d]);
+  const tok = tf.reshape(embedding(param(model, 'wte') as tf.Tensor2D, ids, fused), [b, t, d]);
   let x = dropout(tf.reshape(tf.add(tok, pos), [b * t, d]), config, options); // [b*t, d]
   for (let i = 0; i < config.nLayer; i++) {
     const p = `h.${i}.`;
-    const qkv = linear(model, `${p}attn.c_attn`, norm(x, `${p}ln_1`)); // [b*t, 3d]
-    const att = linear(model, `${p}attn.c_proj`, causalAttention(qkv, b, t, config.nHead, attention));
+    const qkv = linear(model, `${p}attn.c_attn`, norm(x, `${p}ln_1`), fused); // [b*t, 3d]
+    const att = linear(model, `${p}attn.c_proj`, causalAttention(qkv, b, t, config.nHead, attention), fused);
     x = tf.add(x, dropout(att, config, options));
-    const hidden = linear(model, `${p}mlp.c_fc`, norm(x, `${p}ln_2`), true); // [b*t, dMlp]
-    x = tf.add(x, dropout(linear(model, `${p}mlp.c_proj`, hidden), config, options));
+    const hidden = linear(model, `${p}mlp.c_fc`, norm(x, `${p}ln_2`), fused, true); // [b*t, dMlp]
+    x = tf.add(x, dropout(linear(model, `${p}mlp.c_proj`, hidden, fused), config, options));
   }
   return norm(x, 'ln_f');
 }
 
-/** Next-token logits through the tied output embedding: hidden[n, d] → [n, vocab]. */
-export function lmHead(model: Model, hidden: tf.Tensor2D): tf.Tensor2D {
-  return matMul2d(hidden, tf.transpose(param(model, 'wte') as tf.Tensor2D));
+/** Next-token logits through the tied output embedding: hidden[n, d] → [n, vocab]. fused: see ForwardOptions. */
+export function lmHead(model: Model, hidden: tf.Tensor2D, fused = true): tf.Tensor2D {
+  const wte = param(model, 'wte') as tf.Tensor2D;
+  return fused ? matMul2dNT(hidden, wte) : tf.matMul(hidden, wte, false, true);
 }

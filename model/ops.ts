@@ -1,21 +1,43 @@
 // The few ops the model is built from, shaped for the wasm backend: explicit-transpose 2-D matmuls, a gather whose
 // gradient is a matmul, layer norm, GELU, and attention as 2-D blocks.
 import * as tf from '@tensorflow/tfjs';
+import { ModelError } from './errors.ts';
 import { blockAttention, causalMask } from './attention.ts';
+import { attentionFits, embeddingFused, fusedAttention, gemm, gemmFits, kernelsActive } from './kernels.ts';
 
-/**
- * a[m,k] @ b[k,n] whose gradient uses explicit transposes: the wasm backend hands a matmul to XNNPACK only when it is
- * 2-D without transpose flags, and tf.matMul's own gradient uses the flags (about 10x slower there).
- */
+/** op(a) @ op(b) for 2-D a and b: fedtune's GEMM kernel on wasm where the shapes fit it, else tf.matMul. */
+function mm(a: tf.Tensor2D, b: tf.Tensor2D, ta: boolean, tb: boolean): tf.Tensor2D {
+  const m = ta ? a.shape[1] : a.shape[0];
+  const n = tb ? b.shape[0] : b.shape[1];
+  if (gemmFits(m, n)) return gemm(a, b, ta, tb);
+  // The wasm backend hands a matmul to XNNPACK only when it is 2-D without transpose flags (flags: ~10x slower there).
+  return tf.matMul(ta ? tf.transpose(a) : a, tb ? tf.transpose(b) : b);
+}
+
+/** a[m,k] @ b[k,n], with a gradient of plain 2-D matmuls (mm). */
 export const matMul2d = tf.customGrad((a, b, save) => {
   const x = a as tf.Tensor2D;
   const w = b as tf.Tensor2D;
   (save as tf.GradSaveFunc)([x, w]);
   return {
-    value: tf.matMul(x, w),
+    value: mm(x, w, false, false),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sw)), tf.matMul(tf.transpose(sx), dy as tf.Tensor2D)];
+      return [mm(dy as tf.Tensor2D, sw, false, true), mm(sx, dy as tf.Tensor2D, true, false)];
+    },
+  };
+}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/** a[m,k] @ b[n,k]ᵀ (the tied output embedding), with a gradient of plain 2-D matmuls (mm). */
+export const matMul2dNT = tf.customGrad((a, b, save) => {
+  const x = a as tf.Tensor2D;
+  const w = b as tf.Tensor2D;
+  (save as tf.GradSaveFunc)([x, w]);
+  return {
+    value: mm(x, w, false, true),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [mm(dy as tf.Tensor2D, sw, false, false), mm(dy as tf.Tensor2D, sx, true, false)];
     },
   };
 }) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
@@ -24,7 +46,8 @@ export const matMul2d = tf.customGrad((a, b, save) => {
  * table[ids]: [n, d]. The forward is a gather; the gradient is a scatter-add of dy's rows done in JS on wasm and cpu,
  * because gather's gradient (UnsortedSegmentSum) has no wasm kernel (a one-hot matmul was the old way round, and slower).
  */
-export function embedding(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
+export function embedding(table: tf.Tensor2D, ids: Int32Array, fused = true): tf.Tensor2D {
+  if (fused && kernelsActive()) return embeddingFused(table, ids);
   const idsT = tf.tensor1d(ids, 'int32');
   if (tf.getBackend() === 'tensorflow') return tf.gather(table, idsT);
   const [vocab, d] = table.shape;
@@ -75,10 +98,13 @@ export const gelu = tf.customGrad((x, save) => {
   };
 }) as (x: tf.Tensor) => tf.Tensor;
 
-export type AttentionMode = 'batched' | 'blocks';
+export type AttentionMode = 'batched' | 'blocks' | 'fused';
 
 export interface AttentionOptions {
-  /** 'batched': one batched matmul (tensorflow, cpu). 'blocks': 2-D matmuls that reach XNNPACK (wasm). */
+  /**
+   * 'batched': one batched matmul (tensorflow, cpu). 'blocks': 2-D matmuls that reach XNNPACK (wasm). 'fused': one
+   * fedtune kernel forward and one backward (wasm, a head size that is a multiple of 4; kernels.ts).
+   */
   mode: AttentionMode;
   /** 'blocks' only: about how many rows one 2-D block holds; several (sequence, head) pairs share a block. */
   blockRows: number;
@@ -86,7 +112,8 @@ export interface AttentionOptions {
 
 /**
  * Causal multi-head self-attention core. qkv: [b*t, 3d] (q | k | v, heads contiguous inside each) → [b*t, d].
- * 'blocks' is one op with its own gradient (attention.ts); 'batched' is plain tf ops, the reference.
+ * 'fused' and 'blocks' are one op each with their own gradient (kernels.ts, attention.ts); 'batched' is plain tf ops,
+ * the reference.
  */
 export function causalAttention(
   qkv: tf.Tensor2D,
@@ -95,6 +122,15 @@ export function causalAttention(
   nHead: number,
   options: AttentionOptions,
 ): tf.Tensor2D {
+  if (options.mode === 'fused') {
+    if (!attentionFits(qkv.shape[1] / 3, nHead)) {
+      throw new ModelError(
+        'E_MODEL_INPUT',
+        `fused attention needs the wasm backend and a head size that is a multiple of 4`,
+      );
+    }
+    return fusedAttention(qkv, b, t, nHead);
+  }
   if (options.mode === 'blocks') return blockAttention(qkv, b, t, nHead, options.blockRows);
   const d = qkv.shape[1] / 3;
   const hd = d / nHead;
@@ -109,9 +145,11 @@ export function causalAttention(
   return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]);
 }
 
-/** The attention layout that suits the active backend. */
-export function defaultAttention(): AttentionOptions {
-  // 64 rows: at the demo's context of 64 each head gets its own block, so no FLOPs go to the block-diagonal mask;
+/** The attention layout that suits the active backend, for d model dimensions in nHead heads where given. */
+export function defaultAttention(d?: number, nHead?: number): AttentionOptions {
+  if (d !== undefined && nHead !== undefined && attentionFits(d, nHead))
+    return { mode: 'fused', blockRows: 0 };
+  // 'blocks' at 64 rows: at the demo's context of 64 each head gets its own block, so no FLOPs go to the block-diagonal mask;
   // measured against 128 and 256 (the mask's waste outweighed the fewer, larger matmuls at d64 and d128).
   return tf.getBackend() === 'wasm' ? { mode: 'blocks', blockRows: 64 } : { mode: 'batched', blockRows: 0 };
 }

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Logger } from 'pino';
 import { classifierLogits, packClassBatch, type ClassExample } from './classifier.ts';
 import { ModelError } from './errors.ts';
+import { crossEntropyFused, kernelsActive } from './kernels.ts';
 import { lmHead, param, trainableNames, trunk, type ForwardOptions, type Model } from './gpt.ts';
 import type { AttentionOptions } from './ops.ts';
 import {
@@ -27,8 +28,9 @@ export type Example = LmExample | ClassExample;
  * the loss and the gradient are one JS pass each over the softmax's host copy (no scalar-broadcast kernels, which are
  * slow on wasm).
  */
-function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
+function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, fused: boolean): tf.Scalar {
   const [n, classes] = logits.shape;
+  if (fused && kernelsActive()) return crossEntropyFused(logits, targets);
   if (tf.getBackend() !== 'tensorflow') {
     const host = tf.customGrad((x) => {
       const p = tf.softmax(x as tf.Tensor2D).dataSync() as Float32Array;
@@ -125,12 +127,13 @@ export function batchLoss(
   batch: Batch,
   options: ForwardOptions = {},
 ): { loss: tf.Scalar; logits: tf.Tensor2D } {
+  const fused = options.fused ?? true;
   if (batch.kind === 'lm') {
-    const logits = lmHead(model, trunk(model, batch.ids, batch.b, batch.t, options));
-    return { loss: crossEntropy(logits, batch.targets), logits };
+    const logits = lmHead(model, trunk(model, batch.ids, batch.b, batch.t, options), fused);
+    return { loss: crossEntropy(logits, batch.targets, fused), logits };
   }
   const logits = classifierLogits(model, batch.ids, batch.last, batch.t, options);
-  return { loss: crossEntropy(logits, batch.labels), logits };
+  return { loss: crossEntropy(logits, batch.labels, fused), logits };
 }
 
 export interface StepInfo {

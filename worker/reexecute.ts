@@ -24,7 +24,7 @@ import { parseTask, trainTask, type ParsedTask } from './task.ts';
 export const WORK_TOLERANCE = 0.01;
 
 /** Flavours (model/ backendFlavour) whose runs are bit-identical on every machine, measured: see docs/model.md. */
-export const REPRODUCIBLE_FLAVOURS: readonly string[] = ['wasm-simd', 'wasm', 'cpu'];
+export const REPRODUCIBLE_FLAVOURS: readonly string[] = ['wasm-simd-k1', 'wasm-simd', 'wasm', 'cpu'];
 
 export interface ReexecuteParameters {
   /** The task frame as the worker got it, or its parsed settings. */
@@ -53,7 +53,7 @@ export interface Reexecution {
   trainLoss: number;
   /** The tfjs backend it ran on. */
   backend: string;
-  /** backendFlavour(): 'wasm-simd', 'wasm' (no SIMD), 'cpu', 'tensorflow'. Bit-identical results need the same one. */
+  /** backendFlavour(): 'wasm-simd-k1', 'wasm-simd', 'wasm' (no SIMD), 'cpu', 'tensorflow'. Bit-identical results need the same one. */
   flavour: string;
 }
 

@@ -17,6 +17,7 @@ import {
   lmHead,
   modelConfig,
   trunk,
+  type AttentionMode,
 } from '../../model/index.ts';
 import { expectAllClose, lmWindows, tinyLm } from './helpers.ts';
 
@@ -158,9 +159,15 @@ describe('model: transformer LM (wasm backend)', () => {
       };
       const [host, ops] = [await run(true), await run(false)];
       expect(host.lastLoss).to.be.closeTo(ops.lastLoss, 1e-4);
+      // The key bias's gradient is zero in exact arithmetic (softmax ignores a constant added to every score), so
+      // Adam turns its float noise into whole steps of either sign: those elements are left out.
+      const d = tinyLm().dModel;
+      const kept = (name: string, data: Float32Array) =>
+        name.endsWith('attn.c_attn.b') ? [...data.subarray(0, d), ...data.subarray(2 * d)] : [...data];
       host.update.forEach((u, i) => {
         const max = u.data.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-        expectAllClose(u.data, ops.update[i]!.data, 1e-5 + 1e-3 * max, `${optimiser} ${u.name}`);
+        const [a, b] = [kept(u.name, u.data), kept(u.name, ops.update[i]!.data)];
+        expectAllClose(a, b, 1e-5 + 1e-3 * max, `${optimiser} ${u.name}`);
       });
     }
   });
@@ -326,7 +333,7 @@ describe('model: wasm backend', () => {
       const model = createModel(config, { seed: 12 });
       const batch = makeBatch(model, examples);
       const vars = [...model.params.values()];
-      const measure = (fused: boolean, attention: 'blocks' | 'batched') =>
+      const measure = (fused: boolean, attention: AttentionMode) =>
         tf.tidy(() => {
           const { value, grads } = tf.variableGrads(
             () => batchLoss(model, batch, { fused, attention: { mode: attention, blockRows: 64 } }).loss,
@@ -337,13 +344,17 @@ describe('model: wasm backend', () => {
             ...number[][],
           ];
         });
-      const [fast, plain] = [measure(true, 'blocks'), measure(false, 'batched')];
-      expect(fast[0]).to.be.closeTo(plain[0], 1e-5);
-      for (let i = 1; i < plain.length; i++) {
-        const g = plain[i] as number[];
-        const max = g.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-        expect(max, `gradient ${i} is not all zero`).to.be.greaterThan(0);
-        expectAllClose(fast[i] as number[], g, 1e-6 + 1e-4 * max, `${backend} gradient ${i}`);
+      const plain = measure(false, 'batched');
+      // On wasm fedtune's kernels (kernels.ts), with either attention; on cpu the host layer norm.
+      for (const attention of backend === 'wasm' ? (['fused', 'blocks'] as const) : (['blocks'] as const)) {
+        const fast = measure(true, attention);
+        expect(fast[0]).to.be.closeTo(plain[0], 1e-5);
+        for (let i = 1; i < plain.length; i++) {
+          const g = plain[i] as number[];
+          const max = g.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+          expect(max, `gradient ${i} is not all zero`).to.be.greaterThan(0);
+          expectAllClose(fast[i] as number[], g, 1e-6 + 1e-4 * max, `${backend} ${attention} gradient ${i}`);
+        }
       }
       disposeModel(model);
     }

@@ -104,8 +104,9 @@ describe('worker: re-execution of a task', function () {
       await initBackend({ backend: backend === 'wasm' ? 'cpu' : 'wasm' }); // reexecute switches back itself
       const again = await reexecuteTask({ task: t, baseCheckpoint: base, records: shard(1), backend });
       expect(again.backend).to.equal(backend);
-      // Node has wasm SIMD; the build without it rounds differently and is named apart.
-      expect(again.flavour).to.equal(backend === 'wasm' ? 'wasm-simd' : 'cpu');
+      // Node has wasm SIMD, and fedtune's kernels of version 1 run on it; the build without SIMD, or a release with
+      // other kernels, rounds differently and is named apart.
+      expect(again.flavour).to.equal(backend === 'wasm' ? 'wasm-simd-k1' : 'cpu');
       const verdict = compareWork({ payload: published.payload, codec: 'dense' }, again);
       expect(verdict, `${backend}: ${verdict.detail}`).to.include({ ok: true, exact: true, distance: 0 });
     }
@@ -121,10 +122,10 @@ describe('worker: re-execution of a task', function () {
     expect(across.distance)
       .to.be.greaterThan(0)
       .and.lessThan(WORK_TOLERANCE / 100);
-    // The same bytes claimed as wasm-simd work: on the worker's own flavour only identical bytes pass.
-    const claimed = compareWork({ payload: onCpu.payload, codec: 'dense', flavour: 'wasm-simd' }, onWasm);
+    // The same bytes claimed as wasm-simd-k1 work: on the worker's own flavour only identical bytes pass.
+    const claimed = compareWork({ payload: onCpu.payload, codec: 'dense', flavour: 'wasm-simd-k1' }, onWasm);
     expect(claimed, claimed.detail).to.include({ ok: false, conclusive: true });
-    expect(claimed.detail).to.match(/not bit-identical on the worker's own backend wasm-simd/);
+    expect(claimed.detail).to.match(/not bit-identical on the worker's own backend wasm-simd-k1/);
 
     // A random vector with the trained update's norm.
     const rng = createRng(5);
@@ -142,7 +143,7 @@ describe('worker: re-execution of a task', function () {
     ];
     for (const [what, payload] of cheats) {
       // Against the worker's own flavour: conclusive. Flavour unknown: rejected, and far beyond the tolerance.
-      const own = compareWork({ payload, codec: 'dense', flavour: 'wasm-simd' }, onWasm);
+      const own = compareWork({ payload, codec: 'dense', flavour: 'wasm-simd-k1' }, onWasm);
       expect(own, `${what}: ${own.detail}`).to.include({ ok: false, conclusive: true });
       expect(own.detail).to.match(/not the task's work/);
       const unknown = compareWork({ payload, codec: 'dense' }, onWasm);
