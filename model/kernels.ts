@@ -3,6 +3,7 @@
 // as one kernel each (instead of ~400 small matmuls and their stacking per step), and a GEMM that takes transposed
 // operands without a transpose kernel and without XNNPACK's per-weights operator setup.
 import * as tf from '@tensorflow/tfjs';
+import { ModelError } from './errors.ts';
 import { KERNELS_WASM } from './kernels-wasm.ts';
 
 interface WasmModuleLike {
@@ -234,6 +235,20 @@ export function gemm(
   transposeB = false,
   bias?: tf.Tensor,
 ): tf.Tensor2D {
+  // The kernels index the backend's heap directly: shapes are checked here, where a mismatch is an error, not a stray read.
+  const k = transposeA ? a.shape[0] : a.shape[1];
+  const kb = transposeB ? b.shape[1] : b.shape[0];
+  const n = transposeB ? b.shape[0] : b.shape[1];
+  if (
+    k !== kb ||
+    (bias !== undefined && bias.size !== n) ||
+    !gemmFits(transposeA ? a.shape[1] : a.shape[0], n)
+  ) {
+    throw new ModelError(
+      'E_MODEL_INPUT',
+      `FedtuneMatMul cannot take [${a.shape}]${transposeA ? 'ᵀ' : ''} @ [${b.shape}]${transposeB ? 'ᵀ' : ''}`,
+    );
+  }
   return run<tf.Tensor2D>('FedtuneMatMul', bias ? { a, b, bias } : { a, b }, {
     transposeA: +transposeA,
     transposeB: +transposeB,
@@ -247,6 +262,12 @@ export function attentionFits(d: number, nh: number): boolean {
 
 /** Causal self-attention, qkv [b·t, 3d] → [b·t, d], as two kernels (forward, backward). */
 export function fusedAttention(qkv: tf.Tensor2D, b: number, t: number, nh: number): tf.Tensor2D {
+  if (qkv.shape[0] !== b * t || qkv.shape[1] % 3 !== 0 || !attentionFits(qkv.shape[1] / 3, nh)) {
+    throw new ModelError(
+      'E_MODEL_INPUT',
+      `fused attention cannot take qkv [${qkv.shape}] as ${b} × ${t} tokens, ${nh} heads`,
+    );
+  }
   const f = tf.customGrad((x, save) => {
     const [out, probs] = run<[tf.Tensor2D, tf.Tensor3D]>(
       'FedtuneAttention',
@@ -312,6 +333,7 @@ export function layerNormFused(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps =
 /** Mean softmax cross-entropy (nats) of logits [n, classes] against targets, with its gradient as one kernel. */
 export function crossEntropyFused(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
   const [n, classes] = logits.shape;
+  checkIndices(targets, n, classes, 'targets');
   const f = tf.customGrad((x, save) => {
     const probs = run<tf.Tensor2D>('FedtuneSoftmax', { logits: x as tf.Tensor });
     const p = probs.dataSync() as Float32Array;
@@ -337,6 +359,7 @@ export function crossEntropyFused(logits: tf.Tensor2D, targets: Int32Array): tf.
 /** table[ids] as one kernel; its gradient a scatter-add kernel. */
 export function embeddingFused(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
   const vocab = table.shape[0];
+  checkIndices(ids, ids.length, vocab, 'ids');
   // The ids go in as a fresh tensor each time: one made in the forward is disposed before the gradient runs.
   const f = tf.customGrad((t) => ({
     value: run<tf.Tensor2D>('FedtuneEmbed', { table: t as tf.Tensor, ids: tf.tensor1d(ids, 'int32') }),
@@ -344,4 +367,14 @@ export function embeddingFused(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D
       run<tf.Tensor>('FedtuneEmbedGrad', { dy, ids: tf.tensor1d(ids, 'int32') }, { vocab }),
   }));
   return f(table) as tf.Tensor2D;
+}
+
+/** n indices, each in [0, bound): a kernel reads and writes the rows they name. */
+function checkIndices(xs: Int32Array, n: number, bound: number, what: string): void {
+  if (xs.length !== n) throw new ModelError('E_MODEL_INPUT', `expected ${n} ${what}, got ${xs.length}`);
+  for (let i = 0; i < n; i++) {
+    if (!(xs[i]! >= 0 && xs[i]! < bound)) {
+      throw new ModelError('E_MODEL_INPUT', `${what}[${i}] = ${xs[i]} is outside 0..${bound - 1}`);
+    }
+  }
 }

@@ -205,6 +205,32 @@ describe('model: fedtune wasm kernels', function () {
     tf.dispose([x, g, b, logits, onehot, table]);
   });
 
+  it('refuses shapes and indices that would reach outside their tensors, with a code', () => {
+    const a = random([8, 4], 1);
+    const b = random([5, 8], 2);
+    const table = random([9, 8], 3);
+    const attempts: [string, () => unknown][] = [
+      ['inner dimensions', () => gemm(a as tf.Tensor2D, b as tf.Tensor2D)],
+      ['a bias of the wrong length', () => gemm(a as tf.Tensor2D, a as tf.Tensor2D, true, false, b)],
+      ['rows that are not b·t', () => fusedAttention(random([10, 24], 4) as tf.Tensor2D, 2, 4, 2)],
+      ['an id past the table', () => embeddingFused(table as tf.Tensor2D, Int32Array.from([1, 9]))],
+      [
+        'a negative target',
+        () =>
+          crossEntropyFused(
+            table as tf.Tensor2D,
+            Int32Array.from({ length: 9 }, (_, i) => i - 1),
+          ),
+      ],
+    ];
+    for (const [what, f] of attempts) {
+      expect(() => tf.tidy(() => void f()), what)
+        .to.throw()
+        .with.property('code', 'E_MODEL_INPUT');
+    }
+    tf.dispose([a, b, table]);
+  });
+
   it('leaves the backend’s other tensors alone and leaks none', () => {
     const keep = random([64, 64], 11);
     const before = Float32Array.from(values(keep));
