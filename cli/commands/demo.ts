@@ -58,7 +58,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       })
       .option('local-steps', {
         type: 'number',
-        default: 1000,
+        default: 1500,
         describe: 'Optimiser steps per worker per pre-training round',
       })
       .option('finetune-local-steps', {
