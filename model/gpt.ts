@@ -8,7 +8,7 @@ import {
   embedding,
   gelu,
   layerNorm,
-  matMul2d as matMul2dFast,
+  matMul2d,
   matMul2dNT,
   type AttentionOptions,
 } from './ops.ts';
@@ -169,8 +169,15 @@ function dropout(x: tf.Tensor2D, config: ModelConfig, options: ForwardOptions): 
 }
 
 /**
+ * Plain tf ops on wasm with fedtune's kernels turned off (`fused: false`, the tests' reference); elsewhere matMul2d
+ * (the GEMM kernel where it fits on wasm, explicit transposes in the gradient otherwise) whatever `fused` says, as
+ * before the kernels, so the cpu and tensorflow backends' arithmetic is unchanged.
+ */
+const plainOnWasm = (fused: boolean) => !fused && kernelsActive();
+
+/**
  * x[n, in] @ w + b, plus the LoRA adapter's (alpha/rank) · x @ A @ B where one sits on this projection; with `gelu_`,
- * GELU of that. `fused`: fedtune's kernels where they fit, else tf.matMul.
+ * GELU of that. `fused`: fedtune's linear kernel where it fits (wasm).
  */
 function linear(model: Model, prefix: string, x: tf.Tensor2D, fused: boolean, gelu_ = false): tf.Tensor2D {
   const w = param(model, `${prefix}.w`) as tf.Tensor2D;
@@ -179,14 +186,13 @@ function linear(model: Model, prefix: string, x: tf.Tensor2D, fused: boolean, ge
   const lora = model.config.lora;
   if (fused && a === undefined && linearFits(x.shape[0], w.shape[0], w.shape[1]))
     return linearFused(x, w, bias, gelu_);
-  const matMul2d = fused ? matMul2dFast : (p: tf.Tensor2D, q: tf.Tensor2D) => tf.matMul(p, q) as tf.Tensor2D;
-  let y = matMul2d(x, w);
+  const mul = plainOnWasm(fused)
+    ? (p: tf.Tensor2D, q: tf.Tensor2D) => tf.matMul(p, q) as tf.Tensor2D
+    : matMul2d;
+  let y = mul(x, w);
   if (a !== undefined && lora !== undefined) {
-    const low = matMul2d(x, a as tf.Tensor2D); // [n, rank]
-    y = tf.add(
-      y,
-      tf.mul(matMul2d(low, param(model, `${prefix}.lora_b`) as tf.Tensor2D), lora.alpha / lora.rank),
-    );
+    const low = mul(x, a as tf.Tensor2D); // [n, rank]
+    y = tf.add(y, tf.mul(mul(low, param(model, `${prefix}.lora_b`) as tf.Tensor2D), lora.alpha / lora.rank));
   }
   y = tf.add(y, bias) as tf.Tensor2D;
   return gelu_ ? (gelu(y) as tf.Tensor2D) : y;
@@ -233,5 +239,6 @@ export function trunk(
 /** Next-token logits through the tied output embedding: hidden[n, d] → [n, vocab]. fused: see ForwardOptions. */
 export function lmHead(model: Model, hidden: tf.Tensor2D, fused = true): tf.Tensor2D {
   const wte = param(model, 'wte') as tf.Tensor2D;
-  return fused ? matMul2dNT(hidden, wte) : tf.matMul(hidden, wte, false, true);
+  if (kernelsActive()) return fused ? matMul2dNT(hidden, wte) : tf.matMul(hidden, wte, false, true);
+  return matMul2d(hidden, tf.transpose(wte));
 }
