@@ -128,8 +128,9 @@ export function currentBackend(): string {
 
 /**
  * The active backend with what decides its arithmetic: 'wasm-simd-k1' (SIMD, with fedtune's kernels of that version:
- * kernels.ts), 'wasm-simd', 'wasm' (the build without SIMD: their kernels round differently, so they are different
- * backends for a re-execution), 'cpu', 'tensorflow'.
+ * kernels.ts), 'wasm-k1' (tfjs's build without SIMD, with the kernels), 'wasm-simd', 'wasm' (without the kernels:
+ * tfjs's SIMD and scalar builds round differently, so they are different backends for a re-execution), 'cpu',
+ * 'tensorflow'.
  */
 export async function backendFlavour(): Promise<string> {
   const name = tf.getBackend();

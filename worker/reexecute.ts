@@ -24,7 +24,13 @@ import { parseTask, trainTask, type ParsedTask } from './task.ts';
 export const WORK_TOLERANCE = 0.01;
 
 /** Flavours (model/ backendFlavour) whose runs are bit-identical on every machine, measured: see docs/model.md. */
-export const REPRODUCIBLE_FLAVOURS: readonly string[] = ['wasm-simd-k1', 'wasm-simd', 'wasm', 'cpu'];
+export const REPRODUCIBLE_FLAVOURS: readonly string[] = [
+  'wasm-simd-k1',
+  'wasm-k1',
+  'wasm-simd',
+  'wasm',
+  'cpu',
+];
 
 export interface ReexecuteParameters {
   /** The task frame as the worker got it, or its parsed settings. */
