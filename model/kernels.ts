@@ -1,7 +1,9 @@
-// fedtune's own kernels for the tfjs wasm backend, compiled from model/kernels.c (wasm SIMD) into model/kernels-wasm.ts.
-// They are registered as tfjs kernels and run inside the backend's own memory: causal attention forward and backward
-// as one kernel each (instead of ~400 small matmuls and their stacking per step), and a GEMM that takes transposed
-// operands without a transpose kernel and without XNNPACK's per-weights operator setup.
+// fedtune's own kernels for the tfjs wasm backend, compiled from model/kernels.c (wasm SIMD) into model/kernels-wasm.ts
+// (`npm run build:kernels`). They are registered as tfjs kernels and run inside the backend's own memory: a GEMM that
+// takes transposed operands and a bias (no Transpose kernels, no XNNPACK operator set up per new weights), causal
+// attention forward and backward as one kernel each (instead of ~400 small matmuls a step), GELU, layer norm,
+// softmax cross-entropy and the embedding. The ops below wrap them with their gradients (tf.customGrad); gpt.ts and
+// train.ts use them on wasm unless `fused: false` asks for plain tf ops. docs/model.md, "fedtune's own kernels".
 import * as tf from '@tensorflow/tfjs';
 import { ModelError } from './errors.ts';
 import { KERNELS_WASM } from './kernels-wasm.ts';
@@ -112,7 +114,7 @@ const IMPLS: Record<string, Impl> = {
     const d = qkv!.shape[1]! / 3;
     const hd = d / nh!;
     const o = out([b! * t!, d]);
-    const probs = out([b! * nh!, t as number, t as number]);
+    const probs = out([b! * nh!, t!, t!]);
     k.fns.attn_fwd(k.ptr(qkv!), k.ptr(o), k.ptr(probs), k.scratchFloats(hd * t!), b, t, nh, hd);
     return [o, probs];
   },
