@@ -1,5 +1,6 @@
-// The few ops the model is built from, shaped for the wasm backend: explicit-transpose 2-D matmuls, a gather whose
-// gradient is a matmul, layer norm, GELU, and attention as 2-D blocks.
+// The few ops the model is built from, shaped for the wasm backend: 2-D matmuls (fedtune's GEMM kernel where the
+// shapes fit, explicit transposes for XNNPACK otherwise), the embedding, layer norm, GELU, and attention (fedtune's
+// kernel, or 2-D blocks).
 import * as tf from '@tensorflow/tfjs';
 import { ModelError } from './errors.ts';
 import { blockAttention, causalMask } from './attention.ts';
