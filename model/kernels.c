@@ -21,6 +21,20 @@ static f32 exp_neg(f32 x) {
   return p * u.f;
 }
 
+// One k step of a 4×8 tile: c[r][h] += a_r · b_h (a macro: a function taking the accumulators would spill them to the
+// stack, which this module must not use).
+#define TILE_STEP()                                     \
+  do {                                                  \
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));  \
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));  \
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));  \
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));  \
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));  \
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));  \
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));  \
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));  \
+  } while (0)
+
 // C[m,n] = op(A)·op(B). A is [m,k] (ta = 0) or stored [k,m] (ta = 1); B is [k,n] (tb = 0) or stored [n,k] (tb = 1).
 // m % 4 == 0 and n % 4 == 0. bias: n floats added to every row, or null. pack: k·(n rounded up to 8) floats of
 // scratch, B laid out as panels of [k][8].
@@ -57,14 +71,7 @@ void gemm(const f32 *a, const f32 *b, const f32 *bias, f32 *c, int m, int n, int
           v128_t a1 = wasm_i32x4_shuffle(av, av, 1, 1, 1, 1);
           v128_t a2 = wasm_i32x4_shuffle(av, av, 2, 2, 2, 2);
           v128_t a3 = wasm_i32x4_shuffle(av, av, 3, 3, 3, 3);
-          c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
-          c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
-          c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
-          c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
-          c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
-          c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
-          c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
-          c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+          TILE_STEP();
         }
       } else {
         const f32 *r0 = a + i * k, *r1 = r0 + k, *r2 = r1 + k, *r3 = r2 + k;
@@ -72,14 +79,7 @@ void gemm(const f32 *a, const f32 *b, const f32 *bias, f32 *c, int m, int n, int
           v128_t b0 = wasm_v128_load(panel + p * 8), b1 = wasm_v128_load(panel + p * 8 + 4);
           v128_t a0 = wasm_f32x4_splat(r0[p]), a1 = wasm_f32x4_splat(r1[p]);
           v128_t a2 = wasm_f32x4_splat(r2[p]), a3 = wasm_f32x4_splat(r3[p]);
-          c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
-          c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
-          c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
-          c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
-          c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
-          c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
-          c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
-          c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+          TILE_STEP();
         }
       }
       f32 *o = c + i * n + jp;

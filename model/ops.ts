@@ -15,33 +15,30 @@ function mm(a: tf.Tensor2D, b: tf.Tensor2D, ta: boolean, tb: boolean): tf.Tensor
   return tf.matMul(ta ? tf.transpose(a) : a, tb ? tf.transpose(b) : b);
 }
 
-/** a[m,k] @ b[k,n], with a gradient of plain 2-D matmuls (mm). */
-export const matMul2d = tf.customGrad((a, b, save) => {
-  const x = a as tf.Tensor2D;
-  const w = b as tf.Tensor2D;
-  (save as tf.GradSaveFunc)([x, w]);
-  return {
-    value: mm(x, w, false, false),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [mm(dy as tf.Tensor2D, sw, false, true), mm(sx, dy as tf.Tensor2D, true, false)];
-    },
-  };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+/** a @ b, or a @ bᵀ with tb, whose gradient is plain 2-D matmuls too (mm). */
+function matMulOp(tb: boolean) {
+  return tf.customGrad((a, b, save) => {
+    const x = a as tf.Tensor2D;
+    const w = b as tf.Tensor2D;
+    (save as tf.GradSaveFunc)([x, w]);
+    return {
+      value: mm(x, w, false, tb),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const g = dy as tf.Tensor2D;
+        return tb
+          ? [mm(g, sw, false, false), mm(g, sx, true, false)]
+          : [mm(g, sw, false, true), mm(sx, g, true, false)];
+      },
+    };
+  }) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+}
 
-/** a[m,k] @ b[n,k]ᵀ (the tied output embedding), with a gradient of plain 2-D matmuls (mm). */
-export const matMul2dNT = tf.customGrad((a, b, save) => {
-  const x = a as tf.Tensor2D;
-  const w = b as tf.Tensor2D;
-  (save as tf.GradSaveFunc)([x, w]);
-  return {
-    value: mm(x, w, false, true),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [mm(dy as tf.Tensor2D, sw, false, false), mm(dy as tf.Tensor2D, sx, true, false)];
-    },
-  };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+/** a[m,k] @ b[k,n]. */
+export const matMul2d = matMulOp(false);
+
+/** a[m,k] @ b[n,k]ᵀ (the tied output embedding). */
+export const matMul2dNT = matMulOp(true);
 
 /**
  * table[ids]: [n, d]. The forward is a gather; the gradient is a scatter-add of dy's rows done in JS on wasm and cpu,
