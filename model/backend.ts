@@ -1,6 +1,8 @@
-// Backend selection: tfjs-node-gpu, then tfjs-node (optional, absent offline), then wasm (XNNPACK), then the pure JS cpu backend.
+// Backend selection: tfjs-node-gpu, then tfjs-node (optional, and only with their native binding), then wasm (XNNPACK and
+// fedtune's kernels), then the pure JS cpu backend.
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
@@ -29,8 +31,29 @@ export interface InitBackendResult {
 
 let wasmPathsSet = false;
 
+/**
+ * Whether an installed tfjs-node package has its native binding (lib/napi-v<N>/tfjs_binding.node, which its install
+ * downloads with libtensorflow). Without it, importing the package registers its ~155 kernels, printing a warning
+ * for each that the other package registered first, and then fails: so it is not imported at all.
+ */
+function hasNativeBinding(pkg: string): boolean {
+  try {
+    const dir = dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`));
+    const lib = join(dir, 'lib');
+    return readdirSync(lib).some(
+      (d) => d.startsWith('napi-v') && existsSync(join(lib, d, 'tfjs_binding.node')),
+    );
+  } catch {
+    return false; // not installed, or no lib/ folder
+  }
+}
+
 async function tryTensorflow(logger: Logger | undefined): Promise<string | undefined> {
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    if (!hasNativeBinding(pkg)) {
+      logger?.debug({ pkg }, 'backend package not installed, or installed without its native binding');
+      continue;
+    }
     try {
       // A variable specifier: these packages are optional and usually absent, so nothing may resolve them statically.
       const spec: string = pkg;

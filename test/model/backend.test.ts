@@ -21,5 +21,22 @@ describe('model: initBackend called twice at once', function () {
     });
     expect(run.status, run.stderr).to.equal(0);
     expect(JSON.parse(run.stdout)).to.deep.equal({ names: ['wasm', 'wasm'], active: 'wasm' });
+    // tfjs-node is installed here without its native binding (its install cannot download libtensorflow): it is not
+    // imported, so its kernels are not registered twice (once per package, each a warning) before failing.
+    expect(run.stderr).to.not.match(/already registered/);
+  });
+
+  it('refuses the tensorflow backend without a native binding, with a code', () => {
+    const script = `
+import { initBackend } from './model/index.ts';
+try { await initBackend({ backend: 'tensorflow' }); process.stdout.write('no error'); }
+catch (err) { process.stdout.write(err.code); }
+`;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      cwd: new URL('../..', import.meta.url).pathname,
+    });
+    expect(run.stdout, run.stderr).to.equal('E_BACKEND_UNAVAILABLE');
+    expect(run.stderr).to.not.match(/already registered/);
   });
 });
