@@ -67,6 +67,8 @@ export {
 export { evaluate, type EvaluateOptions, type EvaluateResult } from './evaluate.ts';
 export { generate, sample, type GenerateOptions } from './generate.ts';
 export { defaultAttention, matMul2d, type AttentionMode, type AttentionOptions } from './ops.ts';
+export { blockAttention } from './attention.ts';
+export { fusedAttention, gemm, kernelsActive, KERNELS_VERSION } from './kernels.ts';
 export {
   modelFromSafetensors,
   modelToSafetensors,
