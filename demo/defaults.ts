@@ -4,7 +4,7 @@
 /** Chosen by measurement on a 2-core machine: see docs/model.md ("Choosing the demo's settings"). */
 export const DEMO_DEFAULTS = {
   batchSize: 16,
-  lr: 0.01,
+  lr: 0.005,
   finetuneLr: 0.02,
   evalExamples: 2048,
   /** `--classify`: the spam classifier fine-tune (docs/model.md, "The classifier stage"). */
