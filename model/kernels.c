@@ -315,3 +315,48 @@ void embed_bwd(const f32 *dy, const int *ids, f32 *grad, int n, int d, int vocab
   for (int i = 0; i < n; i++)
     for (int c = 0; c < d; c++) grad[ids[i] * d + c] += dy[i * d + c];
 }
+
+// The optimiser step, in double arithmetic with float storage in the order model/host-optim.ts computes it, so the
+// two give the same bits. FedProx: g' = g + mu·(w − anchor) (a float), when mu > 0.
+static f32 prox(const f32 *g, const f32 *w, const f32 *a, double mu, int j) {
+  return mu > 0 ? (f32)((double)g[j] + mu * ((double)w[j] - (double)a[j])) : g[j];
+}
+
+// Σ g'² over n elements, in double.
+EXPORT(prox_sumsq)
+double prox_sumsq(const f32 *g, const f32 *w, const f32 *a, double mu, int n) {
+  double sq = 0;
+  for (int j = 0; j < n; j++) {
+    const double gj = prox(g, w, a, mu, j);
+    sq += gj * gj;
+  }
+  return sq;
+}
+
+// AdamW: m, s the moments; c1, c2 the bias corrections; decay the weight decay; scale the clipping factor.
+EXPORT(adamw_step)
+void adamw_step(const f32 *w, const f32 *g, const f32 *a, const f32 *m, const f32 *s, f32 *w2, f32 *m2, f32 *s2, int n,
+                double lr, double b1, double b2, double eps, double c1, double c2, double decay, double scale,
+                double mu) {
+  for (int j = 0; j < n; j++) {
+    const double gj = (double)prox(g, w, a, mu, j) * scale;
+    const f32 mj = (f32)(b1 * m[j] + (1 - b1) * gj);
+    const f32 sj = (f32)(b2 * s[j] + (1 - b2) * gj * gj);
+    const double wj = w[j];
+    m2[j] = mj;
+    s2[j] = sj;
+    w2[j] = (f32)(wj - (lr * (mj / c1)) / (__builtin_sqrt(sj / c2) + eps) - lr * decay * wj);
+  }
+}
+
+// SGD with momentum: buf = g'·scale + decay·w (first step) or momentum·buf + that; w −= lr·buf.
+EXPORT(sgd_step)
+void sgd_step(const f32 *w, const f32 *g, const f32 *a, const f32 *buf, f32 *w2, f32 *buf2, int n, int first, double lr,
+              double momentum, double decay, double scale, double mu) {
+  for (int j = 0; j < n; j++) {
+    const double gd = (double)prox(g, w, a, mu, j) * scale + decay * w[j];
+    const f32 b = first ? (f32)gd : (f32)(momentum * buf[j] + gd);
+    buf2[j] = b;
+    w2[j] = (f32)(w[j] - lr * b);
+  }
+}

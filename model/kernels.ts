@@ -33,6 +33,9 @@ interface KernelExports {
   xent_bwd: Fn;
   embed_fwd: Fn;
   embed_bwd: Fn;
+  prox_sumsq: (...args: number[]) => number;
+  adamw_step: Fn;
+  sgd_step: Fn;
 }
 
 /** The kernels' instance for one backend's memory, and a scratch buffer in that memory that grows as needed. */
@@ -189,9 +192,59 @@ const IMPLS: Record<string, Impl> = {
     k.fns.embed_bwd(k.ptr(dy!), k.ptr(ids!), k.ptr(g), n, d, vocab);
     return g;
   },
+  FedtuneAdamW: (k, { w, g, anchor, m, s }, { lr, b1, b2, eps, c1, c2, decay, scale, mu }, out) => {
+    const [w2, m2, s2] = [out(w!.shape), out(w!.shape), out(w!.shape)];
+    k.fns.adamw_step(
+      ...[w, g, anchor, m, s, w2, m2, s2].map((t) => k.ptr(t!)),
+      size(w!),
+      ...[lr, b1, b2, eps, c1, c2, decay, scale, mu].map((x) => x!),
+    );
+    return [w2, m2, s2];
+  },
+  FedtuneSgd: (k, { w, g, anchor, buf }, { first, lr, momentum, decay, scale, mu }, out) => {
+    const [w2, buf2] = [out(w!.shape), out(w!.shape)];
+    k.fns.sgd_step(
+      ...[w, g, anchor, buf, w2, buf2].map((t) => k.ptr(t!)),
+      size(w!),
+      ...[first, lr, momentum, decay, scale, mu].map((x) => x!),
+    );
+    return [w2, buf2];
+  },
 };
 
 const size = (t: tf.TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
+
+/** Σ (g + mu·(w − anchor))² over a gradient's elements, in double (the optimiser's global norm; heap-optim.ts). */
+export function proxSumSquares(g: tf.Tensor, w: tf.Tensor, anchor: tf.Tensor, mu: number): number {
+  const k = kernelsOf(tf.backend() as unknown as WasmBackendLike);
+  return k.fns.prox_sumsq(k.ptr(g), k.ptr(w), k.ptr(anchor), mu, g.size);
+}
+
+/** One AdamW step of a tensor: [w', m', s'] (heap-optim.ts has the arithmetic's contract). */
+export function adamwStep(
+  tensors: { w: tf.Tensor; g: tf.Tensor; anchor: tf.Tensor; m: tf.Tensor; s: tf.Tensor },
+  attrs: {
+    lr: number;
+    b1: number;
+    b2: number;
+    eps: number;
+    c1: number;
+    c2: number;
+    decay: number;
+    scale: number;
+    mu: number;
+  },
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  return run<[tf.Tensor, tf.Tensor, tf.Tensor]>('FedtuneAdamW', tensors, attrs);
+}
+
+/** One SGD-with-momentum step of a tensor: [w', buf']. */
+export function sgdStep(
+  tensors: { w: tf.Tensor; g: tf.Tensor; anchor: tf.Tensor; buf: tf.Tensor },
+  attrs: { first: number; lr: number; momentum: number; decay: number; scale: number; mu: number },
+): [tf.Tensor, tf.Tensor] {
+  return run<[tf.Tensor, tf.Tensor]>('FedtuneSgd', tensors, attrs);
+}
 
 let registered = false;
 

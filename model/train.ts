@@ -15,6 +15,7 @@ import {
   type Schedule,
 } from './optim.ts';
 import { HostOptimiser } from './host-optim.ts';
+import { HeapOptimiser } from './heap-optim.ts';
 import { createRng, permutation, type Rng } from './rng.ts';
 import { getWeights, subtractWeights, type NamedTensors } from './weights.ts';
 
@@ -168,6 +169,11 @@ export interface TrainLocalParameters {
   attention?: AttentionOptions;
   /** Run the optimiser step on host copies of the weights (default: on every backend but tensorflow). */
   hostStep?: boolean;
+  /**
+   * With hostStep on wasm: the same step by fedtune's kernels over the tensors in the backend's heap (heap-optim.ts;
+   * the same bits). Default true where the kernels are active; false: JS loops over host copies.
+   */
+  heapStep?: boolean;
 }
 
 export interface TrainLocalResult {
@@ -238,9 +244,11 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
   const isLora = model.config.lora !== undefined;
   const start = getWeights(model, { names });
   // Where the weights live in this process's memory anyway (wasm, cpu), the step runs on host copies: see host-optim.ts.
-  const host = (p.hostStep ?? tf.getBackend() !== 'tensorflow') ? new HostOptimiser(optOptions, vars) : null;
-  const anchor = fedProxMu > 0 && host === null ? vars.map(({ v }) => tf.keep(v.clone())) : [];
-  const optimiser = host === null ? new Optimiser(optOptions) : null;
+  const onHost = p.hostStep ?? tf.getBackend() !== 'tensorflow';
+  const heap = onHost && p.heapStep !== false && kernelsActive() ? new HeapOptimiser(optOptions, vars) : null;
+  const host = onHost && heap === null ? new HostOptimiser(optOptions, vars) : null;
+  const anchor = fedProxMu > 0 && !onHost ? vars.map(({ v }) => tf.keep(v.clone())) : [];
+  const optimiser = !onHost ? new Optimiser(optOptions) : null;
   const rng = createRng(seed);
   const order = batchOrder(examples.length, batchSize, rng);
   let lossSum = 0;
@@ -256,7 +264,21 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
       tokens += batch.kind === 'lm' ? batch.targets.length : batch.labels.length;
       const rate = learningRate(lr, step, steps, schedule);
       let gradNorm: number;
-      if (host !== null) {
+      if (heap !== null) {
+        const [lossT, ...gradTs] = tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(
+            () => batchLoss(model, batch, { training: true, rng, attention: p.attention }).loss,
+            vars.map(({ v }) => v),
+          );
+          return [value, ...vars.map(({ v }) => grads[v.name]!)];
+        });
+        lastLoss = lossT!.dataSync()[0]!;
+        try {
+          gradNorm = Number.isFinite(lastLoss) ? heap.step(gradTs, { lr: rate, clipNorm, fedProxMu }) : NaN;
+        } finally {
+          tf.dispose([lossT!, ...gradTs]);
+        }
+      } else if (host !== null) {
         const [lossT, ...gradTs] = tf.tidy(() => {
           const { value, grads } = tf.variableGrads(
             () => batchLoss(model, batch, { training: true, rng, attention: p.attention }).loss,
@@ -295,9 +317,10 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
         logger.debug({ step, steps, loss: lastLoss, lr: rate, gradNorm }, 'train step');
       }
       // Other work in this process (a worker's websocket, a bench's timers) gets a turn between steps.
-      if (host !== null) await new Promise<void>((r) => setImmediate(r));
+      if (onHost) await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
+    heap?.dispose();
     optimiser?.dispose();
     anchor.forEach((t) => t.dispose());
   }

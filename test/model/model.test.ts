@@ -17,6 +17,7 @@ import {
   lmHead,
   modelConfig,
   trunk,
+  kernelsActive,
   type AttentionMode,
 } from '../../model/index.ts';
 import { expectAllClose, lmWindows, tinyLm } from './helpers.ts';
@@ -172,6 +173,46 @@ describe('model: transformer LM (wasm backend)', () => {
     }
   });
 
+  it('takes bit-identical steps in the heap (fedtune kernels) and on host copies (AdamW and SGD, FedProx, clipping)', async () => {
+    await initBackend({ backend: 'wasm' });
+    expect(kernelsActive(), 'the heap step needs the kernels').to.equal(true);
+    for (const optimiser of ['adamw', 'sgd'] as const) {
+      for (const [fedProxMu, clipNorm] of [
+        [0, 0],
+        [0.1, 0.5],
+      ] as const) {
+        const run = async (heapStep: boolean) => {
+          const model = createModel(tinyLm(), { seed: 4 });
+          const r = await trainLocal({
+            model,
+            examples: lmWindows(16, 16),
+            steps: 6,
+            batchSize: 4,
+            lr: optimiser === 'sgd' ? 0.05 : 3e-3,
+            optimiser,
+            fedProxMu,
+            clipNorm,
+            heapStep,
+          });
+          disposeModel(model);
+          return r;
+        };
+        const [heap, host] = [await run(true), await run(false)];
+        expect(heap.lastLoss, `${optimiser} ${fedProxMu} ${clipNorm}`).to.equal(host.lastLoss);
+        heap.update.forEach((u, i) => {
+          const same = Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(
+            Buffer.from(
+              host.update[i]!.data.buffer,
+              host.update[i]!.data.byteOffset,
+              host.update[i]!.data.byteLength,
+            ),
+          );
+          expect(same, `${optimiser} mu ${fedProxMu} clip ${clipNorm}: ${u.name}`).to.equal(true);
+        });
+      }
+    }
+  });
+
   it('computes the cross-entropy of log-softmax, with the same gradients', () => {
     const model = createModel(tinyLm(), { seed: 5 });
     const batch = makeBatch(model, lmWindows(3, 16));
@@ -206,12 +247,12 @@ describe('model: transformer LM (wasm backend)', () => {
 
   // Every step runs the same code, so a leak shows after a few: 4 x 12 steps, with each optimiser both on host copies
   // (the default on cpu and wasm) and with tf ops (the tensorflow backend's way, which keeps tensors between steps).
-  it('leaks no tensors over many steps, on host copies and with tf ops', async () => {
+  it('leaks no tensors over many steps, in the heap, on host copies and with tf ops', async () => {
     const model = createModel(tinyLm({ dropout: 0.1 }), { seed: 2 });
     const examples = lmWindows(16, 16);
     await trainLocal({ model, examples, steps: 2, batchSize: 4, lr: 1e-3, fedProxMu: 0.01, clipNorm: 1 });
     const before = tf.memory();
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 6; i++) {
       await trainLocal({
         model,
         examples,
@@ -221,7 +262,8 @@ describe('model: transformer LM (wasm backend)', () => {
         fedProxMu: 0.01,
         clipNorm: 1,
         optimiser: i % 2 ? 'sgd' : 'adamw',
-        hostStep: i < 2,
+        hostStep: i < 4,
+        heapStep: i < 2,
       });
       await evaluate(model, examples.slice(0, 4));
       generate(model, [256], { maxTokens: 3 });
