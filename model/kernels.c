@@ -21,6 +21,31 @@ static f32 exp_neg(f32 x) {
   return p * u.f;
 }
 
+// exp_neg on four lanes: the same operations in the same order as exp_neg, lane by lane, so the same bits.
+#define SPLAT wasm_f32x4_splat
+static v128_t exp_neg4(v128_t x) {
+  const v128_t k = wasm_f32x4_nearest(wasm_f32x4_mul(x, SPLAT(1.44269504088896341f)));
+  const v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(x, wasm_f32x4_mul(k, SPLAT(0.693145751953125f))),
+                                  wasm_f32x4_mul(k, SPLAT(1.428606765330187045e-06f)));
+  v128_t p = wasm_f32x4_add(SPLAT(0.008333334f), wasm_f32x4_mul(r, SPLAT(0.0013888889f)));
+  p = wasm_f32x4_add(SPLAT(0.041666668f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(SPLAT(0.16666666f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(SPLAT(0.5f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(SPLAT(1.0f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(SPLAT(1.0f), wasm_f32x4_mul(r, p));
+  // Lanes below −87 are 0 whatever k is; a NaN lane stays NaN.
+  const v128_t two_k = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(k), wasm_i32x4_splat(127)), 23);
+  return wasm_v128_bitselect(SPLAT(0), wasm_f32x4_mul(p, two_k), wasm_f32x4_lt(x, SPLAT(-87.0f)));
+}
+
+// p[j] = exp_neg(p[j] − mx) for j < len: four at a time, then one at a time.
+static void exp_shifted(f32 *p, int len, f32 mx) {
+  int j = 0;
+  for (; j + 4 <= len; j += 4)
+    wasm_v128_store(p + j, exp_neg4(wasm_f32x4_sub(wasm_v128_load(p + j), SPLAT(mx))));
+  for (; j < len; j++) p[j] = exp_neg(p[j] - mx);
+}
+
 // One k step of a 4×8 tile: c[r][h] += a_r · b_h (a macro: a function taking the accumulators would spill them to the
 // stack, which this module must not use).
 #define TILE_STEP()                                     \
@@ -143,11 +168,9 @@ void attn_fwd(const f32 *qkv, f32 *out, f32 *probs, f32 *kt, int b, int t, int n
           p[j] *= scale;
           if (p[j] > mx) mx = p[j];
         }
+        exp_shifted(p, len, mx);
         f32 sum = 0;
-        for (int j = 0; j < len; j++) {
-          p[j] = exp_neg(p[j] - mx);
-          sum += p[j];
-        }
+        for (int j = 0; j < len; j++) sum += p[j];
         const f32 inv = 1.0f / sum;
         for (int j = 0; j < len; j++) p[j] *= inv;
         for (int j = len; j < t; j++) p[j] = 0;
@@ -204,10 +227,28 @@ static f32 sigmoid(f32 z) {
   return e / (1.0f + e);
 }
 
+// sigmoid on four lanes, as sigmoid does it lane by lane.
+static v128_t sigmoid4(v128_t z) {
+  const v128_t e = exp_neg4(wasm_f32x4_neg(wasm_f32x4_abs(z)));
+  const v128_t d = wasm_f32x4_add(SPLAT(1.0f), e);
+  return wasm_v128_bitselect(wasm_f32x4_div(SPLAT(1.0f), d), wasm_f32x4_div(e, d), wasm_f32x4_ge(z, SPLAT(0)));
+}
+
+// The argument of GELU's sigmoid, 2k·x·(1 + c·x²), on four lanes in the scalar expression's order.
+static v128_t gelu_arg4(v128_t x) {
+  return wasm_f32x4_mul(wasm_f32x4_mul(SPLAT(2.0f * GELU_K), x),
+                        wasm_f32x4_add(SPLAT(1.0f), wasm_f32x4_mul(wasm_f32x4_mul(SPLAT(GELU_C), x), x)));
+}
+
 // y = gelu(u), elementwise over len floats.
 EXPORT(gelu_fwd)
 void gelu_fwd(const f32 *u, f32 *y, int len) {
-  for (int i = 0; i < len; i++) {
+  int i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const v128_t x = wasm_v128_load(u + i);
+    wasm_v128_store(y + i, wasm_f32x4_mul(x, sigmoid4(gelu_arg4(x))));
+  }
+  for (; i < len; i++) {
     const f32 x = u[i];
     y[i] = x * sigmoid(2.0f * GELU_K * x * (1.0f + GELU_C * x * x));
   }
@@ -216,7 +257,17 @@ void gelu_fwd(const f32 *u, f32 *y, int len) {
 // du = dy · gelu'(u): s + x·s(1−s)·2k(1 + 3c·x²).
 EXPORT(gelu_bwd)
 void gelu_bwd(const f32 *u, const f32 *dy, f32 *du, int len) {
-  for (int i = 0; i < len; i++) {
+  int i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const v128_t x = wasm_v128_load(u + i);
+    const v128_t s = sigmoid4(gelu_arg4(x));
+    // x·s·(1 − s)·2·k·(1 + 3c·x·x), left to right as below
+    v128_t t = wasm_f32x4_mul(wasm_f32x4_mul(x, s), wasm_f32x4_sub(SPLAT(1.0f), s));
+    t = wasm_f32x4_mul(wasm_f32x4_mul(t, SPLAT(2.0f)), SPLAT(GELU_K));
+    t = wasm_f32x4_mul(t, wasm_f32x4_add(SPLAT(1.0f), wasm_f32x4_mul(wasm_f32x4_mul(SPLAT(3.0f * GELU_C), x), x)));
+    wasm_v128_store(du + i, wasm_f32x4_mul(wasm_v128_load(dy + i), wasm_f32x4_add(s, t)));
+  }
+  for (; i < len; i++) {
     const f32 x = u[i];
     const f32 s = sigmoid(2.0f * GELU_K * x * (1.0f + GELU_C * x * x));
     du[i] = dy[i] * (s + x * s * (1.0f - s) * 2.0f * GELU_K * (1.0f + 3.0f * GELU_C * x * x));
@@ -285,8 +336,10 @@ void softmax_rows(const f32 *logits, f32 *probs, int n, int classes) {
     f32 mx = -3.4e38f;
     for (int c = 0; c < classes; c++)
       if (l[c] > mx) mx = l[c];
+    for (int c = 0; c < classes; c++) p[c] = l[c];
+    exp_shifted(p, classes, mx);
     f32 sum = 0;
-    for (int c = 0; c < classes; c++) sum += p[c] = exp_neg(l[c] - mx);
+    for (int c = 0; c < classes; c++) sum += p[c];
     const f32 inv = 1.0f / sum;
     for (int c = 0; c < classes; c++) p[c] *= inv;
   }
