@@ -205,6 +205,28 @@ describe('model: fedtune wasm kernels', function () {
     tf.dispose([x, g, b, logits, onehot, table]);
   });
 
+  it('gives the same bits four lanes at a time as one at a time (GELU, its gradient: the vector exp and sigmoid)', () => {
+    // Values across the exp's range, both signs, zero and beyond −87 in the sigmoid's argument.
+    const xs = Float32Array.from({ length: 67 }, (_, i) => (i - 33) * 0.37 + (i % 5) * 0.013);
+    xs[0] = 0;
+    xs[1] = -60;
+    xs[2] = 45;
+    const dys = Float32Array.from(xs, (x, i) => 1 + 0.1 * x + i * 0.001);
+    const kernel = (name: string, inputs: Record<string, tf.Tensor>) =>
+      values(tf.engine().runKernel(name, inputs) as tf.Tensor);
+    tf.tidy(() => {
+      const u = tf.tensor1d(xs);
+      const dy = tf.tensor1d(dys);
+      const together = [kernel('FedtuneGelu', { u }), kernel('FedtuneGeluGrad', { u, dy })];
+      xs.forEach((x, i) => {
+        // One element alone takes the scalar path.
+        const [ui, dyi] = [tf.tensor1d([x]), tf.tensor1d([dys[i]!])];
+        expect(kernel('FedtuneGelu', { u: ui })[0], `gelu(${x})`).to.equal(together[0]![i]);
+        expect(kernel('FedtuneGeluGrad', { u: ui, dy: dyi })[0], `gelu'(${x})`).to.equal(together[1]![i]);
+      });
+    });
+  });
+
   it('refuses shapes and indices that would reach outside their tensors, with a code', () => {
     const a = random([8, 4], 1);
     const b = random([5, 8], 2);
