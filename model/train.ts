@@ -264,7 +264,8 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
       tokens += batch.kind === 'lm' ? batch.targets.length : batch.labels.length;
       const rate = learningRate(lr, step, steps, schedule);
       let gradNorm: number;
-      if (heap !== null) {
+      if (heap !== null || host !== null) {
+        // The loss and the gradients as tensors; the step is taken outside the tape.
         const [lossT, ...gradTs] = tf.tidy(() => {
           const { value, grads } = tf.variableGrads(
             () => batchLoss(model, batch, { training: true, rng, attention: p.attention }).loss,
@@ -273,24 +274,18 @@ export async function trainLocal(p: TrainLocalParameters): Promise<TrainLocalRes
           return [value, ...vars.map(({ v }) => grads[v.name]!)];
         });
         lastLoss = lossT!.dataSync()[0]!;
+        const options = { lr: rate, clipNorm, fedProxMu };
         try {
-          gradNorm = Number.isFinite(lastLoss) ? heap.step(gradTs, { lr: rate, clipNorm, fedProxMu }) : NaN;
+          if (!Number.isFinite(lastLoss)) gradNorm = NaN;
+          else if (heap !== null) gradNorm = heap.step(gradTs, options);
+          else
+            gradNorm = host!.step(
+              gradTs.map((g) => g.dataSync() as Float32Array),
+              options,
+            );
         } finally {
           tf.dispose([lossT!, ...gradTs]);
         }
-      } else if (host !== null) {
-        const [lossT, ...gradTs] = tf.tidy(() => {
-          const { value, grads } = tf.variableGrads(
-            () => batchLoss(model, batch, { training: true, rng, attention: p.attention }).loss,
-            vars.map(({ v }) => v),
-          );
-          return [value, ...vars.map(({ v }) => grads[v.name]!)];
-        });
-        lastLoss = lossT!.dataSync()[0]!;
-        const grads = gradTs.map((g) => g.dataSync() as Float32Array);
-        tf.dispose([lossT!, ...gradTs]);
-        if (Number.isFinite(lastLoss)) gradNorm = host.step(grads, { lr: rate, clipNorm, fedProxMu });
-        else gradNorm = NaN;
       } else {
         const [lossT, normT] = tf.tidy(() => {
           const { value, grads } = tf.variableGrads(
