@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HostStepOptions } from './host-optim.ts';
 import { adamwStep, proxSumSquares, sgdStep } from './kernels.ts';
-import type { OptimiserOptions } from './optim.ts';
+import { clipScale, decays, optimiserSettings, type OptimiserOptions } from './optim.ts';
 
 export class HeapOptimiser {
   /** The starting weights (FedProx's anchor) and the optimiser's state: kept tensors, released by dispose(). */
@@ -25,17 +25,15 @@ export class HeapOptimiser {
   /** Applies one step from the gradients (tensors, the variables' order); returns their norm before clipping. */
   step(grads: tf.Tensor[], { lr, clipNorm = 0, fedProxMu = 0 }: HostStepOptions): number {
     this.t += 1;
-    const o = this.options;
+    const o = optimiserSettings(this.options);
     const mu = fedProxMu > 0 ? fedProxMu : 0;
     let sq = 0;
     grads.forEach((g, i) => (sq += proxSumSquares(g, this.vars[i]!.v, this.anchor[i]!, mu)));
     const norm = Math.sqrt(sq);
-    const scale = clipNorm > 0 ? Math.min(1, clipNorm / (norm + 1e-6)) : 1;
-    const b1 = o.beta1 ?? 0.9;
-    const b2 = o.beta2 ?? 0.95;
-    const wd = o.weightDecay ?? (o.name === 'sgd' ? 0 : 0.01);
+    const scale = clipScale(norm, clipNorm);
+    const { beta1: b1, beta2: b2, eps, momentum, weightDecay: wd } = o;
     this.vars.forEach(({ v }, i) => {
-      const decay = v.shape.length >= 2 ? wd : 0; // matrices and embeddings only
+      const decay = decays(v.shape) ? wd : 0;
       const g = grads[i]!;
       const anchor = this.anchor[i]!;
       const slots = this.slots[i]!;
@@ -43,7 +41,7 @@ export class HeapOptimiser {
         o.name === 'sgd'
           ? sgdStep(
               { w: v, g, anchor, buf: slots[0]! },
-              { first: this.t === 1 ? 1 : 0, lr, momentum: o.momentum ?? 0.9, decay, scale, mu },
+              { first: this.t === 1 ? 1 : 0, lr, momentum, decay, scale, mu },
             )
           : adamwStep(
               { w: v, g, anchor, m: slots[0]!, s: slots[1]! },
@@ -51,7 +49,7 @@ export class HeapOptimiser {
                 lr,
                 b1,
                 b2,
-                eps: o.eps ?? 1e-8,
+                eps,
                 c1: 1 - b1 ** this.t,
                 c2: 1 - b2 ** this.t,
                 decay,

@@ -1,7 +1,7 @@
 // The optimiser step on host copies of the weights (wasm, cpu): FedProx, global-norm clipping and AdamW or SGD in one
 // JS loop per tensor, instead of about twelve tiny kernels per tensor, which cost more in dispatch than in arithmetic.
 import * as tf from '@tensorflow/tfjs';
-import type { OptimiserOptions } from './optim.ts';
+import { clipScale, decays, optimiserSettings, type OptimiserOptions } from './optim.ts';
 
 export interface HostStepOptions {
   lr: number;
@@ -32,7 +32,7 @@ export class HostOptimiser {
   /** Applies one step from the gradients (host arrays, the variables' order); returns their norm before clipping. */
   step(grads: Float32Array[], { lr, clipNorm = 0, fedProxMu = 0 }: HostStepOptions): number {
     this.t += 1;
-    const o = this.options;
+    const o = optimiserSettings(this.options);
     if (fedProxMu > 0) {
       grads = grads.map((g, i) => {
         const w = this.values[i]!;
@@ -45,18 +45,14 @@ export class HostOptimiser {
     let sq = 0;
     for (const g of grads) for (let j = 0; j < g.length; j++) sq += g[j]! * g[j]!;
     const norm = Math.sqrt(sq);
-    const scale = clipNorm > 0 ? Math.min(1, clipNorm / (norm + 1e-6)) : 1;
-    const b1 = o.beta1 ?? 0.9;
-    const b2 = o.beta2 ?? 0.95;
-    const eps = o.eps ?? 1e-8;
-    const mu = o.momentum ?? 0.9;
-    const wd = o.weightDecay ?? (o.name === 'sgd' ? 0 : 0.01);
+    const scale = clipScale(norm, clipNorm);
+    const { beta1: b1, beta2: b2, eps, momentum: mu, weightDecay: wd } = o;
     const c1 = 1 - b1 ** this.t;
     const c2 = 1 - b2 ** this.t;
     this.vars.forEach(({ v }, i) => {
       const g = grads[i]!;
       const w = this.values[i]!;
-      const decay = v.shape.length >= 2 ? wd : 0; // matrices and embeddings only
+      const decay = decays(v.shape) ? wd : 0;
       if (o.name === 'sgd') {
         const buf = this.slots[i]![0]!;
         const first = this.t === 1;

@@ -14,6 +14,26 @@ export interface OptimiserOptions {
   momentum?: number;
 }
 
+/** The options with every default filled in: the one place the defaults live (Optimiser, host-optim.ts, heap-optim.ts). */
+export function optimiserSettings(o: OptimiserOptions): Required<OptimiserOptions> {
+  return {
+    name: o.name,
+    weightDecay: o.weightDecay ?? (o.name === 'sgd' ? 0 : 0.01),
+    beta1: o.beta1 ?? 0.9,
+    beta2: o.beta2 ?? 0.95,
+    eps: o.eps ?? 1e-8,
+    momentum: o.momentum ?? 0.9,
+  };
+}
+
+/** The factor that brings gradients of global norm `norm` down to clipNorm (0 or absent: no clipping). */
+export function clipScale(norm: number, clipNorm = 0): number {
+  return clipNorm > 0 ? Math.min(1, clipNorm / (norm + 1e-6)) : 1;
+}
+
+/** Whether weight decay applies to a parameter of this shape: matrices and embeddings, not biases and gains. */
+export const decays = (shape: readonly number[]): boolean => shape.length >= 2;
+
 export interface Schedule {
   /** Linear warmup from 0 over this many steps (default 0). */
   warmupSteps?: number;
@@ -53,23 +73,20 @@ export class Optimiser {
   /** Updates each variable from its gradient at learning rate lr. */
   step(vars: { name: string; v: tf.Variable }[], grads: tf.Tensor[], lr: number): void {
     this.t += 1;
-    const o = this.options;
+    const o = optimiserSettings(this.options);
     vars.forEach(({ name, v }, i) => {
       const g = grads[i]!;
       const old = this.slots.get(name);
-      const decays = v.shape.length >= 2;
+      const decaying = decays(v.shape);
       if (o.name === 'sgd') {
-        const mu = o.momentum ?? 0.9;
-        const wd = o.weightDecay ?? 0;
-        const gd = wd > 0 && decays ? tf.add(g, tf.mul(v, wd)) : g;
+        const mu = o.momentum;
+        const wd = o.weightDecay;
+        const gd = wd > 0 && decaying ? tf.add(g, tf.mul(v, wd)) : g;
         const buf = old ? tf.add(tf.mul(old[0]!, mu), gd) : gd;
         v.assign(tf.sub(v, tf.mul(buf, lr)));
         this.keep(name, [buf], old);
       } else {
-        const b1 = o.beta1 ?? 0.9;
-        const b2 = o.beta2 ?? 0.95;
-        const eps = o.eps ?? 1e-8;
-        const wd = o.weightDecay ?? 0.01;
+        const { beta1: b1, beta2: b2, eps, weightDecay: wd } = o;
         const m = old ? tf.add(tf.mul(old[0]!, b1), tf.mul(g, 1 - b1)) : tf.mul(g, 1 - b1);
         const s = old
           ? tf.add(tf.mul(old[1]!, b2), tf.mul(tf.square(g), 1 - b2))
@@ -77,7 +94,7 @@ export class Optimiser {
         const mHat = tf.div(m, 1 - b1 ** this.t);
         const sHat = tf.div(s, 1 - b2 ** this.t);
         let next = tf.sub(v, tf.mul(tf.div(mHat, tf.add(tf.sqrt(sHat), eps)), lr));
-        if (wd > 0 && decays) next = tf.sub(next, tf.mul(v, lr * wd));
+        if (wd > 0 && decaying) next = tf.sub(next, tf.mul(v, lr * wd));
         v.assign(next);
         this.keep(name, [m, s], old);
       }
