@@ -385,30 +385,14 @@ export function layerNormFused(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps =
   return f(x, g, b) as tf.Tensor2D;
 }
 
-/** Mean softmax cross-entropy (nats) of logits [n, classes] against targets, with its gradient as one kernel. */
-export function crossEntropyFused(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
-  const [n, classes] = logits.shape;
-  checkIndices(targets, n, classes, 'targets');
-  const f = tf.customGrad((x, save) => {
-    const probs = run<tf.Tensor2D>('FedtuneSoftmax', { logits: x as tf.Tensor });
-    const p = probs.dataSync() as Float32Array;
-    let sum = 0;
-    // The floor keeps a hopeless prediction finite (69 nats) instead of -log(0) when the target's p underflows.
-    for (let i = 0; i < n; i++) sum -= Math.log(Math.max(p[i * classes + targets[i]!]!, 1e-30));
-    (save as tf.GradSaveFunc)([probs]);
-    return {
-      value: tf.scalar(sum / n),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const scale = (dy.dataSync()[0] ?? 0) / n;
-        return run<tf.Tensor>(
-          'FedtuneXentGrad',
-          { probs: saved[0]!, targets: tf.tensor1d(targets, 'int32') },
-          { scale },
-        );
-      },
-    };
-  });
-  return f(logits) as tf.Scalar;
+/** Softmax over the rows of logits [n, classes] (cross-entropy's forward: train.ts' crossEntropy). */
+export function softmaxRows(logits: tf.Tensor2D): tf.Tensor2D {
+  return run<tf.Tensor2D>('FedtuneSoftmax', { logits });
+}
+
+/** Cross-entropy's gradient from its softmax: (probs − onehot(targets))·scale. targets: checked by the caller. */
+export function xentGrad(probs: tf.Tensor2D, targets: Int32Array, scale: number): tf.Tensor2D {
+  return run<tf.Tensor2D>('FedtuneXentGrad', { probs, targets: tf.tensor1d(targets, 'int32') }, { scale });
 }
 
 /** table[ids] as one kernel; its gradient a scatter-add kernel. */
@@ -425,7 +409,7 @@ export function embeddingFused(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D
 }
 
 /** n indices, each in [0, bound): a kernel reads and writes the rows they name. */
-function checkIndices(xs: Int32Array, n: number, bound: number, what: string): void {
+export function checkIndices(xs: Int32Array, n: number, bound: number, what: string): void {
   if (xs.length !== n) throw new ModelError('E_MODEL_INPUT', `expected ${n} ${what}, got ${xs.length}`);
   for (let i = 0; i < n; i++) {
     if (!(xs[i]! >= 0 && xs[i]! < bound)) {

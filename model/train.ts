@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Logger } from 'pino';
 import { classifierLogits, packClassBatch, type ClassExample } from './classifier.ts';
 import { ModelError } from './errors.ts';
-import { crossEntropyFused, kernelsActive } from './kernels.ts';
+import { checkIndices, kernelsActive, softmaxRows, xentGrad } from './kernels.ts';
 import { lmHead, param, trainableNames, trunk, type ForwardOptions, type Model } from './gpt.ts';
 import type { AttentionOptions } from './ops.ts';
 import {
@@ -26,22 +26,26 @@ export type Example = LmExample | ClassExample;
 /**
  * Mean cross-entropy (nats) of logits [n, classes] against integer targets, with the fused gradient (softmax - onehot)/n:
  * on wasm, Softmax is one fast kernel where logSoftmax is several slow ones (Exp, Max, Log). Off the tensorflow backend
- * the loss and the gradient are one JS pass each over the softmax's host copy (no scalar-broadcast kernels, which are
- * slow on wasm).
+ * the loss is one JS pass over the softmax's host copy, and the gradient one more (no scalar-broadcast kernels, which
+ * are slow on wasm); with fedtune's kernels (`fused`, wasm) the softmax and the gradient are theirs.
  */
-function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, fused: boolean): tf.Scalar {
+export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, fused: boolean): tf.Scalar {
   const [n, classes] = logits.shape;
-  if (fused && kernelsActive()) return crossEntropyFused(logits, targets);
   if (tf.getBackend() !== 'tensorflow') {
-    const host = tf.customGrad((x) => {
-      const p = tf.softmax(x as tf.Tensor2D).dataSync() as Float32Array;
+    const kernels = fused && kernelsActive();
+    if (kernels) checkIndices(targets, n, classes, 'targets'); // the gradient kernel writes where they point
+    const host = tf.customGrad((x, save) => {
+      const probs = kernels ? softmaxRows(x as tf.Tensor2D) : tf.softmax(x as tf.Tensor2D);
+      const p = probs.dataSync() as Float32Array;
       let sum = 0;
       // The floor keeps a hopeless prediction finite (69 nats) instead of -log(0) when the target's p underflows.
       for (let i = 0; i < n; i++) sum -= Math.log(Math.max(p[i * classes + targets[i]!]!, 1e-30));
+      if (kernels) (save as tf.GradSaveFunc)([probs]);
       return {
         value: tf.scalar(sum / n),
-        gradFunc: (dy: tf.Tensor) => {
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const k = (dy.dataSync()[0] ?? 0) / n;
+          if (kernels) return xentGrad(saved[0] as tf.Tensor2D, targets, k);
           const g = new Float32Array(n * classes);
           for (let i = 0; i < n * classes; i++) g[i] = p[i]! * k;
           for (let i = 0; i < n; i++) g[i * classes + targets[i]!] -= k;
