@@ -4,20 +4,13 @@
 // causal attention forward + backward against the 2-D block attention. Times are CPU seconds of this process.
 import * as tf from '@tensorflow/tfjs';
 import type { Bench } from './lib.ts';
-import { withRatio } from './lib.ts';
+import { timeIt, withRatio } from './lib.ts';
 import { blockAttention, fusedAttention, gemm, initBackend, kernelsActive } from '../model/index.ts';
 
 /** Median CPU milliseconds of f over `runs` runs (after two warm-up runs), disposing what it returns. */
-function cpuMs(f: () => tf.Tensor | tf.Tensor[], runs: number): number {
+async function cpuMs(f: () => tf.Tensor | tf.Tensor[], runs: number): Promise<number> {
   for (let i = 0; i < 2; i++) tf.dispose(f());
-  const samples: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const c0 = process.cpuUsage();
-    tf.dispose(f());
-    const c = process.cpuUsage(c0);
-    samples.push((c.user + c.system) / 1000);
-  }
-  return samples.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+  return 1000 * (await timeIt(() => tf.dispose(f()), { minMs: 0, minRuns: runs, clock: 'cpu' }));
 }
 
 const bench: Bench = async ({ quick, report, progress }) => {
@@ -45,18 +38,18 @@ const bench: Bench = async ({ quick, report, progress }) => {
     const b = tf.randomNormal([k, n]) as tf.Tensor2D;
     const at = tf.transpose(a) as tf.Tensor2D;
     const gflops = (ms: number) => (2 * m * n * k) / ms / 1e6;
-    const ours = gflops(cpuMs(() => gemm(a, b), runs));
-    const oursT = gflops(cpuMs(() => gemm(at, b, true), runs));
-    const kept = gflops(cpuMs(() => tf.matMul(a, b), runs));
+    const ours = gflops(await cpuMs(() => gemm(a, b), runs));
+    const oursT = gflops(await cpuMs(() => gemm(at, b, true), runs));
+    const kept = gflops(await cpuMs(() => tf.matMul(a, b), runs));
     const fresh = gflops(
-      cpuMs(() => {
+      await cpuMs(() => {
         const b2 = tf.clone(b); // a new tensor: XNNPACK packs it into a new operator, as every training step does
         const c = tf.matMul(a, b2);
         b2.dispose();
         return c;
       }, runs),
     );
-    const transposed = gflops(cpuMs(() => tf.matMul(tf.transpose(at), b), runs));
+    const transposed = gflops(await cpuMs(() => tf.matMul(tf.transpose(at), b), runs));
     const shape = `${m}x${k}x${n}`;
     report(
       withRatio(
@@ -105,8 +98,8 @@ const bench: Bench = async ({ quick, report, progress }) => {
       tf.grad((x: tf.Tensor) => tf.sum(tf.mul(attn(x as tf.Tensor2D), dy)));
     const ours = step((x) => fusedAttention(x, batch, t, nh));
     const blocks = step((x) => blockAttention(x, batch, t, nh, 64));
-    const oursMs = cpuMs(() => ours(qkv), runs);
-    const blocksMs = cpuMs(() => blocks(qkv), runs);
+    const oursMs = await cpuMs(() => ours(qkv), runs);
+    const blocksMs = await cpuMs(() => blocks(qkv), runs);
     report(
       withRatio(
         {

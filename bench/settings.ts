@@ -1,9 +1,9 @@
 // `npm run bench -- settings [--quick]`: the proxy grid the demo's model and learning rate are chosen by
 // (docs/model.md, "Choosing the demo's settings"). Each setting trains centrally with trainLocal on every 7th training
 // window of SOTU split by president, at a constant rate, for a fixed time; the held-out loss on 256 evenly spaced eval
-// windows is taken at half the time and at the end. On two cores the step count decides, so the figures move with
+// windows (the evaluators' selection) is taken at half the time and at the end. On two cores the step count decides, so the figures move with
 // the machine's load: compare settings from the same run. Full: 8 settings × 60 s; --quick: 2 × 10 s.
-import { buildManifest, evalRecords, lmWindows, loadBuiltin, shardDataset } from '../datasets/index.ts';
+import { buildManifest, heldOutExamples, lmWindows, loadBuiltin, shardDataset } from '../datasets/index.ts';
 import { createModel, disposeModel, evaluate, initBackend, modelConfig, trainLocal } from '../model/index.ts';
 import type { Bench } from './lib.ts';
 
@@ -46,8 +46,8 @@ const bench: Bench = async ({ quick, report, progress }) => {
       dMlp: 4 * s.d,
     });
     const train = lmWindows(trainRecords, s.context + 1, { dropLast: true }).filter((_, i) => i % 7 === 0);
-    const evalAll = lmWindows(evalRecords(ds, manifest), s.context + 1, { dropLast: true });
-    const evalSet = Array.from({ length: 256 }, (_, i) => evalAll[Math.floor((i * evalAll.length) / 256)]!);
+    // The evaluators' own selection (coordinator, attesters): 256 evenly spaced held-out windows.
+    const evalSet = heldOutExamples(ds, manifest, { kind: 'lm', context: s.context }).examples;
     const model = createModel(config, { seed: 1 });
     let trainedMs = 0;
     let steps = 0;
