@@ -19,11 +19,28 @@ import {
   trunk,
   kernelsActive,
   type AttentionMode,
+  type TrainLocalParameters,
 } from '../../model/index.ts';
 import { expectAllClose, lmWindows, tinyLm } from './helpers.ts';
 
 // On wasm, the backend a trainer runs offline: the same tests took 2.5x the CPU on cpu, which the determinism test and
 // the wasm-against-cpu tests below still cover.
+/** A fresh tiny LM (seed 4) trained on 16 windows, batch 4, at each optimiser's test rate unless given; disposed after. */
+async function trainFresh(options: Partial<TrainLocalParameters> & { optimiser: 'adamw' | 'sgd' }) {
+  const model = createModel(tinyLm(), { seed: 4 });
+  try {
+    return await trainLocal({
+      model,
+      examples: lmWindows(16, 16),
+      batchSize: 4,
+      lr: options.optimiser === 'sgd' ? 0.05 : 3e-3,
+      ...options,
+    });
+  } finally {
+    disposeModel(model);
+  }
+}
+
 describe('model: transformer LM (wasm backend)', () => {
   before(async () => {
     await initBackend({ backend: 'wasm' });
@@ -140,24 +157,10 @@ describe('model: transformer LM (wasm backend)', () => {
 
   it('takes the same steps on host copies as with tf ops (AdamW and SGD, FedProx, clipping)', async () => {
     for (const optimiser of ['adamw', 'sgd'] as const) {
-      const run = async (hostStep: boolean) => {
-        const model = createModel(tinyLm(), { seed: 4 });
-        const r = await trainLocal({
-          model,
-          examples: lmWindows(16, 16),
-          // Few steps: Adam normalises the float noise of gradients that are zero in exact arithmetic (the key
-          // bias's), so the two ways drift apart on those elements over many steps.
-          steps: 3,
-          batchSize: 4,
-          lr: optimiser === 'sgd' ? 0.05 : 3e-3,
-          optimiser,
-          fedProxMu: 0.1,
-          clipNorm: 0.5,
-          hostStep,
-        });
-        disposeModel(model);
-        return r;
-      };
+      // Few steps: Adam normalises the float noise of gradients that are zero in exact arithmetic (the key bias's),
+      // so the two ways drift apart on those elements over many steps.
+      const run = (hostStep: boolean) =>
+        trainFresh({ steps: 3, optimiser, fedProxMu: 0.1, clipNorm: 0.5, hostStep });
       const [host, ops] = [await run(true), await run(false)];
       expect(host.lastLoss).to.be.closeTo(ops.lastLoss, 1e-4);
       // The key bias's gradient is zero in exact arithmetic (softmax ignores a constant added to every score), so
@@ -181,32 +184,12 @@ describe('model: transformer LM (wasm backend)', () => {
         [0, 0],
         [0.1, 0.5],
       ] as const) {
-        const run = async (heapStep: boolean) => {
-          const model = createModel(tinyLm(), { seed: 4 });
-          const r = await trainLocal({
-            model,
-            examples: lmWindows(16, 16),
-            steps: 6,
-            batchSize: 4,
-            lr: optimiser === 'sgd' ? 0.05 : 3e-3,
-            optimiser,
-            fedProxMu,
-            clipNorm,
-            heapStep,
-          });
-          disposeModel(model);
-          return r;
-        };
+        const run = (heapStep: boolean) => trainFresh({ steps: 6, optimiser, fedProxMu, clipNorm, heapStep });
         const [heap, host] = [await run(true), await run(false)];
         expect(heap.lastLoss, `${optimiser} ${fedProxMu} ${clipNorm}`).to.equal(host.lastLoss);
+        const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
         heap.update.forEach((u, i) => {
-          const same = Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(
-            Buffer.from(
-              host.update[i]!.data.buffer,
-              host.update[i]!.data.byteOffset,
-              host.update[i]!.data.byteLength,
-            ),
-          );
+          const same = bytes(u.data).equals(bytes(host.update[i]!.data));
           expect(same, `${optimiser} mu ${fedProxMu} clip ${clipNorm}: ${u.name}`).to.equal(true);
         });
       }
