@@ -68,13 +68,12 @@ function toRpcError(error: unknown): RpcError {
 }
 
 /** HTTP has no way to notify: a subscription method over POST is refused. */
+const refuseSubscription = (): never => {
+  throw new Error('Subscription is not supported over HTTP: connect with WebSocket');
+};
 const NO_SUBSCRIPTIONS: SubscriptionManager = {
-  subscribe: () => {
-    throw new Error('Subscription is not supported over HTTP: connect with WebSocket');
-  },
-  unsubscribe: () => {
-    throw new Error('Subscription is not supported over HTTP: connect with WebSocket');
-  },
+  subscribe: refuseSubscription,
+  unsubscribe: refuseSubscription,
 };
 
 function readBody(req: IncomingMessage, maxBytes: number): Promise<string | null> {
@@ -154,8 +153,8 @@ export async function startRpcServer(
     const replies = await Promise.all(parsed.requests.map((r) => answer(r, NO_SUBSCRIPTIONS)));
     // Notifications (no id) get no reply.
     const sent = replies.filter((_, i) => parsed.requests[i]!.id !== undefined);
-    if (!parsed.batch) return sent.length === 0 ? reply(204) : reply(200, sent[0]);
-    return sent.length === 0 ? reply(204) : reply(200, sent);
+    if (sent.length === 0) return reply(204);
+    return reply(200, parsed.batch ? sent : sent[0]);
   });
 
   const wss = new WebSocketServer({ server: http, maxPayload: maxRequestBytes });
