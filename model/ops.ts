@@ -143,10 +143,9 @@ export function causalAttention(
   return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, d]);
 }
 
-/** The attention layout that suits the active backend, for d model dimensions in nHead heads where given. */
-export function defaultAttention(d?: number, nHead?: number): AttentionOptions {
-  if (d !== undefined && nHead !== undefined && attentionFits(d, nHead))
-    return { mode: 'fused', blockRows: 0 };
+/** The attention layout that suits the active backend, for d model dimensions in nHead heads. */
+export function defaultAttention(d: number, nHead: number): AttentionOptions {
+  if (attentionFits(d, nHead)) return { mode: 'fused', blockRows: 0 };
   // 'blocks' at 64 rows: at the demo's context of 64 each head gets its own block, so no FLOPs go to the block-diagonal mask;
   // measured against 128 and 256 (the mask's waste outweighed the fewer, larger matmuls at d64 and d128).
   return tf.getBackend() === 'wasm' ? { mode: 'blocks', blockRows: 64 } : { mode: 'batched', blockRows: 0 };
