@@ -331,6 +331,12 @@ async function buildYargs() {
   });
 }
 
+/**
+ * Files that are the source of something else and never run: types (bin/fresh.d.ts, for the TypeScript that imports
+ * fresh.js) and C (model/kernels.c, compiled into model/kernels-wasm.ts by scripts/build-kernels.js).
+ */
+const SOURCE_ONLY = ['.d.ts', '.c'];
+
 const started = Date.now();
 // What the build reads, hashed before it reads it (bin/fresh.js compares a path newer than the build with its hash):
 // the folders, and the build's own inputs, which scripts/test.js checks too.
@@ -344,7 +350,7 @@ for (const folder of FOLDERS) {
   for (const entry of readdirSync(join(root, folder), { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const file = join(entry.parentPath, entry.name);
-    if (file.endsWith('.d.ts')) continue; // types only (bin/fresh.d.ts, for the TypeScript that imports fresh.js)
+    if (SOURCE_ONLY.some((ext) => file.endsWith(ext))) continue;
     if (file.endsWith('.ts')) entryPoints.push(file);
     else if (folder !== 'bin') {
       // bin/fedtune.js is the entry point that picks dist/ or the sources; it is not part of the build.
